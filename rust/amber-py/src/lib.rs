@@ -1,0 +1,29 @@
+//! `amber._native`: the thin PyO3 translation layer over `amber-core`. No logic lives here:
+//! each function converts arguments, calls the core with the GIL released, and converts back.
+
+use pyo3::create_exception;
+use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::prelude::*;
+
+use amber_core::error::{Error, ErrorKind};
+
+create_exception!(_native, FormatError, PyValueError, "A file does not follow its format, or uses a feature amber refuses or does not read.");
+create_exception!(_native, FileIOError, PyOSError, "The operating system refused a read, write, open or map.");
+
+/// Map a core error to the Python exception for its kind, keeping the located message.
+pub(crate) fn to_py_err(err: Error) -> PyErr {
+    let msg = err.to_string();
+    match err.kind {
+        ErrorKind::Io => FileIOError::new_err(msg),
+        ErrorKind::NotFound => pyo3::exceptions::PyKeyError::new_err(msg),
+        _ => FormatError::new_err(msg),
+    }
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("FormatError", m.py().get_type::<FormatError>())?;
+    m.add("FileIOError", m.py().get_type::<FileIOError>())?;
+    Ok(())
+}
