@@ -4,3 +4,20 @@
 """
 
 from amber._native import __version__  # noqa: F401
+
+from amber import backend  # noqa: F401
+from amber import ops  # noqa: F401
+from amber import activations  # noqa: F401
+from amber import initializers  # noqa: F401
+from amber import regularizers  # noqa: F401
+from amber import constraints  # noqa: F401
+from amber import layers  # noqa: F401
+from amber import losses  # noqa: F401
+from amber import metrics  # noqa: F401
+from amber import optimizers  # noqa: F401
+from amber import callbacks  # noqa: F401
+from amber import models  # noqa: F401
+from amber import saving  # noqa: F401
+from amber import utils  # noqa: F401
+from amber import export  # noqa: F401
+from amber import config  # noqa: F401

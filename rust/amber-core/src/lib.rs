@@ -1,1 +1,15 @@
+//! amber-core: Keras model files and fast CPU math, with no Python.
+//!
+//! - `archive`: zip archives (`.keras`), entries mapped in place.
+//! - `h5`: the HDF5 subset of Keras files, read (zero-copy views) and written.
+//! - `safetensors`: read (views) and write.
+//! - `storage`: mapped files and checked byte ranges shared by all views.
+//! - `kernels`: SIMD matmul and fused Dense.
+//! - `error`: the one error type.
+
+pub mod dtype;
 pub mod error;
+pub mod h5;
+pub mod storage;
+
+pub use error::{Error, ErrorKind, Result};

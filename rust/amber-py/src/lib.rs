@@ -1,11 +1,18 @@
 //! `amber._native`: the thin PyO3 translation layer over `amber-core`. No logic lives here:
 //! each function converts arguments, calls the core with the GIL released, and converts back.
+//! One file per core module; each has a `register` function called below.
 
 use pyo3::create_exception;
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 
 use amber_core::error::{Error, ErrorKind};
+
+mod archive;
+mod h5_read;
+mod h5_write;
+mod kernels;
+mod safetensors;
 
 create_exception!(_native, FormatError, PyValueError, "A file does not follow its format, or uses a feature amber refuses or does not read.");
 create_exception!(_native, FileIOError, PyOSError, "The operating system refused a read, write, open or map.");
@@ -25,5 +32,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("FormatError", m.py().get_type::<FormatError>())?;
     m.add("FileIOError", m.py().get_type::<FileIOError>())?;
+    archive::register(m)?;
+    h5_read::register(m)?;
+    h5_write::register(m)?;
+    safetensors::register(m)?;
+    kernels::register(m)?;
     Ok(())
 }

@@ -1,0 +1,110 @@
+"""Type stubs for ``amber._native``, the PyO3 binding over the ``amber-core`` Rust crate.
+
+Every function releases the GIL during I/O and compute. Errors: ``FormatError`` (a
+``ValueError``) for malformed, unsupported or refused input; ``FileIOError`` (an ``OSError``)
+when the OS refuses; ``KeyError`` for a name that is not in the file. Messages name the file,
+the entry or object, and the byte offset where it applies.
+
+Arrays handed out by readers are read-only numpy views of the mapped file when the data is
+stored contiguously and uncompressed (their ``.base`` keeps the mapping alive); other data is
+decoded into fresh arrays.
+"""
+
+from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+__version__: str
+
+class FormatError(ValueError): ...
+class FileIOError(OSError): ...
+
+# ------------------------------------------------------------------ zip archives
+class Archive:
+    """A zip archive, memory-mapped; its index is validated on open."""
+
+    @staticmethod
+    def open(path: str) -> "Archive": ...
+    @property
+    def path(self) -> str: ...
+    def names(self) -> list[str]:
+        """Entry names in central-directory order."""
+    def entries(self) -> list[dict[str, Any]]:
+        """One dict per entry: name, method ('stored'|'deflated'), data_offset (absolute, in the
+        file), compressed_size, size, crc32, is_dir."""
+    def read(self, name: str, limit: Optional[int] = None) -> bytes:
+        """The entry's bytes (inflated if deflated, at most ``limit`` bytes or it fails; CRC
+        checked)."""
+    def open_h5(self, name: str) -> "H5File":
+        """Open a stored entry as HDF5 in place (zero-copy); a deflated entry is inflated
+        (bounded) into memory first."""
+
+class ArchiveWriter:
+    """Writes a zip archive to a temporary file beside ``path``; ``finish`` renames it into
+    place. Stored entries have their data aligned to 64 bytes in the file."""
+
+    def __init__(self, path: str) -> None: ...
+    def add_bytes(self, name: str, data: bytes, deflate: bool = False) -> None: ...
+    def add_h5(self, name: str, writer: "H5Writer") -> None:
+        """Stream an HDF5 file, stored (uncompressed), straight from the arrays."""
+    def finish(self) -> None: ...
+    def abort(self) -> None:
+        """Remove the temporary file; the target is untouched."""
+
+# ------------------------------------------------------------------ HDF5 reading
+AttrValue = Union[str, list[str], np.ndarray, int, float, bool]
+
+class H5File:
+    """An HDF5 file (or stored zip entry) opened for reading. Paths are '/'-separated,
+    absolute or relative to the root."""
+
+    @staticmethod
+    def open(path: str) -> "H5File": ...
+    @staticmethod
+    def from_bytes(data: bytes, label: str = "<memory>") -> "H5File": ...
+    def kind(self, path: str) -> Optional[str]:
+        """'group', 'dataset', or None when nothing is at ``path``."""
+    def keys(self, path: str = "/") -> list[str]:
+        """Member names of the group at ``path`` in the file's link order (name order for
+        symbol tables; creation order when tracked)."""
+    def attrs(self, path: str = "/") -> dict[str, AttrValue]:
+        """Attributes of a group or dataset: strings as ``str`` (arrays of strings as
+        ``list[str]``), numbers as numpy scalars (0-d) or arrays."""
+    def shape(self, path: str) -> tuple[int, ...]: ...
+    def dtype(self, path: str) -> str:
+        """numpy dtype name of the dataset ('float32', 'int64', 'bool', ...)."""
+    def read(self, path: str) -> np.ndarray:
+        """The dataset's data: a read-only view when contiguous and little-endian, else a
+        fresh array."""
+    def visit(self) -> list[tuple[str, str]]:
+        """Every object below the root, depth first: (path without leading '/', kind)."""
+
+# ------------------------------------------------------------------ HDF5 writing
+class H5Writer:
+    """Builds an HDF5 file in memory as a plan (groups, attributes, references to arrays) and
+    writes it in one sequential pass: dataset bytes go straight from the arrays to the file,
+    aligned to 64 bytes. Intermediate groups are created as needed; group members keep
+    creation order."""
+
+    def __init__(self) -> None: ...
+    def create_group(self, path: str) -> None: ...
+    def create_dataset(self, path: str, data: np.ndarray) -> None:
+        """Keeps a reference to ``data`` (C-contiguous; otherwise a contiguous copy is taken)."""
+    def set_attr(self, path: str, name: str, value: AttrValue) -> None:
+        """``str`` -> variable-length UTF-8 string; ``list[str]`` -> fixed-length string array;
+        bool/int/float/numpy -> numeric."""
+    def write(self, path: str) -> None:
+        """Write to a temporary file beside ``path`` and rename it into place."""
+    def to_bytes(self) -> bytes: ...
+
+# ------------------------------------------------------------------ safetensors
+def safetensors_load(path: str) -> tuple[dict[str, np.ndarray], Optional[dict[str, str]]]:
+    """All tensors (read-only views of the mapped file) and the ``__metadata__`` dict."""
+def safetensors_save(path: str, tensors: Mapping[str, np.ndarray], metadata: Optional[Mapping[str, str]] = None) -> None:
+    """Write through a temporary file renamed into place."""
+
+# ------------------------------------------------------------------ kernels
+def matmul(a: np.ndarray, b: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """float32/float64 matrix product of 2-D arrays of any strides (no copies)."""
+def dense(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = None, activation: str = "linear") -> np.ndarray:
+    """``act(x @ w + b)`` in one pass; activation in linear, relu, sigmoid, tanh, gelu, silu."""

@@ -1,0 +1,1 @@
+"""amber.activations: mirrors keras.activations."""

@@ -1,0 +1,1 @@
+"""amber.backend: mirrors keras.backend."""

@@ -1,0 +1,1 @@
+"""amber.callbacks: mirrors keras.callbacks."""

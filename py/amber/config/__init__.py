@@ -1,0 +1,1 @@
+"""amber.config: mirrors keras.config."""

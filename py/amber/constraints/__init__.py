@@ -1,0 +1,1 @@
+"""amber.constraints: mirrors keras.constraints."""

@@ -1,0 +1,1 @@
+"""amber.export: mirrors keras.export."""

@@ -1,0 +1,1 @@
+"""amber.initializers: mirrors keras.initializers."""

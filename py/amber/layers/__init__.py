@@ -1,0 +1,1 @@
+"""amber.layers: mirrors keras.layers."""

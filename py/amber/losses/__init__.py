@@ -1,0 +1,1 @@
+"""amber.losses: mirrors keras.losses."""

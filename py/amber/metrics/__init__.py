@@ -1,0 +1,1 @@
+"""amber.metrics: mirrors keras.metrics."""

@@ -1,0 +1,1 @@
+"""amber.models: mirrors keras.models."""

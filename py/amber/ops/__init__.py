@@ -1,0 +1,1 @@
+"""amber.ops: mirrors keras.ops."""

@@ -1,0 +1,1 @@
+"""amber.optimizers: mirrors keras.optimizers."""

@@ -1,0 +1,1 @@
+"""amber.regularizers: mirrors keras.regularizers."""

@@ -1,0 +1,1 @@
+"""amber.saving: mirrors keras.saving."""

@@ -1,0 +1,1 @@
+"""amber.utils: mirrors keras.utils."""
