@@ -12,10 +12,13 @@ python -m pytest -q tests
 # The guide's workflows, run from where they live. Tests of features that later issues build
 # are listed in scripts/conformance-pending.txt and leave that list as their features land.
 if [ -d ../shared/conformance ]; then
-  deselect=()
+  expr=""
   while read -r t; do
     [[ -z "$t" || "$t" == \#* ]] && continue
-    deselect+=(--deselect "../shared/conformance/test_seed_guide.py::$t")
+    expr+="${expr:+ and }not $t"
   done < scripts/conformance-pending.txt
-  python -m pytest -q ../shared/conformance "${deselect[@]}" || { rc=$?; [ $rc -eq 5 ] || exit $rc; }
+  rc=0
+  python -m pytest -q ../shared/conformance ${expr:+-k "$expr"} || rc=$?
+  # 5 = every test deselected: nothing of the guide has landed yet.
+  [ $rc -eq 0 ] || [ $rc -eq 5 ] || exit $rc
 fi
