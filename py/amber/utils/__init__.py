@@ -1,1 +1,15 @@
 """amber.utils: mirrors keras.utils."""
+
+# Owned by the saving part: the registry helpers Keras also exports from keras.utils.
+from amber.saving.object_registration import (  # noqa: E402,F401
+    CustomObjectScope,
+    custom_object_scope,
+    get_custom_objects,
+    get_registered_name,
+    get_registered_object,
+    register_keras_serializable,
+)
+from amber.saving.serialization_lib import (  # noqa: E402,F401
+    deserialize_keras_object,
+    serialize_keras_object,
+)

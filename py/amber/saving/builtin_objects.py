@@ -1,0 +1,143 @@
+"""The allowlist of amber's own model components, and their Keras names.
+
+A config may name a built-in only through this table: it is built from the ``__all__`` lists
+of the component namespaces (layers, initializers, ...), never by importing what a file
+names. Helpers such as ``get``/``serialize``/``deserialize``, and namespaces that hold no
+model components (config, utils, saving, export, backend), are not in it.
+"""
+
+import importlib
+import inspect
+
+# Keras module name -> amber namespace, in lookup order for configs that carry no module
+# (Keras 2): layers first, as most names are layers.
+NAMESPACES = (
+    ("keras.layers", "amber.layers"),
+    ("keras.models", "amber.models"),
+    ("keras.activations", "amber.activations"),
+    ("keras.initializers", "amber.initializers"),
+    ("keras.regularizers", "amber.regularizers"),
+    ("keras.constraints", "amber.constraints"),
+    ("keras.optimizers", "amber.optimizers"),
+    ("keras.optimizers.schedules", "amber.optimizers.schedules"),
+    ("keras.losses", "amber.losses"),
+    ("keras.metrics", "amber.metrics"),
+)
+
+# Names Keras exports at its top level (``"module": "keras"``) and where amber keeps them.
+TOP_LEVEL = {
+    "Sequential": ("amber", "amber.models"),
+    "Model": ("amber", "amber.models"),
+    "Functional": ("amber.models", "amber"),
+    "DTypePolicy": ("amber", "amber.layers", "amber.backend"),
+    "FloatDTypePolicy": ("amber", "amber.layers", "amber.backend"),
+    "InputSpec": ("amber", "amber.layers"),
+    "Layer": ("amber", "amber.layers"),
+}
+
+# Keras writes Functional models under an internal module; it is the one internal name kept.
+FUNCTIONAL_MODULE = "keras.src.models.functional"
+
+# Namespace helpers that are public but are not components a config may name.
+NOT_COMPONENTS = frozenset({"get", "serialize", "deserialize"})
+
+
+def _namespace(module_name):
+    try:
+        return importlib.import_module(module_name)
+    except ImportError:
+        return None
+
+
+def _components(module_name):
+    """name -> object for the model components a namespace lists in ``__all__``."""
+    module = _namespace(module_name)
+    if module is None:
+        return {}
+    found = {}
+    for name in getattr(module, "__all__", ()):
+        if name in NOT_COMPONENTS or not isinstance(name, str):
+            continue
+        obj = getattr(module, name, None)
+        if obj is None or inspect.ismodule(obj):
+            continue
+        if inspect.isclass(obj) or inspect.isfunction(obj) or callable(obj):
+            found[name] = obj
+    return found
+
+
+def _top_level(name):
+    for module_name in TOP_LEVEL.get(name, ()):
+        module = _namespace(module_name)
+        obj = getattr(module, name, None) if module is not None else None
+        if obj is not None and inspect.isclass(obj):
+            return obj
+    return None
+
+
+def resolve(module, name):
+    """The built-in component ``name`` of Keras module ``module`` (None: search them all,
+    as Keras 2 configs carry no module), or None when the allowlist has no such entry."""
+    if not isinstance(name, str) or not name or "." in name or ">" in name:
+        return None
+    if module is None:
+        for _, amber_module in NAMESPACES:
+            obj = _components(amber_module).get(name)
+            if obj is not None:
+                return obj
+        return _top_level(name)
+    if not isinstance(module, str):
+        return None
+    module = _keras_spelling(module)
+    if module == "keras":
+        return _top_level(name)
+    if module == FUNCTIONAL_MODULE:
+        return _top_level(name) if name == "Functional" else None
+    for keras_module, amber_module in NAMESPACES:
+        if module == keras_module:
+            obj = _components(amber_module).get(name)
+            if obj is None and keras_module == "keras.models":
+                obj = _top_level(name)
+            return obj
+    return None
+
+
+def resolve_function(module, name):
+    """A built-in function (activation, loss, metric, ...) named by a function config."""
+    if not isinstance(name, str):
+        return None
+    if module in (None, "builtins"):
+        for keras_module, amber_module in NAMESPACES:
+            obj = _components(amber_module).get(name)
+            if obj is not None and inspect.isfunction(obj):
+                return obj
+        return None
+    obj = resolve(module, name)
+    return obj if inspect.isfunction(obj) else None
+
+
+def _keras_spelling(module):
+    """Files amber writes say ``keras.*``; accept ``amber.*`` spelled the same way."""
+    if module == "amber":
+        return "keras"
+    if module.startswith("amber."):
+        return "keras." + module[len("amber."):]
+    return module
+
+
+def public_name(obj):
+    """(Keras module, name) for an allowlisted built-in, or None for anything else."""
+    target = obj
+    name = getattr(target, "__name__", None)
+    if name is None:
+        return None
+    if name in TOP_LEVEL and _top_level(name) is target:
+        if name == "Functional":
+            return (FUNCTIONAL_MODULE, name)
+        return ("keras", name)
+    for keras_module, amber_module in NAMESPACES:
+        if keras_module == "keras.models":
+            continue
+        if _components(amber_module).get(name) is target:
+            return (keras_module, name)
+    return None
