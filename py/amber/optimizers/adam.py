@@ -1,0 +1,81 @@
+"""Adam (optionally AMSGrad) and AdamW, which is Adam with decoupled weight decay."""
+
+import numpy as np
+
+from amber.optimizers.base_optimizer import Optimizer
+
+f32 = np.float32
+
+
+class Adam(Optimizer):
+    """Adam with Keras's bias correction folded into the step size:
+    `alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)`, `w -= alpha * m / (sqrt(v) + eps)`."""
+
+    def __init__(
+        self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
+        name=None, **kwargs,
+    ):
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.amsgrad = amsgrad
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._momentums, self._velocities = self.add_optimizer_variables(
+            var_list, ["momentum", "velocity"]
+        )
+        if self.amsgrad:
+            self._velocity_hats = self.add_optimizer_variables(var_list, "velocity_hat")
+
+    def update_step(self, gradient, variable, learning_rate):
+        gradient = gradient.astype(variable.dtype, copy=False)
+        index = self._get_variable_index(variable)
+        step = f32(self._step_count() + 1)
+        beta_1_power = np.power(f32(self.beta_1), step)
+        beta_2_power = np.power(f32(self.beta_2), step)
+        alpha = learning_rate * np.sqrt(f32(1) - beta_2_power) / (f32(1) - beta_1_power)
+        m = self._momentums[index]
+        v = self._velocities[index]
+        m.assign(m.value + (gradient - m.value) * f32(1 - self.beta_1))
+        v.assign(v.value + (np.square(gradient) - v.value) * f32(1 - self.beta_2))
+        v_used = v.value
+        if self.amsgrad:
+            v_hat = self._velocity_hats[index]
+            v_hat.assign(np.maximum(v_hat.value, v.value))
+            v_used = v_hat.value
+        variable.assign(
+            variable.value - (m.value * alpha) / (np.sqrt(v_used) + f32(self.epsilon))
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "beta_1": self.beta_1,
+                "beta_2": self.beta_2,
+                "epsilon": self.epsilon,
+                "amsgrad": self.amsgrad,
+            }
+        )
+        return config
+
+
+class AdamW(Adam):
+    """Adam whose `weight_decay` (default 0.004) is required; the base class applies it."""
+
+    def __init__(
+        self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+        amsgrad=False, name=None, **kwargs,
+    ):
+        super().__init__(
+            learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+            amsgrad=amsgrad, name=name, weight_decay=weight_decay, **kwargs,
+        )
+        if self.weight_decay is None:
+            raise ValueError(
+                "Argument `weight_decay` must be a float. Received: weight_decay=None"
+            )
