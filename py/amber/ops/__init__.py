@@ -1,1 +1,160 @@
-"""amber.ops: mirrors keras.ops."""
+"""amber.ops: mirrors keras.ops.
+
+numpy semantics and broadcasting; arguments may be numpy arrays, Python scalars, Variables
+or Tensors. Results are plain numpy arrays, except while a ``GradientTape`` records and an
+input is watched: then differentiable ops return ``Tensor``s that remember how to send
+gradients back.
+"""
+
+import numpy as np
+
+from amber.backend.autodiff import Tensor
+from amber.backend.config import standardize_dtype
+from amber.backend.operand import Operand
+from amber.ops.core import REGISTRY, from_python, primitive, unwrap
+from amber.ops.math_ops import (  # noqa: F401
+    abs, absolute, add, arccos, arcsin, arctan, ceil, cos, cosh, divide, dot, einsum, erf,
+    exp, expm1, floor, floor_divide, inner, log, log1p, log2, log10, matmul, mod, multiply,
+    negative, outer, power, reciprocal, round, rsqrt, sign, sin, sinh, sqrt, square, subtract,
+    tan, tanh, tensordot, true_divide, vdot,
+)
+from amber.ops.nn import (  # noqa: F401
+    batch_normalization, clip, dropout, elu, gelu, hard_sigmoid, hard_silu, hard_swish,
+    leaky_relu, log_sigmoid, log_softmax, maximum, minimum, moments, normalize, relu, relu6,
+    selu, sigmoid, silu, softmax, softplus, softsign, swish,
+)
+from amber.ops.reductions import (  # noqa: F401
+    all, amax, amin, any, argmax, argmin, argsort, average, count_nonzero, cumprod, cumsum,
+    logsumexp, max, mean, min, norm, prod, std, sum, var,
+)
+from amber.ops.shape_ops import (  # noqa: F401
+    arange, broadcast_to, concatenate, expand_dims, eye, flip, full, full_like, get_item,
+    hstack, identity, moveaxis, ndim, one_hot, ones, ones_like, pad, repeat, reshape, shape,
+    size, slice, sort, split, squeeze, stack, swapaxes, take, take_along_axis, tile, top_k,
+    transpose, tril, triu, vstack, where, zeros, zeros_like,
+)
+
+# ---------------------------------------------------------------- comparisons and logic
+# Boolean results carry no gradient: these return plain arrays.
+
+
+def equal(x1, x2):
+    return np.equal(unwrap(x1), unwrap(x2))
+
+
+def not_equal(x1, x2):
+    return np.not_equal(unwrap(x1), unwrap(x2))
+
+
+def greater(x1, x2):
+    return np.greater(unwrap(x1), unwrap(x2))
+
+
+def greater_equal(x1, x2):
+    return np.greater_equal(unwrap(x1), unwrap(x2))
+
+
+def less(x1, x2):
+    return np.less(unwrap(x1), unwrap(x2))
+
+
+def less_equal(x1, x2):
+    return np.less_equal(unwrap(x1), unwrap(x2))
+
+
+def logical_and(x1, x2):
+    return np.logical_and(unwrap(x1), unwrap(x2))
+
+
+def logical_or(x1, x2):
+    return np.logical_or(unwrap(x1), unwrap(x2))
+
+
+def logical_xor(x1, x2):
+    return np.logical_xor(unwrap(x1), unwrap(x2))
+
+
+def logical_not(x):
+    return np.logical_not(unwrap(x))
+
+
+def isnan(x):
+    return np.isnan(unwrap(x))
+
+
+def isinf(x):
+    return np.isinf(unwrap(x))
+
+
+def isfinite(x):
+    return np.isfinite(unwrap(x))
+
+
+# ---------------------------------------------------------------- conversion
+
+
+@primitive()
+def _cast_float(x, dtype):
+    return x.astype(dtype), lambda g, need: (g.astype(x.dtype),)
+
+
+def cast(x, dtype):
+    """Convert to ``dtype``; float-to-float casts pass gradients through, others cut them."""
+    dtype = standardize_dtype(dtype)
+    raw = unwrap(x)
+    if isinstance(raw, np.ndarray) and np.issubdtype(raw.dtype, np.floating) \
+            and np.issubdtype(np.dtype(dtype), np.floating):
+        if raw.dtype == dtype and type(x) is np.ndarray:
+            return x
+        return _cast_float(x, dtype)
+    return np.asarray(raw).astype(dtype)
+
+
+def convert_to_tensor(x, dtype=None, sparse=None, ragged=None):
+    """The value as a numpy array (Tensors stay Tensors so recorded graphs keep flowing);
+    Python floats become floatx."""
+    if type(x) is Tensor:
+        return x if dtype is None else cast(x, dtype)
+    if isinstance(x, Operand):
+        value = x.numpy()
+        return value if dtype is None else value.astype(standardize_dtype(dtype))
+    if isinstance(x, np.ndarray):
+        return x if dtype is None else x.astype(standardize_dtype(dtype), copy=False)
+    return from_python(x, dtype)
+
+
+def convert_to_numpy(x):
+    if isinstance(x, Operand):
+        return x.numpy()
+    return np.asarray(x)
+
+
+def stop_gradient(x):
+    """The value with its recorded history dropped: no gradient flows through it."""
+    return unwrap(x) if isinstance(x, Operand) else x
+
+
+def dtype(x):
+    return standardize_dtype(np.asarray(unwrap(x)).dtype)
+
+
+def is_tensor(x):
+    return isinstance(x, (np.ndarray, Operand))
+
+
+# numpy ufuncs called on Variables/Tensors (``np.exp(v)``, ``ndarray + tensor``) dispatch here.
+_UFUNC_OPS = {
+    "add": add, "subtract": subtract, "multiply": multiply, "divide": divide,
+    "true_divide": divide, "power": power, "negative": negative, "matmul": matmul,
+    "exp": exp, "log": log, "log1p": log1p, "sqrt": sqrt, "square": square, "absolute": abs,
+    "tanh": tanh, "sin": sin, "cos": cos, "maximum": maximum, "minimum": minimum,
+    "equal": equal, "not_equal": not_equal, "greater": greater, "greater_equal": greater_equal,
+    "less": less, "less_equal": less_equal, "floor_divide": floor_divide, "remainder": mod,
+    "logical_and": logical_and, "logical_or": logical_or, "logical_not": logical_not,
+}
+
+__all__ = sorted(
+    name for name, value in globals().items()
+    if not name.startswith("_") and callable(value) and not isinstance(value, type)
+    and name not in ("primitive", "unwrap", "from_python")
+)

@@ -1,0 +1,59 @@
+"""The one call site for matrix products. ``ops.matmul`` and the Dense layer come here, so
+switching from numpy to amber's Rust kernels happens in this file only."""
+
+import numpy as np
+
+try:
+    from amber import _native
+except ImportError:  # pragma: no cover - the extension is part of the wheel
+    _native = None
+
+_KERNEL_DTYPES = (np.dtype("float32"), np.dtype("float64"))
+_native_matmul = getattr(_native, "matmul", None)
+_native_dense = getattr(_native, "dense", None)
+# Below this many multiply-adds numpy's call overhead is already smaller than a handoff.
+_NATIVE_MIN_FLOPS = 1 << 15
+
+
+def _kernel_fits(a, b):
+    return (
+        a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype and a.dtype in _KERNEL_DTYPES
+        and a.shape[1] == b.shape[0] and a.shape[0] * a.shape[1] * b.shape[1] >= _NATIVE_MIN_FLOPS
+    )
+
+
+def matmul(a, b):
+    """``a @ b`` with numpy's semantics (batched, broadcast, 1-D promotion)."""
+    if _native_matmul is not None and _kernel_fits(a, b):
+        return _native_matmul(a, b)
+    return np.matmul(a, b)
+
+
+_ACTIVATIONS = {
+    "linear": lambda y: y,
+    "relu": lambda y: np.maximum(y, 0, out=y),
+    "sigmoid": lambda y: _sigmoid(y),
+    "tanh": lambda y: np.tanh(y, out=y),
+}
+
+
+def _sigmoid(y):
+    # 1 / (1 + exp(-y)) written to avoid overflow warnings for large negative y
+    out = np.exp(-np.abs(y))
+    return np.where(y >= 0, 1.0 / (1.0 + out), out / (1.0 + out)).astype(y.dtype, copy=False)
+
+
+def dense(x, w, b=None, activation="linear"):
+    """``activation(x @ w + b)`` for a 2-D (or batched) ``x``; ``activation`` is one of
+    linear, relu, sigmoid, tanh (others are applied by the caller)."""
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"dense: unsupported fused activation {activation!r}")
+    if (_native_dense is not None and _kernel_fits(x, w)
+            and (b is None or (b.dtype == x.dtype and b.shape == (w.shape[1],)))):
+        return _native_dense(x, w, b, activation)
+    y = matmul(x, w)
+    if b is not None:
+        y = y + b
+    if not y.flags.writeable or y is x:
+        y = np.array(y)
+    return _ACTIVATIONS[activation](y)

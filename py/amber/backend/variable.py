@@ -1,0 +1,207 @@
+"""``Variable``: a named, mutable numpy value that layers and optimizers own.
+
+Values are never written in place: ``assign`` and friends bind a fresh array. That makes a
+read-only memory-mapped view (what loaders hand over with ``_adopt``) safe to hold, gives
+copy-on-write for free, and keeps arrays captured by a recorded graph unchanged.
+"""
+
+import numpy as np
+
+from amber.backend import config
+from amber.backend.operand import Operand
+
+
+class Variable(Operand):
+    __slots__ = (
+        "_value", "_name", "_path", "_trainable", "_constraint", "_regularizer",
+        "_initializer", "_autocast", "_aggregation", "_synchronization",
+        "_overwrite_with_gradient", "__weakref__", "__dict__",
+    )
+
+    def __init__(self, initializer, shape=None, dtype=None, trainable=True, autocast=True,
+                 aggregation="none", synchronization="auto", name=None, **kwargs):
+        name = "variable" if name is None else name
+        if not isinstance(name, str) or "/" in name:
+            raise ValueError(f"Variable name must be a string without '/', got {name!r}")
+        self._name = name
+        self._path = name
+        self._trainable = bool(trainable)
+        self._autocast = bool(autocast)
+        self._aggregation = aggregation or "none"
+        self._synchronization = synchronization or "none"
+        self._constraint = None
+        self._regularizer = None
+        self._overwrite_with_gradient = False
+        if isinstance(initializer, str):
+            from amber import initializers
+
+            initializer = initializers.get(initializer)
+        self._initializer = initializer if callable(initializer) else None
+        if callable(initializer):
+            if shape is None:
+                raise ValueError(
+                    f"Variable {name!r}: creating a variable from an initializer needs a shape"
+                )
+            dtype = config.standardize_dtype(dtype)
+            shape = tuple(int(d) for d in shape)
+            value = np.asarray(initializer(shape, dtype=dtype), dtype=dtype)
+            if value.shape != shape:
+                raise ValueError(
+                    f"Variable {name!r}: initializer returned shape {value.shape}, "
+                    f"expected {shape}"
+                )
+        else:
+            value = _to_array(initializer, dtype)
+            if shape is not None and tuple(shape) != value.shape:
+                raise ValueError(
+                    f"Variable {name!r}: initial value has shape {value.shape}, "
+                    f"expected {tuple(shape)}"
+                )
+        self._value = value
+
+    # --- identity
+    @property
+    def name(self):
+        return self._name
+
+    @property
+    def path(self):
+        return self._path
+
+    @path.setter
+    def path(self, value):
+        self._path = value
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+
+    @property
+    def constraint(self):
+        return self._constraint
+
+    @constraint.setter
+    def constraint(self, value):
+        self._constraint = value
+
+    @property
+    def regularizer(self):
+        return self._regularizer
+
+    @regularizer.setter
+    def regularizer(self, value):
+        self._regularizer = value
+
+    @property
+    def overwrite_with_gradient(self):
+        return self._overwrite_with_gradient
+
+    @overwrite_with_gradient.setter
+    def overwrite_with_gradient(self, value):
+        self._overwrite_with_gradient = bool(value)
+
+    @property
+    def aggregation(self):
+        return self._aggregation
+
+    @property
+    def synchronization(self):
+        return self._synchronization
+
+    @property
+    def initializer(self):
+        return self._initializer
+
+    # --- value
+    @property
+    def value(self):
+        return self._value
+
+    @property
+    def shape(self):
+        return self._value.shape
+
+    @property
+    def dtype(self):
+        return self._value.dtype.name
+
+    @property
+    def ndim(self):
+        return self._value.ndim
+
+    @property
+    def size(self):
+        return self._value.size
+
+    def numpy(self):
+        return self._value
+
+    def assign(self, value):
+        new = np.array(_plain(value), dtype=self._value.dtype, copy=True)
+        self._check_shape(new.shape)
+        self._value = new
+        return self
+
+    def assign_add(self, value):
+        delta = np.asarray(_plain(value))
+        self._check_shape(np.broadcast_shapes(self._value.shape, delta.shape))
+        self._value = np.add(self._value, delta, dtype=self._value.dtype)
+        return self
+
+    def assign_sub(self, value):
+        delta = np.asarray(_plain(value))
+        self._check_shape(np.broadcast_shapes(self._value.shape, delta.shape))
+        self._value = np.subtract(self._value, delta, dtype=self._value.dtype)
+        return self
+
+    def _adopt(self, array):
+        """Take ``array`` as the value without copying (loaders pass mapped read-only views)."""
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"Variable {self._path!r}: _adopt expects a numpy array, got {type(array).__name__}")
+        if array.shape != self._value.shape:
+            raise ValueError(
+                f"Variable {self._path!r}: cannot load a value of shape {array.shape} into a "
+                f"variable of shape {self._value.shape}"
+            )
+        if array.dtype != self._value.dtype:
+            raise ValueError(
+                f"Variable {self._path!r}: cannot load a {array.dtype.name} value into a "
+                f"{self._value.dtype.name} variable (shape {self._value.shape})"
+            )
+        self._value = array
+
+    def _check_shape(self, shape):
+        if tuple(shape) != self._value.shape:
+            raise ValueError(
+                f"Variable {self._path!r}: cannot assign a value of shape {tuple(shape)} to a "
+                f"variable of shape {self._value.shape}"
+            )
+
+    def __repr__(self):
+        return (f"<Variable path={self._path}, shape={self._value.shape}, "
+                f"dtype={self._value.dtype.name}, value={self._value!r}>")
+
+
+def _plain(value):
+    if isinstance(value, Operand):
+        return value.numpy()
+    return value
+
+
+def _to_array(value, dtype):
+    """Keras's conversion of an initial value: Python floats become floatx."""
+    value = _plain(value)
+    if dtype is not None:
+        return np.array(value, dtype=config.standardize_dtype(dtype))
+    if isinstance(value, (np.ndarray, np.generic)):
+        return np.array(value)
+    array = np.array(value)
+    if array.dtype == np.float64:
+        array = array.astype(config.floatx())
+    elif array.dtype == np.int64 and not isinstance(value, np.ndarray):
+        array = array.astype("int32")
+    return array
