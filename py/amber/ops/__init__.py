@@ -93,7 +93,7 @@ def isfinite(x):
 # ---------------------------------------------------------------- conversion
 
 
-@primitive()
+@primitive(name="cast")
 def _cast_float(x, dtype):
     return x.astype(dtype), lambda g, need: (g.astype(x.dtype),)
 

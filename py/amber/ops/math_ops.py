@@ -84,10 +84,11 @@ def _as_matrix_grads(g, a, b, need):
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
     g2 = g
-    if a.ndim == 1:
-        g2 = np.expand_dims(g2, -2)
+    # restore the axes numpy dropped: b's column axis first, then a's row axis
     if b.ndim == 1:
         g2 = np.expand_dims(g2, -1)
+    if a.ndim == 1:
+        g2 = np.expand_dims(g2, -2)
     ga = gb = None
     if need[0]:
         ga = linalg.matmul(g2, np.swapaxes(b2, -1, -2))
