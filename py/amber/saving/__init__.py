@@ -12,3 +12,13 @@ from amber.saving.serialization_lib import (  # noqa: F401
     deserialize_keras_object,
     serialize_keras_object,
 )
+from amber.saving.saving_api import (  # noqa: F401
+    load_model,
+    load_weights,
+    model_from_config,
+    model_from_json,
+    save_model,
+    save_weights,
+)
+from amber.saving.safetensors_io import load_safetensors, save_safetensors  # noqa: F401
+from amber.saving.checkpoint import Checkpoint, CheckpointReader, load_checkpoint  # noqa: F401

@@ -1,0 +1,114 @@
+"""The one place saving touches files natively: zip archives and HDF5 through ``amber._native``.
+
+Everything else in ``amber.saving`` is format logic over these small wrappers. Errors from the
+native readers (``FormatError``, a ``ValueError``) already name the file, object and offset.
+"""
+
+import os
+
+import numpy as np
+
+
+def _native():
+    from amber import _native
+
+    return _native
+
+
+def _require(name):
+    native = _native()
+    obj = getattr(native, name, None)
+    if obj is None:
+        raise NotImplementedError(
+            f"amber._native.{name} is not available in this build of the native extension"
+        )
+    return obj
+
+
+class H5Reader:
+    """Read-only view of an HDF5 file: '/'-separated paths relative to the root."""
+
+    def __init__(self, native_file, label):
+        self._file = native_file
+        self.label = label
+
+    @classmethod
+    def open(cls, path):
+        return cls(_require("H5File").open(os.fspath(path)), os.fspath(path))
+
+    @classmethod
+    def from_archive(cls, archive, entry):
+        return cls(archive.open_h5(entry), f"{archive.path}:{entry}")
+
+    def kind(self, path):
+        return self._file.kind(path)
+
+    def is_group(self, path):
+        return self._file.kind(path) == "group"
+
+    def is_dataset(self, path):
+        return self._file.kind(path) == "dataset"
+
+    def keys(self, path="/"):
+        return list(self._file.keys(path))
+
+    def attrs(self, path="/"):
+        return dict(self._file.attrs(path))
+
+    def shape(self, path):
+        return tuple(int(d) for d in self._file.shape(path))
+
+    def dtype(self, path):
+        return str(self._file.dtype(path))
+
+    def read(self, path):
+        """The dataset as an array: a read-only view of the mapped file when possible."""
+        return self._file.read(path)
+
+    def visit(self):
+        return list(self._file.visit())
+
+
+class H5Builder:
+    """Collects groups, datasets and attributes, then writes them in one pass."""
+
+    def __init__(self):
+        self._writer = _require("H5Writer")()
+        self._groups = set()
+
+    @property
+    def native(self):
+        return self._writer
+
+    def create_group(self, path):
+        if path not in self._groups:
+            self._writer.create_group(path)
+            self._groups.add(path)
+
+    def create_dataset(self, path, data):
+        self._writer.create_dataset(path, np.ascontiguousarray(data))
+
+    def set_attr(self, path, name, value):
+        self._writer.set_attr(path, name, value)
+
+    def write(self, path):
+        self._writer.write(os.fspath(path))
+
+    def to_bytes(self):
+        return self._writer.to_bytes()
+
+
+def open_archive(path):
+    return _require("Archive").open(os.fspath(path))
+
+
+def archive_writer(path):
+    return _require("ArchiveWriter")(os.fspath(path))
+
+
+def safetensors_load(path):
+    return _require("safetensors_load")(os.fspath(path))
+
+
+def safetensors_save(path, tensors, metadata=None):
+    return _require("safetensors_save")(os.fspath(path), tensors, metadata)
