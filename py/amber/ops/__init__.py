@@ -19,9 +19,11 @@ from amber.ops.math_ops import (  # noqa: F401
     tan, tanh, tensordot, true_divide, vdot,
 )
 from amber.ops.nn import (  # noqa: F401
-    batch_normalization, clip, dropout, elu, gelu, hard_sigmoid, hard_silu, hard_swish,
-    leaky_relu, log_sigmoid, log_softmax, maximum, minimum, moments, normalize, relu, relu6,
-    selu, sigmoid, silu, softmax, softplus, softsign, swish,
+    batch_normalization, celu, clip, dropout, elu, gelu, glu, hard_shrink, hard_sigmoid,
+    hard_silu, hard_swish, hard_tanh, leaky_relu, log_sigmoid, log_softmax, maximum, minimum,
+    mish, moments, normalize, relu, relu6, selu, sigmoid, silu, soft_shrink, softmax,
+    softplus, softsign, sparse_plus, sparse_sigmoid, sparsemax, squareplus, swish, tanh_shrink,
+    threshold,
 )
 from amber.ops.reductions import (  # noqa: F401
     all, amax, amin, any, argmax, argmin, argsort, average, count_nonzero, cumprod, cumsum,

@@ -207,3 +207,100 @@ def dropout(x, rate, noise_shape=None, seed=None):
     from amber.backend import random
 
     return random.dropout(x, rate, noise_shape=noise_shape, seed=seed)
+
+
+# ---------------------------------------------------------------- composite activations
+# Built from the primitives above, so their gradients come from the chain rule.
+
+
+def _where(cond, a, b):
+    from amber.ops.shape_ops import where
+
+    return where(cond, a, b)
+
+
+def celu(x, alpha=1.0):
+    from amber.ops.math_ops import divide, expm1, multiply
+
+    return _where(np.asarray(unwrap(x)) > 0, x, multiply(alpha, expm1(divide(x, alpha))))
+
+
+def glu(x, axis=-1):
+    from amber.ops.math_ops import multiply
+    from amber.ops.shape_ops import split
+
+    a, b = split(x, 2, axis=axis)
+    return multiply(a, sigmoid(b))
+
+
+def tanh_shrink(x):
+    from amber.ops.math_ops import subtract, tanh
+
+    return subtract(x, tanh(x))
+
+
+def hard_tanh(x):
+    return clip(x, -1.0, 1.0)
+
+
+def hard_shrink(x, threshold=0.5):
+    return _where(np.abs(np.asarray(unwrap(x))) > threshold, x, 0.0)
+
+
+def soft_shrink(x, threshold=0.5):
+    from amber.ops.math_ops import add, subtract
+
+    raw = np.asarray(unwrap(x))
+    return _where(raw > threshold, subtract(x, threshold),
+                  _where(raw < -threshold, add(x, threshold), 0.0))
+
+
+def threshold(x, threshold, default_value):
+    return _where(np.asarray(unwrap(x)) > threshold, x, default_value)
+
+
+def sparse_plus(x):
+    from amber.ops.math_ops import add, multiply, square
+
+    raw = np.asarray(unwrap(x))
+    quadratic = multiply(square(add(x, 1.0)), 0.25)
+    return _where(raw <= -1, 0.0, _where(raw >= 1, x, quadratic))
+
+
+def sparse_sigmoid(x):
+    from amber.ops.math_ops import add, multiply
+
+    raw = np.asarray(unwrap(x))
+    return _where(raw <= -1, 0.0, _where(raw >= 1, 1.0, multiply(add(x, 1.0), 0.5)))
+
+
+def squareplus(x, b=4):
+    from amber.ops.math_ops import add, multiply, sqrt, square
+
+    return multiply(add(x, sqrt(add(square(x), float(b)))), 0.5)
+
+
+def mish(x):
+    from amber.ops.math_ops import multiply, tanh
+
+    return multiply(x, tanh(softplus(x)))
+
+
+def sparsemax(x, axis=-1):
+    """Euclidean projection onto the probability simplex (Martins & Astudillo, 2016)."""
+    from amber.ops.math_ops import divide, subtract
+    from amber.ops.reductions import cumsum, sum as reduce_sum
+    from amber.ops.shape_ops import flip, sort
+
+    raw = np.asarray(unwrap(x))
+    ax = axis % raw.ndim
+    n = raw.shape[ax]
+    ranks_shape = [1] * raw.ndim
+    ranks_shape[ax] = n
+    ranks = np.arange(1, n + 1, dtype=raw.dtype).reshape(ranks_shape)
+    descending = flip(sort(x, axis=ax), axis=ax)
+    totals = cumsum(descending, axis=ax)
+    in_support = (1 + ranks * np.asarray(unwrap(descending))) > np.asarray(unwrap(totals))
+    k = np.sum(in_support, axis=ax, keepdims=True).astype(raw.dtype)
+    tau = divide(subtract(reduce_sum(descending * in_support.astype(raw.dtype), axis=ax, keepdims=True), 1.0), k)
+    return relu(subtract(x, tau))
