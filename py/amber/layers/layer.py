@@ -833,7 +833,10 @@ class Layer:
 
 _UNTRACKED = {"_layers", "_trainable_variables", "_non_trainable_variables", "_inbound_nodes", "_losses",
               "_init_args", "_weight_regularizers", "_build_input_shape", "_input_shape_arg",
-              "input_spec", "_tracking"}
+              "input_spec", "_tracking",
+              # Model state that holds variables it does not own (optimizer slots, the
+              # variables being trained, compile settings).
+              "optimizer", "loss", "history", "_compiled", "_compile_config", "_fit_variables"}
 
 
 def _is_plain(value):

@@ -1,0 +1,269 @@
+"""The loops behind fit / evaluate / predict and the *_on_batch calls.
+
+Data are numpy arrays (or lists/dicts of them). Floating arrays are converted to float32
+once up front, as Keras's array adapter does, and batches are slices (views) when not
+shuffling, so the per-batch Python work is the forward pass, the tape and the update.
+"""
+
+import math
+
+import numpy as np
+
+from amber import ops
+from amber.layers import tree
+
+
+def _as_arrays(data):
+    def convert(value):
+        if value is None:
+            return None
+        array = np.asarray(value)
+        if array.dtype.kind == "f" and array.dtype != np.float32:
+            array = array.astype(np.float32)
+        return array
+
+    return tree.map_structure(convert, data)
+
+
+def _num_samples(x):
+    leaves = [leaf for leaf in tree.flatten(x) if leaf is not None]
+    if not leaves:
+        raise ValueError("No input data: pass `x` (a numpy array, or a list/dict of arrays).")
+    sizes = {int(np.shape(leaf)[0]) for leaf in leaves}
+    if len(sizes) != 1:
+        raise ValueError(f"Data cardinality is ambiguous: the arrays have different first dimensions "
+                         f"{sorted(sizes)}. Make sure all arrays contain the same number of samples.")
+    return sizes.pop()
+
+
+def _take(data, index):
+    if data is None:
+        return None
+    return tree.map_structure(lambda a: None if a is None else a[index], data)
+
+
+def _unpack_xy(x, y, sample_weight):
+    """Keras accepts (x, y) or (x, y, sample_weight) tuples in place of x."""
+    if y is None and isinstance(x, tuple) and 2 <= len(x) <= 3:
+        return (x[0], x[1], x[2] if len(x) == 3 else sample_weight)
+    return x, y, sample_weight
+
+
+def _class_weights(y, class_weight):
+    labels = np.asarray(tree.flatten(y)[0])
+    if labels.ndim > 1 and labels.shape[-1] > 1:
+        labels = np.argmax(labels, axis=-1)
+    labels = labels.reshape(labels.shape[0], -1)[:, 0].astype(int)
+    return np.array([class_weight.get(int(c), 1.0) for c in labels], dtype=np.float32)
+
+
+def _batches(num_samples, batch_size, shuffle, steps=None):
+    if shuffle:
+        from amber.backend import random
+
+        order = random.generator().permutation(num_samples)
+        index_list = [order[i:i + batch_size] for i in range(0, num_samples, batch_size)]
+    else:
+        index_list = [slice(i, min(i + batch_size, num_samples)) for i in range(0, num_samples, batch_size)]
+    if steps is not None:
+        index_list = index_list[:steps]
+    return index_list
+
+
+def _resolve_verbose(verbose):
+    if verbose == "auto":
+        return 1
+    return int(verbose)
+
+
+def _callback_list(model, callbacks, verbose, epochs, steps, add_history):
+    from amber import callbacks as callbacks_module
+
+    return callbacks_module.CallbackList(callbacks, add_history=add_history, add_progbar=verbose != 0,
+                                         model=model, verbose=verbose, epochs=epochs, steps=steps)
+
+
+def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+        validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
+        steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
+    model._assert_compiled()
+    x, y, sample_weight = _unpack_xy(x, y, sample_weight)
+    x, y, sample_weight = _as_arrays(x), _as_arrays(y), _as_arrays(sample_weight)
+    batch_size = 32 if batch_size is None else int(batch_size)
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    num_samples = _num_samples(x)
+    if validation_split and validation_data is None:
+        if not 0 < validation_split < 1:
+            raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
+        split = int(num_samples * (1.0 - validation_split))
+        validation_data = (_take(x, slice(split, None)), _take(y, slice(split, None)),
+                           _take(sample_weight, slice(split, None)))
+        x, y, sample_weight = _take(x, slice(0, split)), _take(y, slice(0, split)), _take(
+            sample_weight, slice(0, split))
+        num_samples = split
+    if class_weight is not None:
+        weights = _class_weights(y, class_weight)
+        sample_weight = weights if sample_weight is None else sample_weight * weights
+    verbose = _resolve_verbose(verbose)
+    steps = math.ceil(num_samples / batch_size)
+    if steps_per_epoch is not None:
+        steps = min(steps, int(steps_per_epoch))
+    callback_list = _callback_list(model, callbacks, verbose, epochs, steps, add_history=True)
+    compiled = model._compiled
+    model.stop_training = False
+    model._fit_variables = None
+    logs = {}
+    callback_list.on_train_begin()
+    for epoch in range(initial_epoch, epochs):
+        compiled.reset()
+        model._fit_variables = model.trainable_weights
+        callback_list.on_epoch_begin(epoch)
+        for step, index in enumerate(_batches(num_samples, batch_size, shuffle, steps)):
+            callback_list.on_train_batch_begin(step)
+            bx, by, bsw = _take(x, index), _take(y, index), _take(sample_weight, index)
+            loss, y_pred = model.train_step(bx, by, bsw)
+            batch_len = _num_samples(bx)
+            compiled.loss_tracker.update(ops.convert_to_numpy(loss), batch_len)
+            compiled.update_metrics(by, y_pred, bsw)
+            if callback_list.wants_batch_logs:
+                callback_list.on_train_batch_end(step, compiled.results())
+            if model.stop_training:
+                break
+        epoch_logs = compiled.results()
+        if validation_data is not None and (epoch + 1) % validation_freq == 0:
+            vx, vy, vsw = _unpack_xy(tuple(validation_data), None, None) if isinstance(
+                validation_data, (tuple, list)) else (validation_data, None, None)
+            val_logs = evaluate(model, vx, vy, batch_size=validation_batch_size or batch_size, verbose=0,
+                                sample_weight=vsw, steps=validation_steps, return_dict=True, _internal=True)
+            epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+        callback_list.on_epoch_end(epoch, epoch_logs)
+        logs = epoch_logs
+        if model.stop_training:
+            break
+    callback_list.on_train_end(logs)
+    model._fit_variables = None
+    return model.history
+
+
+def evaluate(model, x, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None, callbacks=None,
+             return_dict=False, _internal=False):
+    model._assert_compiled()
+    x, y, sample_weight = _unpack_xy(x, y, sample_weight)
+    x, y, sample_weight = _as_arrays(x), _as_arrays(y), _as_arrays(sample_weight)
+    batch_size = 32 if batch_size is None else int(batch_size)
+    num_samples = _num_samples(x)
+    verbose = _resolve_verbose(verbose)
+    compiled = model._compiled
+    # Validation inside fit must not clobber the training metrics' running state.
+    saved = _snapshot(compiled) if _internal else None
+    compiled.reset()
+    index_list = _batches(num_samples, batch_size, False, steps)
+    callback_list = None if _internal else _callback_list(model, callbacks, verbose, 1, len(index_list),
+                                                          add_history=False)
+    if callback_list:
+        callback_list.on_test_begin()
+    for step, index in enumerate(index_list):
+        if callback_list:
+            callback_list.on_test_batch_begin(step)
+        bx, by, bsw = _take(x, index), _take(y, index), _take(sample_weight, index)
+        loss, y_pred = model.test_step(bx, by, bsw)
+        compiled.loss_tracker.update(ops.convert_to_numpy(loss), _num_samples(bx))
+        compiled.update_metrics(by, y_pred, bsw)
+        if callback_list and callback_list.wants_batch_logs:
+            callback_list.on_test_batch_end(step, compiled.results())
+    logs = compiled.results()
+    if saved is not None:
+        _restore(compiled, saved)
+    if callback_list:
+        callback_list.on_test_end(logs)
+    if return_dict:
+        return logs
+    values = list(logs.values())
+    return values[0] if len(values) == 1 else values
+
+
+def _snapshot(compiled):
+    import copy
+
+    state = {"loss": (compiled.loss_tracker.total, compiled.loss_tracker.count)}
+    state["outputs"] = [(t.total, t.count) for t in getattr(compiled, "output_loss_trackers", [])]
+    state["metrics"] = [copy.deepcopy([np.array(v.numpy()) for v in getattr(m, "variables", [])])
+                        for _, m, _ in getattr(compiled, "metrics", [])]
+    return state
+
+
+def _restore(compiled, state):
+    compiled.loss_tracker.total, compiled.loss_tracker.count = state["loss"]
+    for tracker, (total, count) in zip(getattr(compiled, "output_loss_trackers", []), state["outputs"]):
+        tracker.total, tracker.count = total, count
+    for (_, metric, _), values in zip(getattr(compiled, "metrics", []), state["metrics"]):
+        for variable, value in zip(getattr(metric, "variables", []), values):
+            variable.assign(value)
+
+
+def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+    x = _as_arrays(x)
+    batch_size = 32 if batch_size is None else int(batch_size)
+    num_samples = _num_samples(x)
+    verbose = _resolve_verbose(verbose)
+    index_list = _batches(num_samples, batch_size, False, steps)
+    callback_list = _callback_list(model, callbacks, verbose, 1, len(index_list), add_history=False)
+    callback_list.on_predict_begin()
+    outputs = []
+    for step, index in enumerate(index_list):
+        callback_list.on_predict_batch_begin(step)
+        batch_out = model(_take(x, index), training=False)
+        batch_out = tree.map_structure(lambda v: np.asarray(ops.convert_to_numpy(v)), batch_out)
+        outputs.append(batch_out)
+        if callback_list.wants_batch_logs:
+            callback_list.on_predict_batch_end(step, {"outputs": batch_out})
+    callback_list.on_predict_end()
+    if not outputs:
+        raise ValueError("predict() received no data.")
+    if len(outputs) == 1:
+        return outputs[0]
+    flat = [tree.flatten(o) for o in outputs]
+    merged = [np.concatenate([f[i] for f in flat], axis=0) for i in range(len(flat[0]))]
+    return tree.pack_like(outputs[0], merged)
+
+
+def train_on_batch(model, x, y, sample_weight, class_weight, return_dict):
+    model._assert_compiled()
+    x, y, sample_weight = _as_arrays(x), _as_arrays(y), _as_arrays(sample_weight)
+    if class_weight is not None:
+        weights = _class_weights(y, class_weight)
+        sample_weight = weights if sample_weight is None else sample_weight * weights
+    compiled = model._compiled
+    compiled.reset()
+    model._fit_variables = model.trainable_weights
+    try:
+        loss, y_pred = model.train_step(x, y, sample_weight)
+    finally:
+        model._fit_variables = None
+    compiled.loss_tracker.update(ops.convert_to_numpy(loss), _num_samples(x))
+    compiled.update_metrics(y, y_pred, sample_weight)
+    return _format(compiled.results(), return_dict)
+
+
+def test_on_batch(model, x, y, sample_weight, return_dict):
+    model._assert_compiled()
+    x, y, sample_weight = _as_arrays(x), _as_arrays(y), _as_arrays(sample_weight)
+    compiled = model._compiled
+    compiled.reset()
+    loss, y_pred = model.test_step(x, y, sample_weight)
+    compiled.loss_tracker.update(ops.convert_to_numpy(loss), _num_samples(x))
+    compiled.update_metrics(y, y_pred, sample_weight)
+    return _format(compiled.results(), return_dict)
+
+
+def predict_on_batch(model, x):
+    out = model(_as_arrays(x), training=False)
+    return tree.map_structure(lambda v: np.asarray(ops.convert_to_numpy(v)), out)
+
+
+def _format(logs, return_dict):
+    if return_dict:
+        return logs
+    values = list(logs.values())
+    return values[0] if len(values) == 1 else values
