@@ -115,6 +115,13 @@ UNARY = {
     "pow_const": (lambda x: ops.power(x, 3), normal), "rpow": (lambda x: 2.0 ** x, normal),
     "scalar_ops": (lambda x: (1 - x) / 2 + x * 3 - 4 / (x * x + 1), normal),
     "average": (lambda x: ops.average(x, axis=1, weights=np.array([1.0, 2.0, 3.0, 0.5])), normal),
+    # composite activations: gradients come from the chain rule through the primitives
+    "celu": (lambda x: ops.celu(x, alpha=0.7), away_from_kinks), "glu": (lambda x: ops.glu(x, axis=1), normal),
+    "mish": (ops.mish, normal), "squareplus": (ops.squareplus, normal), "tanh_shrink": (ops.tanh_shrink, normal),
+    "soft_shrink": (ops.soft_shrink, away_from_kinks), "sparse_plus": (ops.sparse_plus, lambda *s: away_from_kinks(*s) / 5),
+    "sparsemax": (lambda x: ops.sparsemax(x, axis=1), normal),
+    "relu_options": (lambda x: __import__("amber").activations.relu(x, negative_slope=0.1, max_value=4.0,
+                                                                      threshold=0.5), lambda *s: away_from_kinks(*s) / 1.7),
 }
 
 LOOSE = {}

@@ -260,7 +260,7 @@ def top_k(x, k, sorted=True):
     """The ``k`` largest values along the last axis (differentiable) and their indices."""
     raw = np.asarray(unwrap(x))
     order = np.argsort(-raw, axis=-1, kind="stable")[..., :k]
-    return take_along_axis(x, order, axis=-1), order.astype(np.int32)
+    return take_along_axis(x, order, axis=-1), order
 
 
 def where(condition, x1=None, x2=None):
