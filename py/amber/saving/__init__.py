@@ -22,3 +22,4 @@ from amber.saving.saving_api import (  # noqa: F401
 )
 from amber.saving.safetensors_io import load_safetensors, save_safetensors  # noqa: F401
 from amber.saving.checkpoint import Checkpoint, CheckpointReader, load_checkpoint  # noqa: F401
+from amber.saving.cloning import clone_model  # noqa: F401,E402
