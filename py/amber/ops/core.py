@@ -99,7 +99,7 @@ def primitive(arity=1, sequence=False, name=None):
                 return value
         elif arity == 1:
             def op(x, *args, **kwargs):
-                raw = unwrap(x)
+                raw = x if type(x) is np.ndarray else unwrap(x)
                 if type(raw) is float:
                     raw = np.asarray(raw, floatx())
                 value, backward = body(raw, *args, **kwargs)
@@ -107,6 +107,17 @@ def primitive(arity=1, sequence=False, name=None):
                     value = np.asarray(value)
                 if _recording:
                     return _record(value, (x,), backward)
+                return value
+        elif arity == 2:
+            # the common binary case, spelled out: this path runs for every +, -, * and @
+            def op(x1, x2, *args, **kwargs):
+                r1 = x1 if type(x1) is np.ndarray else unwrap(x1)
+                r2 = x2 if type(x2) is np.ndarray else unwrap(x2)
+                value, backward = body(r1, r2, *args, **kwargs)
+                if type(value) is not np.ndarray:
+                    value = _finish(value, (r1, r2))
+                if _recording:
+                    return _record(value, (x1, x2), backward)
                 return value
         else:
             def op(*args, **kwargs):
