@@ -81,7 +81,7 @@ class StandInH5Writer:
         self._ops.append(("group", path, None, None))
 
     def create_dataset(self, path, data):
-        self._ops.append(("dataset", path, np.ascontiguousarray(data), None))
+        self._ops.append(("dataset", path, np.asarray(data, order="C"), None))
 
     def set_attr(self, path, name, value):
         self._ops.append(("attr", path, name, value))

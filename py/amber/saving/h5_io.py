@@ -86,7 +86,7 @@ class H5Builder:
             self._groups.add(path)
 
     def create_dataset(self, path, data):
-        self._writer.create_dataset(path, np.ascontiguousarray(data))
+        self._writer.create_dataset(path, np.asarray(data, order="C"))
 
     def set_attr(self, path, name, value):
         self._writer.set_attr(path, name, value)

@@ -31,7 +31,7 @@ def save_safetensors(tensors, path, metadata=None):
     for name, value in tensors.items():
         if not isinstance(name, str):
             raise TypeError(f"tensor names must be strings, got {name!r}")
-        arrays[name] = np.ascontiguousarray(np.asarray(value))
+        arrays[name] = np.asarray(value, order="C")
     if metadata is not None:
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
             raise TypeError("safetensors metadata must map strings to strings")
