@@ -553,6 +553,10 @@ class Layer:
     def _maybe_build(self, inputs):
         if self.built:
             return
+        if type(self).build is Layer.build:
+            # Nothing to create: like Keras, no build shapes are recorded for such layers.
+            self.built = True
+            return
         shapes = _shapes_of(inputs)
         if self.input_spec is not None:
             _check_input_spec(self, self.input_spec, shapes)
@@ -585,7 +589,10 @@ class Layer:
             params = inspect.signature(cls.call).parameters
             names = [n for n in params if n != "self"]
             accepts_kwargs = any(p.kind == p.VAR_KEYWORD for p in params.values())
-            sig = (names, "training" in params or accepts_kwargs, "mask" in params)
+            training = params.get("training")
+            sig = (names, "training" in params or accepts_kwargs, "mask" in params,
+                   None if training is None or training.default is inspect.Parameter.empty
+                   else training.default)
             cls._call_signature = sig
         return sig
 
@@ -593,7 +600,7 @@ class Layer:
         raise NotImplementedError(f"Layer {type(self).__name__} does not implement call().")
 
     def __call__(self, *args, **kwargs):
-        names, takes_training, takes_mask = self._call_params()
+        names, takes_training, takes_mask, training_default = self._call_params()
         if args:
             inputs = args[0]
         elif names and names[0] in kwargs:
@@ -602,6 +609,8 @@ class Layer:
             raise ValueError(f"Layer '{self.name}' was called without inputs.")
 
         if not isinstance(inputs, np.ndarray) and any_symbolic(args, kwargs):
+            if takes_training and kwargs.get("training") is None and training_default is not None:
+                kwargs["training"] = training_default
             return self._symbolic_call(args, kwargs, names, takes_training)
 
         # Keras casts floating inputs to the layer's compute dtype.
@@ -624,7 +633,7 @@ class Layer:
         outer_training = context.training
         training = kwargs.get("training", None)
         if training is None:
-            training = outer_training
+            training = outer_training if outer_training is not None else training_default
         if takes_training:
             kwargs["training"] = training
         else:
@@ -665,6 +674,9 @@ class Layer:
                 if pushed:
                     _SCOPE.pop()
         call_kwargs = {k: v for k, v in kwargs.items() if k != "training" or v is not None}
+        # Keras records an explicit mask=None for layers whose call takes a mask.
+        if self._call_params()[2] and "mask" not in call_kwargs:
+            call_kwargs["mask"] = None
         outputs = self.compute_output_spec(*args, **call_kwargs)
         Node(self, args, call_kwargs, outputs)
         return outputs
@@ -712,8 +724,7 @@ class Layer:
 
         run_args = tree.map_structure(concrete, list(args))
         run_kwargs = tree.map_structure(concrete, dict(kwargs))
-        _, takes_training, _ = self._call_params()
-        if takes_training:
+        if self._call_params()[1]:
             run_kwargs["training"] = False
         context = CALL_CONTEXT
         was_symbolic, outer_training = context.symbolic, context.training

@@ -1,9 +1,16 @@
 """Small helpers over nested structures (lists, tuples, dicts) of values.
 
 Layers and models take and return nested structures of arrays or symbolic tensors; these
-helpers flatten and rebuild them in one fixed order (dicts by insertion order, like Keras
-does for functional inputs and outputs).
+helpers flatten and rebuild them in one fixed order. Dicts flatten in sorted key order, as
+Keras's tree utilities do, so model.outputs and graph order match Keras for dict outputs.
 """
+
+
+def sorted_keys(mapping):
+    try:
+        return sorted(mapping)
+    except TypeError:
+        return list(mapping)
 
 
 def flatten(struct):
@@ -18,8 +25,8 @@ def _flatten_into(struct, out):
         for item in struct:
             _flatten_into(item, out)
     elif isinstance(struct, dict):
-        for item in struct.values():
-            _flatten_into(item, out)
+        for key in sorted_keys(struct):
+            _flatten_into(struct[key], out)
     else:
         out.append(struct)
 
@@ -38,8 +45,18 @@ def map_structure(fn, struct):
 def pack_like(struct, leaves):
     """Rebuild ``struct``'s shape from a flat list of leaves (inverse of ``flatten``)."""
     iterator = iter(leaves)
-    packed = map_structure(lambda _: next(iterator), struct)
-    return packed
+
+    def pack(node):
+        if isinstance(node, list):
+            return [pack(item) for item in node]
+        if isinstance(node, tuple):
+            return tuple(pack(item) for item in node)
+        if isinstance(node, dict):
+            packed = {key: pack(node[key]) for key in sorted_keys(node)}
+            return {key: packed[key] for key in node}
+        return next(iterator)
+
+    return pack(struct)
 
 
 def is_nested(struct):

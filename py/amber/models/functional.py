@@ -77,6 +77,9 @@ def map_graph(inputs, outputs):
 
     computable = set(input_ids)
     for node in ordered_nodes:
+        if node.is_input and not any(id(t) in input_ids for t in node.output_tensors):
+            raise ValueError(f"Graph disconnected: the output depends on the input '{node.layer.name}', which "
+                             "is not among the model's inputs.")
         for tensor in node.input_tensors:
             if id(tensor) not in computable:
                 raise ValueError(f"Graph disconnected: cannot find parent for tensor {tensor} at layer "
@@ -125,8 +128,12 @@ class Functional(Model):
         for node in nodes:
             if node.is_input:
                 continue
-            plan.append((node.layer, node.call_args, node.call_kwargs, [id(t) for t in node.output_tensors],
-                         _is_plain_single(node)))
+            # The recorded training value is only the call's default: at run time the
+            # model's own training flag reaches every layer through the call context.
+            run_kwargs = {k: v for k, v in node.call_kwargs.items() if k != "training"}
+            single = (len(node.call_args) == 1 and isinstance(node.call_args[0], KerasTensor)
+                      and all(value is None for value in run_kwargs.values()))
+            plan.append((node.layer, node.call_args, run_kwargs, [id(t) for t in node.output_tensors], single))
         object.__setattr__(self, "_plan", plan)
         self.built = True
         self._build_input_shape = None
@@ -186,7 +193,7 @@ class Functional(Model):
                 missing = [k for k in struct if k not in inputs]
                 if missing:
                     raise ValueError(f"Model '{self.name}' is missing inputs {missing}; got keys {list(inputs)}")
-                return [inputs[k] for k in struct]
+                return [inputs[k] for k in tree.sorted_keys(struct)]
             names = [t._keras_history[0].name for t in self._flat_inputs]
             if all(n in inputs for n in names):
                 return [inputs[n] for n in names]
@@ -293,12 +300,6 @@ class Functional(Model):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         return functional_from_config(cls, config, custom_objects=custom_objects)
-
-
-def _is_plain_single(node):
-    """True for the common call ``layer(tensor)`` with no other arguments."""
-    return (len(node.call_args) == 1 and isinstance(node.call_args[0], KerasTensor)
-            and not node.call_kwargs)
 
 
 def _unwrap_single(struct):
