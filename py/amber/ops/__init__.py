@@ -12,6 +12,7 @@ from amber.backend.autodiff import Tensor
 from amber.backend.config import standardize_dtype
 from amber.backend.operand import Operand
 from amber.ops.core import REGISTRY, from_python, primitive, unwrap
+from amber.ops.conv import average_pool, conv, depthwise_conv, max_pool, separable_conv  # noqa: F401
 from amber.ops.math_ops import (  # noqa: F401
     abs, absolute, add, arccos, arcsin, arctan, ceil, cos, cosh, divide, dot, einsum, erf,
     exp, expm1, floor, floor_divide, inner, log, log1p, log2, log10, matmul, mod, multiply,
