@@ -92,7 +92,7 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
     batch_size = 32 if batch_size is None else int(batch_size)
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    num_samples = _num_samples(x)
+    num_samples = _num_samples([x, y, sample_weight])
     if validation_split and validation_data is None:
         if not 0 < validation_split < 1:
             raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
@@ -152,7 +152,7 @@ def evaluate(model, x, y=None, batch_size=None, verbose="auto", sample_weight=No
     x, y, sample_weight = _unpack_xy(x, y, sample_weight)
     x, y, sample_weight = _as_arrays(x), _as_arrays(y), _as_arrays(sample_weight)
     batch_size = 32 if batch_size is None else int(batch_size)
-    num_samples = _num_samples(x)
+    num_samples = _num_samples([x, y, sample_weight])
     verbose = _resolve_verbose(verbose)
     compiled = model._compiled
     # Validation inside fit must not clobber the training metrics' running state.
