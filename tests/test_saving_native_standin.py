@@ -125,7 +125,8 @@ class StandInArchive:
         return self._zip.namelist()
 
     def entries(self):
-        return [{"name": i.filename, "size": i.file_size, "is_dir": i.is_dir()} for i in self._zip.infolist()]
+        return [{"name": i.filename, "size": i.file_size, "compressed_size": i.compress_size, "is_dir": i.is_dir()}
+                for i in self._zip.infolist()]
 
     def read(self, name, limit=None):
         info = self._zip.getinfo(name)

@@ -148,7 +148,7 @@ def _check_graph(class_name, config, label, where):
             for source, node_index in _inbound_names(node, label, f"{where} layer {name!r}"):
                 if source not in names:
                     raise ConfigError(
-                        f"{label}: {where}: layer {name!r} takes input from layer {source!r}, "
+                        f"{label}: {where or '/'}: layer {name!r} takes input from layer {source!r}, "
                         f"which is not in the model"
                     )
                 if not isinstance(node_index, int) or isinstance(node_index, bool) or not (

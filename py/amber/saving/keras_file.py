@@ -94,6 +94,7 @@ class _ArchiveSource:
         for entry in entries:
             name = entry["name"]
             _check_member_name(path, name)
+            _check_member_size(path, entry)
             seen[name] = seen.get(name, 0) + 1
         for required in (CONFIG, WEIGHTS):
             count = seen.get(required, 0)
@@ -142,6 +143,23 @@ def _check_member_name(path, name):
         or "\x00" in name
     ):
         raise ConfigError(f"{path}: refusing archive member with unsafe name {name!r}")
+
+
+# A member may inflate to at most this many times its stored size once it is large.
+MAX_INFLATION_RATIO = 200
+INFLATION_CHECK_ABOVE = 64 * 1024 * 1024
+
+
+def _check_member_size(path, entry):
+    size = entry.get("size")
+    stored = entry.get("compressed_size")
+    if not isinstance(size, int) or not isinstance(stored, int):
+        return
+    if size > INFLATION_CHECK_ABOVE and size > MAX_INFLATION_RATIO * max(stored, 1):
+        raise ConfigError(
+            f"{path}: archive member '{entry['name']}' declares {size} bytes uncompressed from {stored} stored "
+            f"bytes (ratio {size / max(stored, 1):.0f}:1); refusing a likely decompression bomb"
+        )
 
 
 def open_source(filepath):
