@@ -1,182 +1,400 @@
-"""Convolution and pooling over N spatial dimensions (Keras's ``ops.conv``,
-``depthwise_conv``, ``separable_conv``, ``max_pool``, ``average_pool``).
+"""Convolution and pooling ops (Keras's ``ops.conv``, ``ops.max_pool``, ...), forward and
+backward side by side.
 
-One primitive does the spatial work: ``_patches`` gathers every kernel window into a
-(batch, *out, *kernel, channels) array (im2col); its backward scatter-adds window
-gradients back. Convolutions are then a matrix product and pooling a reduction, so their
-gradients come from ``matmul``, ``einsum``, ``max`` and ``sum``.
+Every op works internally on channels-last arrays. Convolutions are im2col: a strided
+window view of the padded input (``sliding_window_view``, no copy), one gather into a patch
+matrix, and one product with the kernel through ``backend.linalg.matmul`` — the single matmul
+call site, so the Rust GEMM serves convolutions too. Backward passes reuse the patch matrix
+for the kernel gradient and scatter the patch gradient back with one strided add per kernel
+tap (a handful of taps, never a loop over pixels).
+
+Padding follows Keras 3 (TensorFlow's rule): ``same`` pads ``total // 2`` before and the
+rest after, so odd totals put the extra element at the end.
 """
 
+import itertools
 import math
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
+from numpy.lib.stride_tricks import sliding_window_view
 
-from amber.backend.config import image_data_format
-from amber.ops.core import primitive, unwrap
-
-
-def _tuple(value, n, name):
-    if isinstance(value, int):
-        return (value,) * n
-    value = tuple(int(v) for v in value)
-    if len(value) != n:
-        raise ValueError(f"{name} must have {n} values for {n} spatial dimensions, got {value}")
-    return value
+from amber.ops.core import primitive
 
 
-def _padding(padding, sizes, kernel, strides, dilation):
-    """(before, after) padding per spatial axis and the output sizes, as Keras/TF define
-    ``valid``, ``same`` and ``causal`` (left padding, 1-D)."""
-    padding = padding.lower()
-    pads, outs = [], []
-    for n, k, s, d in zip(sizes, kernel, strides, dilation):
-        span = (k - 1) * d + 1
-        if padding == "valid":
-            pads.append((0, 0))
-            outs.append((n - span) // s + 1 if n >= span else 0)
-        elif padding == "same":
-            out = math.ceil(n / s)
-            total = max((out - 1) * s + span - n, 0)
-            pads.append((total // 2, total - total // 2))
-            outs.append(out)
-        elif padding == "causal":
-            pads.append((span - 1, 0))
-            outs.append((n - 1) // s + 1)
-        else:
-            raise ValueError(f"padding must be 'valid', 'same' or 'causal', got {padding!r}")
-    if any(o <= 0 for o in outs):
+# ------------------------------------------------------------------ argument handling
+
+
+def _tuple(value, rank, name):
+    """An int or a sequence of ``rank`` positive ints, as a tuple."""
+    if isinstance(value, (int, np.integer)):
+        values = (int(value),) * rank
+    else:
+        values = tuple(int(v) for v in value)
+        if len(values) == 1 and rank > 1:
+            values = values * rank
+    if len(values) != rank or any(v <= 0 for v in values):
+        raise ValueError(f"`{name}` must be a positive int or a tuple of {rank} positive ints, got {value!r}")
+    return values
+
+
+def _data_format(data_format):
+    if data_format is None:
+        from amber.backend.config import image_data_format
+
+        data_format = image_data_format()
+    data_format = str(data_format).lower()
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError(f"`data_format` must be 'channels_last' or 'channels_first', got {data_format!r}")
+    return data_format
+
+
+def _padding(padding, allowed=("valid", "same")):
+    padding = str(padding).lower()
+    if padding not in allowed:
+        raise ValueError(f"`padding` must be one of {allowed}, got {padding!r}")
+    return padding
+
+
+def _to_last(x, data_format):
+    return np.moveaxis(x, 1, -1) if data_format == "channels_first" else x
+
+
+def _from_last(x, data_format):
+    return np.moveaxis(x, -1, 1) if data_format == "channels_first" else x
+
+
+def _same_pads(size, window, stride):
+    """TensorFlow's ``same``: output ``ceil(size / stride)``, the odd element padded after."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + window - size, 0)
+    return (total // 2, total - total // 2)
+
+
+def _pads(spatial, windows, strides, padding):
+    if padding == "valid":
+        return [(0, 0)] * len(spatial)
+    if padding == "causal":
+        return [(w - 1, 0) for w in windows]
+    return [_same_pads(n, w, s) for n, w, s in zip(spatial, windows, strides)]
+
+
+def _pad_spatial(x, pads, value=0):
+    """Pad (positive) or crop (negative) the spatial axes of a channels-last array."""
+    if all(a == 0 and b == 0 for a, b in pads):
+        return x
+    grow = [(0, 0)] + [(max(a, 0), max(b, 0)) for a, b in pads] + [(0, 0)]
+    if any(a > 0 or b > 0 for a, b in pads):
+        x = np.pad(x, grow, constant_values=value)
+    crop = (slice(None),) + tuple(slice(max(-a, 0), x.shape[i + 1] - max(-b, 0))
+                                  for i, (a, b) in enumerate(pads)) + (slice(None),)
+    return x[crop]
+
+
+def _unpad_spatial(grad, pads, original_spatial):
+    """The adjoint of ``_pad_spatial``: drop padded cells, restore cropped ones as zeros."""
+    crop = (slice(None),) + tuple(slice(max(a, 0), max(a, 0) + n) for (a, _), n in
+                                  zip(pads, original_spatial)) + (slice(None),)
+    if all(a >= 0 and b >= 0 for a, b in pads):
+        return grad[crop]
+    back = [(0, 0)] + [(max(-a, 0), max(-b, 0)) for a, b in pads] + [(0, 0)]
+    grad = np.pad(grad, back)
+    return grad[crop]
+
+
+def _tap_slices(tap, steps, strides, out):
+    """Where kernel tap ``tap`` reads the padded input for every output position."""
+    return tuple(slice(t * d, t * d + s * (o - 1) + 1, s) for t, d, s, o in zip(tap, steps, strides, out))
+
+
+def _matmul(a, b):
+    from amber.backend import linalg
+
+    return linalg.matmul(a, b)
+
+
+# ------------------------------------------------------------------ the convolution core
+
+
+def _conv_core(x, kernel, strides, dilation, pads, groups):
+    """Channels-last N-D grouped convolution by im2col.
+
+    ``x``: (batch, *spatial, channels); ``kernel``: (*window, channels // groups, filters).
+    Returns the output and ``backward(g, need_x, need_kernel) -> (dx, dkernel)``.
+    """
+    rank = x.ndim - 2
+    window = kernel.shape[:rank]
+    channels, filters = x.shape[-1], kernel.shape[-1]
+    if kernel.shape[-2] * groups != channels:
         raise ValueError(
-            f"the window (kernel {kernel}, dilation {dilation}) is larger than the input "
-            f"{tuple(sizes)} with padding={padding!r}")
-    return pads, outs
+            f"conv: the input has {channels} channels but the kernel of shape {kernel.shape} expects "
+            f"{kernel.shape[-2]} channels per group times groups={groups}")
+    if filters % groups:
+        raise ValueError(f"conv: {filters} filters cannot be split into groups={groups}")
+    xp = _pad_spatial(x, pads)
+    span = [(k - 1) * d + 1 for k, d in zip(window, dilation)]
+    if any(n < w for n, w in zip(xp.shape[1:-1], span)):
+        raise ValueError(f"conv: the dilated kernel window {tuple(span)} is larger than the input of "
+                         f"(padded) spatial shape {xp.shape[1:-1]}")
+    spatial_axes = tuple(range(1, rank + 1))
+    view = sliding_window_view(xp, span, axis=spatial_axes)
+    view = view[(slice(None),) + tuple(slice(None, None, s) for s in strides) + (slice(None),)
+                + tuple(slice(None, None, d) for d in dilation)]
+    batch, out = x.shape[0], view.shape[1:rank + 1]
+    positions, taps = batch * math.prod(out), math.prod(window)
+    per_group, out_per_group = channels // groups, filters // groups
+    # (batch, *out, *window, channels): the kernel's own (window, channel) order.
+    patches = np.moveaxis(view, rank + 1, -1)
+    if groups == 1:
+        cols = patches.reshape(positions, taps * channels)
+        kmat = kernel.reshape(taps * channels, filters)
+        y = _matmul(cols, kmat)
+    else:
+        cols = patches.reshape(positions, taps, groups, per_group).transpose(2, 0, 1, 3)
+        cols = cols.reshape(groups, positions, taps * per_group)
+        kmat = kernel.reshape(taps, per_group, groups, out_per_group).transpose(2, 0, 1, 3)
+        kmat = kmat.reshape(groups, taps * per_group, out_per_group)
+        y = _matmul(cols, kmat).transpose(1, 0, 2)
+    y = y.reshape((batch,) + tuple(out) + (filters,))
+
+    def backward(g, need_x, need_kernel):
+        g = np.ascontiguousarray(g, dtype=y.dtype)
+        dx = dkernel = None
+        if groups == 1:
+            gmat = g.reshape(positions, filters)
+            if need_kernel:
+                dkernel = _matmul(cols.T, gmat).reshape(kernel.shape)
+            if need_x:
+                dcols = _matmul(gmat, kmat.T)
+        else:
+            gmat = g.reshape(positions, groups, out_per_group).transpose(1, 0, 2)
+            if need_kernel:
+                dk = _matmul(cols.transpose(0, 2, 1), gmat)
+                dk = dk.reshape(groups, taps, per_group, out_per_group).transpose(1, 2, 0, 3)
+                dkernel = dk.reshape(kernel.shape)
+            if need_x:
+                dcols = _matmul(gmat, kmat.transpose(0, 2, 1))
+                dcols = dcols.reshape(groups, positions, taps, per_group).transpose(1, 2, 0, 3)
+        if need_x:
+            dcols = dcols.reshape((batch,) + tuple(out) + tuple(window) + (channels,))
+            dxp = np.zeros(xp.shape, dtype=dcols.dtype)
+            lead = (slice(None),) * (rank + 1)
+            for tap in itertools.product(*(range(k) for k in window)):
+                target = (slice(None),) + _tap_slices(tap, dilation, strides, out) + (slice(None),)
+                dxp[target] += dcols[lead + tap]
+            dx = _unpad_spatial(dxp, pads, x.shape[1:-1])
+        return dx, dkernel
+
+    return y, backward
 
 
-@primitive()
-def _patches(x, kernel, strides, dilation, pads, outs, pad_value=0.0):
-    """Windows of channels-last ``x`` as a (batch, *outs, *kernel, channels) array."""
-    n = len(kernel)
-    width = [(0, 0)] + list(pads) + [(0, 0)]
-    padded = np.pad(x, width, constant_values=pad_value) if any(p != (0, 0) for p in pads) else x
-    st = padded.strides
-    view = as_strided(
-        padded,
-        shape=(padded.shape[0],) + tuple(outs) + tuple(kernel) + (padded.shape[-1],),
-        strides=(st[0],) + tuple(st[1 + i] * strides[i] for i in range(n))
-        + tuple(st[1 + i] * dilation[i] for i in range(n)) + (st[-1],),
-        writeable=False,
-    )
-    windows = np.ascontiguousarray(view)
+def _check_ranks(x, kernel, op):
+    if x.ndim < 3 or kernel.ndim != x.ndim:
+        raise ValueError(f"{op}: expected an input of rank 3-5 and a kernel of the same rank, got input "
+                         f"shape {x.shape} and kernel shape {kernel.shape}")
+
+
+@primitive(arity=2)
+def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
+    """N-D convolution; ``kernel`` is (*window, in_channels // groups, filters) and groups
+    is inferred from the channel counts, as in Keras."""
+    _check_ranks(inputs, kernel, "conv")
+    rank = inputs.ndim - 2
+    data_format = _data_format(data_format)
+    padding = _padding(padding, ("valid", "same", "causal"))
+    strides = _tuple(strides, rank, "strides")
+    dilation = _tuple(dilation_rate, rank, "dilation_rate")
+    x = _to_last(inputs, data_format)
+    channels = x.shape[-1]
+    if kernel.shape[-2] == 0 or channels % kernel.shape[-2]:
+        raise ValueError(f"conv: input channels {channels} are not a multiple of the kernel's "
+                         f"{kernel.shape[-2]} input channels (kernel shape {kernel.shape})")
+    groups = channels // kernel.shape[-2]
+    span = [(k - 1) * d + 1 for k, d in zip(kernel.shape[:rank], dilation)]
+    pads = _pads(x.shape[1:-1], span, strides, padding)
+    if x.dtype != kernel.dtype:
+        dtype = np.result_type(x.dtype, kernel.dtype)
+        x, kernel = x.astype(dtype), kernel.astype(dtype)
+    y, core_backward = _conv_core(x, kernel, strides, dilation, pads, groups)
 
     def backward(g, need):
-        grad = np.zeros(padded.shape, dtype=g.dtype)
-        for offset in np.ndindex(*kernel):
-            target = tuple(slice(offset[i] * dilation[i], offset[i] * dilation[i] + (outs[i] - 1) * strides[i] + 1,
-                                 strides[i]) for i in range(n))
-            grad[(slice(None),) + target] += g[(slice(None),) * (1 + n) + offset]
-        crop = tuple(slice(lo, lo + size) for (lo, _), size in zip(pads, x.shape[1:-1]))
-        return (grad[(slice(None),) + crop],)
+        dx, dk = core_backward(_to_last(g, data_format), need[0], need[1])
+        return (_from_last(dx, data_format) if dx is not None else None), dk
 
-    return windows, backward
-
-
-def _channels_last(inputs, data_format):
-    from amber.ops.shape_ops import transpose
-
-    data_format = data_format or image_data_format()
-    if data_format == "channels_first":
-        nd = np.ndim(unwrap(inputs))
-        return transpose(inputs, (0,) + tuple(range(2, nd)) + (1,)), True
-    return inputs, False
-
-
-def _restore(outputs, moved):
-    from amber.ops.shape_ops import transpose
-
-    if not moved:
-        return outputs
-    nd = np.ndim(unwrap(outputs))
-    return transpose(outputs, (0, nd - 1) + tuple(range(1, nd - 1)))
-
-
-def _windows(x, kernel_shape, strides, padding, dilation_rate, pad_value=0.0):
-    shape = np.shape(unwrap(x))
-    n = len(shape) - 2
-    kernel_shape = _tuple(kernel_shape, n, "kernel size")
-    strides = _tuple(strides, n, "strides")
-    dilation = _tuple(dilation_rate, n, "dilation_rate")
-    pads, outs = _padding(padding, shape[1:-1], kernel_shape, strides, dilation)
-    return _patches(x, kernel_shape, strides, dilation, tuple(pads), tuple(outs), pad_value), outs
-
-
-def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
-    """N-D convolution; ``kernel`` is (*kernel_size, in_channels / groups, out_channels)."""
-    from amber.ops.math_ops import matmul
-    from amber.ops.shape_ops import reshape
-
-    x, moved = _channels_last(inputs, data_format)
-    k_shape = np.shape(unwrap(kernel))
-    spatial = k_shape[:-2]
-    windows, outs = _windows(x, spatial, strides, padding, dilation_rate)
-    batch = np.shape(unwrap(x))[0]
-    in_channels = np.shape(unwrap(x))[-1]
-    if k_shape[-2] != in_channels:
-        raise ValueError(f"conv: kernel expects {k_shape[-2]} input channels, inputs have {in_channels}")
-    columns = reshape(windows, (-1, int(np.prod(spatial)) * in_channels))
-    y = matmul(columns, reshape(kernel, (-1, k_shape[-1])))
-    return _restore(reshape(y, (batch,) + tuple(outs) + (k_shape[-1],)), moved)
+    return _from_last(y, data_format), backward
 
 
 def depthwise_conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
-    """Per-channel convolution; ``kernel`` is (*kernel_size, channels, multiplier)."""
-    from amber.ops.math_ops import einsum
+    """Each input channel convolved with its own ``depth_multiplier`` filters; ``kernel`` is
+    (*window, channels, depth_multiplier). Output channel ``c * multiplier + m``: a grouped
+    convolution with one group per channel."""
     from amber.ops.shape_ops import reshape
 
-    x, moved = _channels_last(inputs, data_format)
-    k_shape = np.shape(unwrap(kernel))
-    spatial = k_shape[:-2]
-    windows, outs = _windows(x, spatial, strides, padding, dilation_rate)
-    batch, channels = np.shape(unwrap(x))[0], np.shape(unwrap(x))[-1]
-    flat = reshape(windows, (-1, int(np.prod(spatial)), channels))
-    y = einsum("nkc,kcm->ncm", flat, reshape(kernel, (-1, channels, k_shape[-1])), optimize=True)
-    return _restore(reshape(y, (batch,) + tuple(outs) + (channels * k_shape[-1],)), moved)
+    shape = tuple(np.shape(kernel))
+    grouped = reshape(kernel, shape[:-2] + (1, shape[-2] * shape[-1]))
+    return conv(inputs, grouped, strides=strides, padding=padding, data_format=data_format,
+                dilation_rate=dilation_rate)
 
 
-def separable_conv(inputs, depthwise_kernel, pointwise_kernel, strides=1, padding="valid",
-                   data_format=None, dilation_rate=1):
-    data_format = data_format or image_data_format()
-    y = depthwise_conv(inputs, depthwise_kernel, strides, padding, data_format, dilation_rate)
-    return conv(y, pointwise_kernel, 1, "valid", data_format)
+def separable_conv(inputs, depthwise_kernel, pointwise_kernel, strides=1, padding="valid", data_format=None,
+                   dilation_rate=1):
+    """A depthwise convolution followed by a 1x1 (pointwise) convolution."""
+    y = depthwise_conv(inputs, depthwise_kernel, strides=strides, padding=padding, data_format=data_format,
+                       dilation_rate=dilation_rate)
+    return conv(y, pointwise_kernel, strides=1, padding="valid", data_format=data_format, dilation_rate=1)
 
 
-def _pool_args(inputs, pool_size, strides, data_format):
-    x, moved = _channels_last(inputs, data_format)
-    n = np.ndim(unwrap(x)) - 2
-    pool_size = _tuple(pool_size, n, "pool_size")
-    strides = pool_size if strides is None else _tuple(strides, n, "strides")
-    return x, moved, pool_size, strides
+def conv_transpose_pads(window, stride, dilation, padding, output_padding):
+    """Keras 3's (JAX's) padding of the stride-dilated input for a transposed convolution,
+    as (before, after) for one spatial axis."""
+    span = (window - 1) * dilation + 1
+    if padding == "valid":
+        extra = max(span, stride) - span if output_padding is None else output_padding
+        return span - 1, span - 1 + extra
+    if output_padding is None:
+        total = stride + span - 2
+    else:
+        total = span + span % 2 - 2 + output_padding
+    before = min(total // 2 + total % 2, span - 1)
+    return before, total - before
 
 
+@primitive(arity=2)
+def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=None, data_format=None,
+                   dilation_rate=1):
+    """The transpose (input gradient) of a convolution; ``kernel`` is
+    (*window, filters, in_channels). Computed as a stride-1 convolution of the input spread
+    out by ``strides`` (zeros between samples) with the spatially flipped kernel."""
+    _check_ranks(inputs, kernel, "conv_transpose")
+    rank = inputs.ndim - 2
+    data_format = _data_format(data_format)
+    padding = _padding(padding)
+    strides = _tuple(strides, rank, "strides")
+    dilation = _tuple(dilation_rate, rank, "dilation_rate")
+    if output_padding is None:
+        output_padding = (None,) * rank
+    else:
+        output_padding = tuple(int(p) for p in (
+            (output_padding,) * rank if isinstance(output_padding, (int, np.integer)) else output_padding))
+    x = _to_last(inputs, data_format)
+    if kernel.shape[-1] != x.shape[-1]:
+        raise ValueError(f"conv_transpose: the input has {x.shape[-1]} channels but the kernel of shape "
+                         f"{kernel.shape} expects {kernel.shape[-1]}")
+    if x.dtype != kernel.dtype:
+        dtype = np.result_type(x.dtype, kernel.dtype)
+        x, kernel = x.astype(dtype), kernel.astype(dtype)
+    spread_shape = (x.shape[0],) + tuple((n - 1) * s + 1 for n, s in zip(x.shape[1:-1], strides)) + (x.shape[-1],)
+    every = (slice(None),) + tuple(slice(None, None, s) for s in strides) + (slice(None),)
+    spread = np.zeros(spread_shape, dtype=x.dtype)
+    spread[every] = x
+    pads = [conv_transpose_pads(k, s, d, padding, p)
+            for k, s, d, p in zip(kernel.shape[:rank], strides, dilation, output_padding)]
+    flip = tuple(slice(None, None, -1) for _ in range(rank))
+    forward_kernel = np.swapaxes(kernel[flip], -1, -2)
+    y, core_backward = _conv_core(spread, forward_kernel, (1,) * rank, dilation, pads, 1)
+
+    def backward(g, need):
+        dspread, dk = core_backward(_to_last(g, data_format), need[0], need[1])
+        dx = _from_last(dspread[every], data_format) if dspread is not None else None
+        if dk is not None:
+            dk = np.swapaxes(dk, -1, -2)[flip]
+        return dx, dk
+
+    return _from_last(y, data_format), backward
+
+
+# ------------------------------------------------------------------ pooling
+
+
+def _pool_setup(inputs, pool_size, strides, padding, data_format):
+    rank = inputs.ndim - 2
+    if rank < 1:
+        raise ValueError(f"pooling expects an input of rank 3-5, got shape {inputs.shape}")
+    pool = _tuple(pool_size, rank, "pool_size")
+    strides = pool if strides is None else _tuple(strides, rank, "strides")
+    data_format = _data_format(data_format)
+    padding = _padding(padding)
+    x = _to_last(inputs, data_format)
+    pads = _pads(x.shape[1:-1], pool, strides, padding)
+    return rank, pool, strides, data_format, x, pads
+
+
+def _windows(xp, pool, strides, rank):
+    """(batch, *out, channels, *pool) strided view of the padded input."""
+    if any(n < p for n, p in zip(xp.shape[1:-1], pool)):
+        raise ValueError(f"pooling: the pool window {pool} is larger than the input of (padded) spatial "
+                         f"shape {xp.shape[1:-1]}")
+    view = sliding_window_view(xp, pool, axis=tuple(range(1, rank + 1)))
+    return view[(slice(None),) + tuple(slice(None, None, s) for s in strides)]
+
+
+def _scatter_taps(per_tap, xp_shape, pool, strides, out, dtype):
+    """Sum each tap's gradient (batch, *out, channels) into the padded input's shape."""
+    dxp = np.zeros(xp_shape, dtype=dtype)
+    ones = (1,) * len(pool)
+    for index, tap in enumerate(itertools.product(*(range(p) for p in pool))):
+        target = (slice(None),) + _tap_slices(tap, ones, strides, out) + (slice(None),)
+        dxp[target] += per_tap(index)
+    return dxp
+
+
+@primitive()
 def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
-    from amber.ops.reductions import max as reduce_max
+    rank, pool, strides, data_format, x, pads = _pool_setup(inputs, pool_size, strides, padding, data_format)
+    fill = -np.inf if np.issubdtype(x.dtype, np.floating) else np.iinfo(x.dtype).min
+    xp = _pad_spatial(x, pads, value=fill)
+    view = _windows(xp, pool, strides, rank)
+    y = view.max(axis=tuple(range(-rank, 0)))
+    out = y.shape[1:-1]
 
-    x, moved, pool_size, strides = _pool_args(inputs, pool_size, strides, data_format)
-    n = len(pool_size)
-    windows, _ = _windows(x, pool_size, strides, padding, 1, pad_value=-np.inf)
-    return _restore(reduce_max(windows, axis=tuple(range(1 + n, 1 + 2 * n))), moved)
+    def backward(g, need):
+        g = _to_last(g, data_format)
+        # The gradient goes to the first maximum of each window, as TensorFlow's does.
+        winner = view.reshape(y.shape + (-1,)).argmax(axis=-1)
+        dxp = _scatter_taps(lambda t: np.where(winner == t, g, 0), xp.shape, pool, strides, out, g.dtype)
+        return (_from_last(_unpad_spatial(dxp, pads, x.shape[1:-1]), data_format),)
+
+    return _from_last(y, data_format), backward
 
 
+@primitive()
 def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
-    """Window means; with ``same`` padding the padded positions are not counted (as Keras)."""
-    from amber.ops.math_ops import divide
-    from amber.ops.reductions import sum as reduce_sum
+    """Window means; with ``same`` padding the padded cells are left out of each mean."""
+    rank, pool, strides, data_format, x, pads = _pool_setup(inputs, pool_size, strides, padding, data_format)
+    xp = _pad_spatial(x, pads)
+    view = _windows(xp, pool, strides, rank)
+    total = view.sum(axis=tuple(range(-rank, 0)))
+    if any(a or b for a, b in pads):
+        mask = _pad_spatial(np.ones((1,) + x.shape[1:-1] + (1,), dtype=x.dtype), pads)
+        count = _windows(mask, pool, strides, rank).sum(axis=tuple(range(-rank, 0)))
+    else:
+        count = np.asarray(math.prod(pool), dtype=x.dtype)
+    y = (total / count).astype(x.dtype, copy=False)
+    out = y.shape[1:-1]
 
-    x, moved, pool_size, strides = _pool_args(inputs, pool_size, strides, data_format)
-    n = len(pool_size)
-    axes = tuple(range(1 + n, 1 + 2 * n))
-    windows, _ = _windows(x, pool_size, strides, padding, 1)
-    totals = reduce_sum(windows, axis=axes)
-    ones = np.ones((1,) + np.shape(unwrap(x))[1:-1] + (1,), dtype=np.asarray(unwrap(x)).dtype)
-    counts_windows, _ = _windows(ones, pool_size, strides, padding, 1)
-    counts = np.sum(unwrap(counts_windows), axis=axes)
-    return _restore(divide(totals, counts), moved)
+    def backward(g, need):
+        share = _to_last(g, data_format) / count
+        dxp = _scatter_taps(lambda t: share, xp.shape, pool, strides, out, share.dtype)
+        return (_from_last(_unpad_spatial(dxp, pads, x.shape[1:-1]), data_format),)
+
+    return _from_last(y, data_format), backward
+
+
+# ------------------------------------------------------------------ output shapes
+
+
+def conv_output_length(length, window, stride, padding, dilation=1):
+    """Spatial output size of a convolution or pooling (``None`` stays unknown)."""
+    if length is None:
+        return None
+    span = (window - 1) * dilation + 1
+    if padding in ("same", "causal"):
+        return -(-length // stride)
+    return max((length - span) // stride + 1, 0)
+
+
+def conv_transpose_output_length(length, window, stride, padding, output_padding=None, dilation=1):
+    if length is None:
+        return None
+    span = (window - 1) * dilation + 1
+    before, after = conv_transpose_pads(window, stride, dilation, padding, output_padding)
+    return (length - 1) * stride + 1 + before + after - span + 1
