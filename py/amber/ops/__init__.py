@@ -15,6 +15,15 @@ from amber.ops.core import REGISTRY, from_python, primitive, unwrap
 from amber.ops.conv import (  # noqa: F401
     average_pool, conv, conv_transpose, depthwise_conv, max_pool, separable_conv,
 )
+from amber.ops.extra import (  # noqa: F401
+    allclose, arctan2, array, bincount, binary_crossentropy, categorical_crossentropy, cbrt,
+    cholesky, cond, copy, det, diag, diagonal, divide_no_nan, dot_product_attention, empty,
+    erfinv, fori_loop, in_top_k, inv, isclose, layer_normalization, linspace, logaddexp, logdet,
+    map, median, meshgrid, multi_hot, nan_to_num, nonzero, qr, quantile, ravel, rms_normalization,
+    roll, saturate_cast, scan, scatter, scatter_update, searchsorted, segment_max, segment_sum,
+    select, slice_update, solve, sparse_categorical_crossentropy, svd, switch, trace, trunc,
+    unstack, vectorized_map, while_loop,
+)
 from amber.ops.math_ops import (  # noqa: F401
     abs, absolute, add, arccos, arcsin, arctan, ceil, cos, cosh, divide, dot, einsum, erf,
     exp, expm1, floor, floor_divide, inner, log, log1p, log2, log10, matmul, mod, multiply,
