@@ -615,14 +615,14 @@ class Layer:
 
         # Keras casts floating inputs to the layer's compute dtype.
         if isinstance(inputs, np.ndarray):
-            if inputs.dtype.kind == "f" and inputs.dtype.name != self._dtype_name:
+            if inputs.dtype.kind == "f" and inputs.dtype != self._dtype_name:
                 inputs = inputs.astype(self._dtype_name)
                 args = (inputs,) + tuple(args[1:]) if args else args
                 if not args:
                     kwargs[names[0]] = inputs
         elif isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], np.ndarray):
             cast = [x.astype(self._dtype_name) if isinstance(x, np.ndarray) and x.dtype.kind == "f"
-                    and x.dtype.name != self._dtype_name else x for x in inputs]
+                    and x.dtype != self._dtype_name else x for x in inputs]
             inputs = type(inputs)(cast)
             if args:
                 args = (inputs,) + tuple(args[1:])
@@ -752,6 +752,13 @@ class Layer:
         for variable, regularizer in self._weight_regularizers:
             losses.append(regularizer(variable))
         return losses
+
+    def _has_losses(self):
+        """Cheap check before building ``losses`` in the training step."""
+        if _LOSSES_IN_USE[0]:
+            return True
+        return any(layer._weight_regularizers or layer.activity_regularizer is not None
+                   for layer in self._flatten_layers())
 
     @property
     def losses(self):

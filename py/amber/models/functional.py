@@ -211,7 +211,7 @@ class Functional(Model):
         flat = self._standardize_inputs(inputs)
         values = {}
         for tensor, value in zip(self._flat_inputs, flat):
-            if isinstance(value, np.ndarray) and value.dtype.name != tensor.dtype and value.dtype.kind in "fiub":
+            if isinstance(value, np.ndarray) and value.dtype != tensor.dtype and value.dtype.kind in "fiub":
                 if np.dtype(tensor.dtype).kind == "f" or value.dtype.kind == "f":
                     value = value.astype(tensor.dtype)
             values[id(tensor)] = value

@@ -49,6 +49,8 @@ class Model(Layer):
         object.__setattr__(self, "history", None)
         object.__setattr__(self, "stop_training", False)
         object.__setattr__(self, "_fit_variables", None)
+        # During fit: False when no layer has regularizers or add_loss (checked once per epoch).
+        object.__setattr__(self, "_fit_has_losses", None)
 
     # ------------------------------------------------------------------ structure
 
@@ -222,7 +224,11 @@ class Model(Layer):
             raise ValueError("You must call `compile()` before using the model.")
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        return self._compiled.compute_loss(y, y_pred, sample_weight, self.losses)
+        from amber.layers.layer import _LOSSES_IN_USE
+
+        check = self._fit_has_losses is not False or _LOSSES_IN_USE[0]
+        extra = self.losses if check and self._has_losses() else []
+        return self._compiled.compute_loss(y, y_pred, sample_weight, extra)
 
     def train_step(self, x, y, sample_weight):
         from amber import backend

@@ -118,6 +118,7 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
     for epoch in range(initial_epoch, epochs):
         compiled.reset()
         model._fit_variables = model.trainable_weights
+        object.__setattr__(model, "_fit_has_losses", model._has_losses())
         callback_list.on_epoch_begin(epoch)
         for step, index in enumerate(_batches(num_samples, batch_size, shuffle, steps)):
             callback_list.on_train_batch_begin(step)
@@ -143,6 +144,7 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
             break
     callback_list.on_train_end(logs)
     model._fit_variables = None
+    object.__setattr__(model, "_fit_has_losses", None)
     return model.history
 
 
