@@ -21,3 +21,7 @@ from amber import saving  # noqa: F401
 from amber import utils  # noqa: F401
 from amber import export  # noqa: F401
 from amber import config  # noqa: F401
+
+# Framework names Keras exposes at the top level.
+from amber.layers import Input, InputSpec, KerasTensor, Layer  # noqa: E402,F401
+from amber.models import Model, Sequential  # noqa: E402,F401

@@ -13,3 +13,6 @@ from amber.saving.serialization_lib import (  # noqa: E402,F401
     deserialize_keras_object,
     serialize_keras_object,
 )
+
+# Owned by the framework part.
+from amber.utils.data_utils import normalize, set_random_seed, to_categorical  # noqa: E402,F401
