@@ -4,7 +4,8 @@ ReLU, LeakyReLU). Config keys and defaults are Keras 3's."""
 
 import numpy as np
 
-from amber import ops
+from amber import backend, ops
+from amber.backend import linalg
 from amber.layers.layer import InputSpec, Layer
 
 
@@ -29,8 +30,6 @@ def _activation_name(fn):
 
 
 def _recording():
-    from amber import backend
-
     return backend.is_recording()
 
 
@@ -116,8 +115,6 @@ class Dense(Layer):
 
 
 def _linalg_dense(x, kernel, bias, activation):
-    from amber.backend import linalg
-
     if x.dtype != kernel.dtype:
         x = x.astype(kernel.dtype)
     return linalg.dense(x, kernel, bias, activation)

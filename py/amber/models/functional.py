@@ -12,7 +12,7 @@ import numpy as np
 from amber.layers import tree
 from amber.layers.input_layer import InputLayer
 from amber.layers.keras_tensor import KerasTensor
-from amber.layers.layer import Layer
+from amber.layers.layer import CALL_CONTEXT, Layer
 from amber.models.model import Model
 
 
@@ -133,7 +133,7 @@ class Functional(Model):
             run_kwargs = {k: v for k, v in node.call_kwargs.items() if k != "training"}
             single = (len(node.call_args) == 1 and isinstance(node.call_args[0], KerasTensor)
                       and all(value is None for value in run_kwargs.values()))
-            plan.append((node.layer, node.call_args, run_kwargs, [id(t) for t in node.output_tensors], single))
+            plan.append([node.layer, node.call_args, run_kwargs, [id(t) for t in node.output_tensors], single])
         object.__setattr__(self, "_plan", plan)
         self.built = True
         self._build_input_shape = None
@@ -215,8 +215,19 @@ class Functional(Model):
                 if np.dtype(tensor.dtype).kind == "f" or value.dtype.kind == "f":
                     value = value.astype(tensor.dtype)
             values[id(tensor)] = value
+        context = CALL_CONTEXT
         for layer, args, kwargs, out_ids, single in self._plan:
-            if single:
+            x = values[id(args[0])] if single else None
+            if single and layer.built and getattr(x, "dtype", None) == layer._dtype_name and _is_leaf_layer(layer):
+                # A built layer without sublayers or activity regularizer, input already in its
+                # dtype: call it directly (the outer __call__ set the training context).
+                _, takes_training, _, training_default = layer._call_params()
+                if takes_training:
+                    training = context.training if context.training is not None else training_default
+                    outputs = layer.call(x, training=training)
+                else:
+                    outputs = layer.call(x)
+            elif single:
                 outputs = layer(values[id(args[0])])
             else:
                 call_args = tree.map_structure(lambda x: values[id(x)] if isinstance(x, KerasTensor) else x,
@@ -300,6 +311,10 @@ class Functional(Model):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         return functional_from_config(cls, config, custom_objects=custom_objects)
+
+
+def _is_leaf_layer(layer):
+    return not layer._layers and layer.activity_regularizer is None
 
 
 def _unwrap_single(struct):

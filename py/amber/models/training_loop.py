@@ -209,6 +209,9 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=Non
     batch_size = 32 if batch_size is None else int(batch_size)
     num_samples = _num_samples(x)
     verbose = _resolve_verbose(verbose)
+    if num_samples <= batch_size and not callbacks and verbose == 0 and steps is None:
+        # One batch and nobody listening: skip the loop machinery (serving latency).
+        return predict_on_batch(model, x)
     index_list = _batches(num_samples, batch_size, False, steps)
     callback_list = _callback_list(model, callbacks, verbose, 1, len(index_list), add_history=False)
     callback_list.on_predict_begin()
@@ -261,6 +264,8 @@ def test_on_batch(model, x, y, sample_weight, return_dict):
 
 def predict_on_batch(model, x):
     out = model(_as_arrays(x), training=False)
+    if isinstance(out, np.ndarray):
+        return out
     return tree.map_structure(lambda v: np.asarray(ops.convert_to_numpy(v)), out)
 
 
