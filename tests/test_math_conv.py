@@ -144,3 +144,21 @@ def test_pool_gradients(padding):
     x = RNG.permutation(60).reshape(1, 6, 5, 2) / 7.0  # distinct values: max has no ties
     check_gradients(lambda x: ops.max_pool(x, 3, strides=2, padding=padding), [x])
     check_gradients(lambda x: ops.average_pool(x, (2, 3), strides=(2, 1), padding=padding), [x])
+
+
+@pytest.mark.parametrize("strides,padding", [((1, 1), "valid"), ((2, 2), "valid"), ((2, 1), "same"), ((1, 1), "same")])
+def test_conv_transpose_is_the_adjoint_of_conv(strides, padding):
+    """<conv(x, k), y> == <x, conv_transpose(y, k)>: the defining property of the transpose."""
+    # sizes for which the transposed output size is unambiguous (no output_padding needed)
+    x = RNG.normal(size=(2, 7 if padding == "valid" else 8, 6, 3))
+    k = RNG.normal(size=(3, 2, 3, 4))
+    y = RNG.normal(size=ops.conv(x, k, strides=strides, padding=padding).shape)
+    back = ops.conv_transpose(y, k, strides=strides, padding=padding)
+    assert back.shape == x.shape
+    np.testing.assert_allclose(np.sum(ops.conv(x, k, strides=strides, padding=padding) * y), np.sum(x * back),
+                               rtol=1e-10)
+
+
+def test_conv_transpose_gradients():
+    check_gradients(lambda y, k: ops.conv_transpose(y, k, strides=2, padding="same"),
+                    [RNG.normal(size=(1, 3, 2, 3)), RNG.normal(size=(3, 3, 2, 3))])

@@ -94,7 +94,7 @@ GRADIENT_CASES = {
     "cce_logits": (lambda o: ops.categorical_crossentropy(ONE_HOT.astype(np.float64), o, from_logits=True), (4, 5)),
     "scce_logits": (lambda o: ops.sparse_categorical_crossentropy(np.array([0, 3, 4, 1]), o, from_logits=True), (4, 5)),
     "roll": (lambda x: ops.roll(x, 2, axis=1), (4, 5)), "roll_flat": (lambda x: ops.roll(x, -3), (4, 5)),
-    "diag_vector": (lambda x: ops.diag(x, k=-1), (4,)), "trace": (lambda x: ops.trace(x, offset=1), (4, 5)),
+    "diag_vector": (lambda x: ops.diag(x, k=-1), (4,)), "diag_vector_up": (lambda x: ops.diag(x, k=2), (3,)), "trace": (lambda x: ops.trace(x, offset=1), (4, 5)),
     "cbrt": (lambda x: ops.cbrt(x * x + 1), (3, 2)), "unstack": (lambda x: ops.unstack(x, axis=1)[2] * 3, (4, 5)),
     "divide_no_nan": (lambda x: ops.divide_no_nan(x, np.array([0.0, 2.0, 0.0, 3.0, 1.0])), (4, 5)),
     "segment_sum": (lambda x: ops.segment_sum(x, np.array([0, 0, 2, 1])), (4, 5)),
