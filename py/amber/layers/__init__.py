@@ -37,6 +37,53 @@ from amber.layers.merging import (  # noqa: F401
 )
 from amber.layers.normalization import BatchNormalization, LayerNormalization  # noqa: F401
 
+from amber.layers.convolutional import (  # noqa: F401
+    Conv1D,
+    Conv1DTranspose,
+    Conv2D,
+    Conv2DTranspose,
+    Conv3D,
+    Conv3DTranspose,
+    DepthwiseConv1D,
+    DepthwiseConv2D,
+    SeparableConv1D,
+    SeparableConv2D,
+)
+from amber.layers.core_masking import Masking  # noqa: F401
+from amber.layers.pooling import (  # noqa: F401
+    AveragePooling1D,
+    AveragePooling2D,
+    AveragePooling3D,
+    GlobalAveragePooling1D,
+    GlobalAveragePooling2D,
+    GlobalAveragePooling3D,
+    GlobalMaxPooling1D,
+    GlobalMaxPooling2D,
+    GlobalMaxPooling3D,
+    MaxPooling1D,
+    MaxPooling2D,
+    MaxPooling3D,
+)
+from amber.layers.regularization import (  # noqa: F401
+    ActivityRegularization,
+    GaussianDropout,
+    GaussianNoise,
+    SpatialDropout1D,
+    SpatialDropout2D,
+    SpatialDropout3D,
+)
+from amber.layers.reshaping import (  # noqa: F401
+    Cropping1D,
+    Cropping2D,
+    Cropping3D,
+    UpSampling1D,
+    UpSampling2D,
+    UpSampling3D,
+    ZeroPadding1D,
+    ZeroPadding2D,
+    ZeroPadding3D,
+)
+
 
 def serialize(layer):
     """A layer's Keras config dict (``module``, ``class_name``, ``config``, ...)."""
@@ -66,4 +113,15 @@ __all__ = [
     "LeakyReLU", "Maximum", "Minimum", "Multiply", "Permute", "ReLU", "RepeatVector", "Rescaling", "Reshape",
     "Softmax", "Subtract", "add", "average", "concatenate", "maximum", "minimum", "multiply", "subtract",
     "serialize", "deserialize", "get",
+]
+
+# Convolution, pooling, reshaping and regularization layers.
+__all__ += [
+    "ActivityRegularization", "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "Conv1D",
+    "Conv1DTranspose", "Conv2D", "Conv2DTranspose", "Conv3D", "Conv3DTranspose", "Cropping1D", "Cropping2D",
+    "Cropping3D", "DepthwiseConv1D", "DepthwiseConv2D", "GaussianDropout", "GaussianNoise",
+    "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D", "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D", "GlobalMaxPooling3D", "Masking", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D",
+    "SeparableConv1D", "SeparableConv2D", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+    "UpSampling1D", "UpSampling2D", "UpSampling3D", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
 ]
