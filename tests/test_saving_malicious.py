@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from test_saving_native_standin import native_io  # noqa: F401  (fixture)
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CORPUS = SHARED / "malicious"
 REPO = Path(__file__).resolve().parents[1]
@@ -109,3 +111,64 @@ def test_malicious_corpus_contract(case, tmp_path):
             assert abs(result["control"] - (sum(range(32)) / 32 + 0.5)) < 1e-4
         else:
             assert abs(result["control"] - 16.0) < 1e-4, result
+
+
+# The refusals that amber's Python layer makes (names, configs, archive members) hold whatever
+# the byte-level readers are: run them in-process on the stand-in readers too.
+PYTHON_LEVEL = {
+    "ce_lambda_bytecode": "lambda",
+    "ce_lambda_tfkeras2_legacy_h5": "lambda",
+    "ce_builtins_exec_layer": "exec",
+    "ce_enable_unsafe_keras": "lambda|enable_unsafe_deserialization",
+    "ce_pickle_npz_weights": "model.weights.h5",
+    "zip_traversal_dotdot": "unsafe name",
+    "zip_bomb_weights_1g": "decompression bomb",
+    "zip_duplicate_config": "config.json' appears 2 times",
+    "zip_missing_config": "config.json' is missing",
+    "cfg_deep_nesting": "nesting depth",
+    "cfg_units_string": "'units' of Dense must be a positive integer",
+    "cfg_inbound_ghost_layer": "ghost",
+    "cfg_weights_shape_mismatch": "shape",
+    "h5_huge_shape": "shape",
+    "ok_valid_model": None,
+    "ok_extra_entries": None,
+    "ok_valid_legacy_h5": None,
+    "ok_valid_weights": None,
+}
+
+
+def _python_level_cases():
+    return [pytest.param(c, id=c["id"]) for c in _manifest()["cases"] if c["id"] in PYTHON_LEVEL]
+
+
+@pytest.mark.parametrize("case", _python_level_cases())
+def test_python_level_rules_on_corpus(case, tmp_path, monkeypatch, native_io):
+    import re
+
+    import numpy as np
+
+    from amber import saving
+    from amber.saving import keras_file
+
+    dynamic, static = _canaries(case, tmp_path)
+    monkeypatch.setenv("AMBER_CANARY", str(dynamic))
+    path = str(CORPUS / case["file"])
+
+    def load():
+        if case["api"] == "load_model":
+            return saving.load_model(path)
+        model = keras_file.model_from_config(_manifest()["target_models"][case["target_model"]]["config"],
+                                             compile=False)
+        model.load_weights(path)
+        return model
+
+    expected = PYTHON_LEVEL[case["id"]]
+    if expected is None:
+        model = load()
+        out = model.predict(np.ones((1, 32), dtype="float32"), verbose=0)
+        assert abs(float(np.asarray(out).reshape(-1)[0]) - 16.0) < 1e-4
+    else:
+        with pytest.raises(ValueError) as info:
+            load()
+        assert re.search(expected, str(info.value)), str(info.value)
+    assert not dynamic.exists() and not static.exists()
