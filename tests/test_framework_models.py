@@ -311,3 +311,58 @@ def test_guide_transfer_learning_summary(capsys):
     for number in ("50,240", "4,160", "325", "Total params: 54,725"):
         assert number in out
     assert seq.count_params() == 54725
+
+
+def test_keras2_sequential_config_from_legacy_h5():
+    fixtures = require_fixtures()
+    from amber.saving import deserialize_keras_object
+
+    with h5py.File(fixtures / "keras2_mlp_adam.h5", "r") as f:
+        config = json.loads(f.attrs["model_config"])
+        model = deserialize_keras_object(config)
+        assert isinstance(model, amber.Sequential) and model.built
+        assert [l.name for l in model.layers] == ["hidden_1", "hidden_2", "logits"]
+        for layer in model.layers:
+            group = f["model_weights"][layer.name]
+            names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs["weight_names"]]
+            layer.set_weights([group[n][()] for n in names])
+    x = np.load(fixtures / "keras2_mlp_adam.input.npy")
+    np.testing.assert_allclose(model.predict(x, verbose=0), np.load(fixtures / "keras2_mlp_adam.expected.npy"),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_lambda_layer_config_and_forward_match_keras(keras):
+    from amber.saving import deserialize_keras_object
+
+    ours = amber.layers.Lambda(lambda x, k: x * k + 1.0, arguments={"k": 3.0}, name="lam")
+    theirs = keras.layers.Lambda(lambda x, k: x * k + 1.0, arguments={"k": 3.0}, name="lam")
+    x = np.arange(6, dtype="float32").reshape(2, 3)
+    np.testing.assert_allclose(np.asarray(ours(x)), np.asarray(theirs(x)))
+    ours_config, theirs_config = ours.get_config(), theirs.get_config()
+    assert list(ours_config) == list(theirs_config)
+    assert ours_config["function"]["class_name"] == theirs_config["function"]["class_name"] == "__lambda__"
+    inputs = amber.Input((3,))
+    model = amber.Model(inputs, ours(inputs))
+    assert model.output_shape == (None, 3)
+    config = amber.saving.serialize_keras_object(model)
+    with pytest.raises(Exception, match="(?i)lambda|safe"):
+        deserialize_keras_object(config)
+    rebuilt = deserialize_keras_object(config, safe_mode=False)
+    np.testing.assert_allclose(rebuilt.predict(x, verbose=0), x * 3.0 + 1.0)
+
+
+def test_subclass_of_model_with_functional_constructor():
+    class Wrapped(amber.Model):
+        def __init__(self, units=3, **kwargs):
+            inputs = amber.Input((4,), name="w_in")
+            outputs = amber.layers.Dense(units, name="w_dense")(inputs)
+            super().__init__(inputs, outputs, **kwargs)
+            self.units = units
+
+    model = Wrapped(units=2, name="wrapped")
+    assert isinstance(model, Wrapped) and model.name == "wrapped"
+    assert [l.name for l in model.layers] == ["w_in", "w_dense"]
+    x = np.ones((2, 4), dtype="float32")
+    layer = model.get_layer("w_dense")
+    np.testing.assert_allclose(model.predict(x, verbose=0), x @ layer.kernel.numpy() + layer.bias.numpy(),
+                               rtol=1e-6)

@@ -32,8 +32,11 @@ class Model(Layer):
         from amber.models.functional import Functional
 
         if not isinstance(self, Functional) and _is_functional_call(args, kwargs):
-            raise TypeError(f"{type(self).__name__} is a subclassed Model; pass inputs and outputs to "
-                            "keras.Model(...) directly to build a Functional model.")
+            # A Model subclass whose __init__ passes inputs/outputs up: like Keras, make the
+            # class a Functional subclass so it gets the graph behaviour.
+            _inject_functional(type(self), Functional)
+            Functional.__init__(self, *args, **kwargs)
+            return
         trainable = kwargs.pop("trainable", True)
         name = kwargs.pop("name", None)
         dtype = kwargs.pop("dtype", None)
@@ -294,6 +297,14 @@ class Model(Layer):
     def reset_metrics(self):
         if self._compiled is not None:
             self._compiled.reset()
+
+
+def _inject_functional(cls, functional):
+    for klass in cls.__mro__:
+        if Model in klass.__bases__:
+            klass.__bases__ = tuple(functional if base is Model else base for base in klass.__bases__)
+            return
+    raise TypeError(f"Cannot make {cls.__name__} a Functional model")
 
 
 def _deserialize_nested(value):
