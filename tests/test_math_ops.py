@@ -335,3 +335,17 @@ def test_tensor_surface():
         np.testing.assert_array_equal(np.asarray(t), X)
         assert isinstance(t.T, Tensor) and isinstance(t[0], Tensor) and isinstance(X + t, Tensor)
         assert float(ops.sum(t)) == pytest.approx(float(X.sum()), rel=1e-5)
+
+
+def test_small_products_leave_the_blas_thread_count_as_they_found_it():
+    from amber.backend import blas
+
+    if not blas.available():
+        pytest.skip("numpy's BLAS exports no OpenBLAS thread setters here")
+    before = blas._get_threads()
+    a = RNG.normal(size=(32, 100)).astype(np.float32)
+    b = RNG.normal(size=(100, 16)).astype(np.float32)
+    np.testing.assert_allclose(backend.linalg.matmul(a, b), a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+    with blas.single_threaded():
+        assert blas._get_threads() == 1
+    assert blas._get_threads() == before

@@ -8,6 +8,12 @@ try:
 except ImportError:  # pragma: no cover - the extension is part of the wheel
     _native = None
 
+from amber.backend import blas
+
+# direct handles: this runs for every product, a context manager would cost more than it saves
+_blas_set, _blas_get = blas._set_threads, blas._get_threads
+_blas_guard = _blas_set
+
 _KERNEL_DTYPES = (np.dtype("float32"), np.dtype("float64"))
 _native_matmul = getattr(_native, "matmul", None)
 _native_dense = getattr(_native, "dense", None)
@@ -22,10 +28,24 @@ def _kernel_fits(a, b):
     )
 
 
+# Products below this many multiply-adds run on one BLAS thread (see ``blas``).
+_SINGLE_THREAD_MAX_FLOPS = 1 << 22
+
+
 def matmul(a, b):
     """``a @ b`` with numpy's semantics (batched, broadcast, 1-D promotion)."""
     if _native_matmul is not None and _kernel_fits(a, b):
         return _native_matmul(a, b)
+    if _blas_guard is not None and a.ndim >= 2 and b.ndim >= 2:
+        flops = a.size * b.shape[-1]  # m * k * n (times the batch of a)
+        if flops < _SINGLE_THREAD_MAX_FLOPS:
+            previous = _blas_get()
+            if previous > 1:
+                _blas_set(1)
+                try:
+                    return np.matmul(a, b)
+                finally:
+                    _blas_set(previous)
     return np.matmul(a, b)
 
 
