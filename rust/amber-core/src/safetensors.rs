@@ -316,7 +316,10 @@ pub fn save(path: impl AsRef<Path>, tensors: &[TensorRef<'_>], metadata: Option<
         .tempfile_in(&dir)
         .map_err(|e| Error::io(e, "cannot create a temporary file beside the target").in_file(&label))?
         .into_temp_path();
-    safetensors::serialize_to_file(views, metadata.cloned(), &temp).map_err(|e| match e {
+    // With no tensors, the crate writes an empty `__metadata__` map as invalid JSON
+    // (`{},"__metadata__":{}}`); an absent map means the same and serializes correctly.
+    let metadata = metadata.filter(|m| !(m.is_empty() && views.is_empty())).cloned();
+    safetensors::serialize_to_file(views, metadata, &temp).map_err(|e| match e {
         safetensors::SafeTensorError::IoError(io) => Error::io(io, "cannot write").in_file(&label),
         other => Error::invalid(format!("cannot serialize: {other}")).in_file(&label),
     })?;
@@ -401,6 +404,15 @@ mod tests {
         assert_eq!(st.metadata.unwrap()["format"], "np");
         // no temporary file left beside the target
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn empty_file_with_empty_metadata_is_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.safetensors");
+        save(&path, &[], Some(&HashMap::new())).unwrap();
+        let st = load(&path).unwrap();
+        assert!(st.tensors.is_empty() && st.metadata.is_none());
     }
 
     #[test]
