@@ -260,3 +260,45 @@ fn too_many_entries() {
     }
     refused(z.finish().unwrap().into_inner(), "at most 10000");
 }
+
+/// Writes 4 GiB to a temporary folder, so it is opt-in: `cargo test --release -- --ignored`.
+#[test]
+#[ignore = "writes a 4 GiB file; run explicitly with --ignored"]
+fn zip64_past_4_gib() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.keras");
+    let len: u64 = (4 << 30) + 100;
+    let chunk: Vec<u8> = (0..1u32 << 20).map(|i| (i % 253) as u8).collect();
+    let started = std::time::Instant::now();
+    let mut w = ArchiveWriter::create(&path).unwrap();
+    w.add_bytes("config.json", b"{}", true).unwrap();
+    w.add_stored_stream("model.weights.h5", len, |out| {
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            out.write_all(&chunk[..n]).map_err(|e| Error::io(e, "write"))?;
+            left -= n as u64;
+        }
+        Ok(())
+    })
+    .unwrap();
+    w.add_bytes("after.txt", b"tail", false).unwrap();
+    w.finish().unwrap();
+    eprintln!("wrote {len} bytes in {:?}", started.elapsed());
+
+    let started = std::time::Instant::now();
+    let a = Archive::open(&path).unwrap();
+    eprintln!("opened in {:?}", started.elapsed());
+    let big = a.entry("model.weights.h5").unwrap().clone();
+    assert_eq!((big.size, big.compressed_size), (len, len));
+    assert_eq!(big.data_offset % 64, 0);
+    let after = a.entry("after.txt").unwrap();
+    assert!(after.header_offset > len, "the last entry's offset needs zip64");
+    assert_eq!(a.read("after.txt", None).unwrap(), b"tail");
+    let range = a.stored_range("model.weights.h5").unwrap();
+    let last = (len - 1) % chunk.len() as u64;
+    assert_eq!(range.bytes()[(len - 1) as usize], chunk[last as usize]);
+    let started = std::time::Instant::now();
+    a.verify_crc("model.weights.h5").unwrap();
+    eprintln!("CRC of {len} bytes verified in {:?}", started.elapsed());
+}
