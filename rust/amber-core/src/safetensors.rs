@@ -132,12 +132,22 @@ struct Declared {
 
 fn parse(storage: &Storage) -> Result<SafeTensors> {
     let file_len = storage.len();
-    let prefix = storage
-        .range(0, LEN_PREFIX)
-        .map_err(|_| Error::corrupt(format!("file of {file_len} bytes is too short for the 8-byte header length")))?;
-    let header_len = u64::from_le_bytes(prefix.bytes().try_into().map_err(|_| Error::corrupt("short length prefix"))?);
+    let prefix = storage.range(0, LEN_PREFIX).map_err(|_| {
+        Error::corrupt(format!(
+            "file of {file_len} bytes is too short for the 8-byte header length"
+        ))
+    })?;
+    let header_len = u64::from_le_bytes(
+        prefix
+            .bytes()
+            .try_into()
+            .map_err(|_| Error::corrupt("short length prefix"))?,
+    );
     if header_len > MAX_HEADER_LEN {
-        return Err(Error::refused(format!("header length {header_len} exceeds the limit of {MAX_HEADER_LEN} bytes")).at(0));
+        return Err(Error::refused(format!(
+            "header length {header_len} exceeds the limit of {MAX_HEADER_LEN} bytes"
+        ))
+        .at(0));
     }
     let header = storage.range(LEN_PREFIX, header_len).map_err(|_| {
         Error::corrupt(format!(
@@ -175,7 +185,11 @@ fn parse(storage: &Storage) -> Result<SafeTensors> {
             .at(data_start.saturating_add(d.begin)));
         }
         if d.begin != expected_begin {
-            let what = if d.begin < expected_begin { "overlaps the previous tensor" } else { "leaves a gap after the previous tensor" };
+            let what = if d.begin < expected_begin {
+                "overlaps the previous tensor"
+            } else {
+                "leaves a gap after the previous tensor"
+            };
             return Err(Error::corrupt(format!(
                 "data_offsets [{}, {}] {what} (expected to begin at {expected_begin})",
                 d.begin, d.end
@@ -199,8 +213,15 @@ fn parse(storage: &Storage) -> Result<SafeTensors> {
     let tensors = declared
         .into_iter()
         .map(|d| {
-            let data = storage.range(data_start + d.begin, d.end - d.begin).in_object(&d.name)?;
-            Ok(Tensor { name: d.name, dtype: d.dtype, shape: d.shape, data })
+            let data = storage
+                .range(data_start + d.begin, d.end - d.begin)
+                .in_object(&d.name)?;
+            Ok(Tensor {
+                name: d.name,
+                dtype: d.dtype,
+                shape: d.shape,
+                data,
+            })
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(SafeTensors { tensors, metadata })
@@ -219,15 +240,23 @@ fn parse_metadata(value: serde_json::Value) -> Result<BTreeMap<String, String>> 
 }
 
 fn parse_tensor_info(name: &str, value: &serde_json::Value) -> Result<Declared> {
-    let obj = value.as_object().ok_or_else(|| Error::corrupt("tensor entry is not an object"))?;
-    let dtype_name = obj.get("dtype").and_then(|v| v.as_str()).ok_or_else(|| Error::corrupt("missing or non-string 'dtype'"))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| Error::corrupt("tensor entry is not an object"))?;
+    let dtype_name = obj
+        .get("dtype")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| Error::corrupt("missing or non-string 'dtype'"))?;
     let dtype = dtype_from_name(dtype_name)?;
     let shape = obj
         .get("shape")
         .and_then(|v| v.as_array())
         .ok_or_else(|| Error::corrupt("missing or non-list 'shape'"))?
         .iter()
-        .map(|d| d.as_u64().ok_or_else(|| Error::corrupt(format!("shape entry {d} is not a non-negative integer"))))
+        .map(|d| {
+            d.as_u64()
+                .ok_or_else(|| Error::corrupt(format!("shape entry {d} is not a non-negative integer")))
+        })
         .collect::<Result<Vec<u64>>>()?;
     let offsets = obj
         .get("data_offsets")
@@ -242,7 +271,9 @@ fn parse_tensor_info(name: &str, value: &serde_json::Value) -> Result<Declared> 
     };
     let (begin, end) = (offset(0)?, offset(1)?);
     if end < begin {
-        return Err(Error::corrupt(format!("data_offsets [{begin}, {end}] end before they begin")));
+        return Err(Error::corrupt(format!(
+            "data_offsets [{begin}, {end}] end before they begin"
+        )));
     }
     let nbytes = checked_nbytes(&shape, dtype)?;
     if nbytes != end - begin {
@@ -251,7 +282,13 @@ fn parse_tensor_info(name: &str, value: &serde_json::Value) -> Result<Declared> 
             end - begin
         )));
     }
-    Ok(Declared { name: name.to_string(), dtype, shape, begin, end })
+    Ok(Declared {
+        name: name.to_string(),
+        dtype,
+        shape,
+        begin,
+        end,
+    })
 }
 
 /// A caller's tensor, seen through the crate's `View` without copying its bytes.
@@ -277,14 +314,20 @@ impl View for Borrowed<'_> {
 }
 
 /// Write `tensors` (and `metadata`) to `path` through a temporary file renamed into place.
-pub fn save(path: impl AsRef<Path>, tensors: &[TensorRef<'_>], metadata: Option<&HashMap<String, String>>) -> Result<()> {
+pub fn save(
+    path: impl AsRef<Path>,
+    tensors: &[TensorRef<'_>],
+    metadata: Option<&HashMap<String, String>>,
+) -> Result<()> {
     let target = path.as_ref();
     let label = target.display().to_string();
     let mut names = HashSet::new();
     let mut views = Vec::with_capacity(tensors.len());
     for t in tensors {
         if t.name == "__metadata__" || !names.insert(t.name) {
-            return Err(Error::invalid("tensor name is reserved or used twice").in_object(t.name).in_file(&label));
+            return Err(Error::invalid("tensor name is reserved or used twice")
+                .in_object(t.name)
+                .in_file(&label));
         }
         let nbytes = checked_nbytes(t.shape, t.dtype).in_object(t.name)?;
         if nbytes != t.data.len() as u64 {
@@ -303,7 +346,14 @@ pub fn save(path: impl AsRef<Path>, tensors: &[TensorRef<'_>], metadata: Option<
             .map(|&d| usize::try_from(d).map_err(|_| Error::invalid("dimension does not fit in memory")))
             .collect::<Result<Vec<_>>>()
             .in_object(t.name)?;
-        views.push((t.name, Borrowed { dtype: dtype_to_crate(t.dtype), shape, data: t.data }));
+        views.push((
+            t.name,
+            Borrowed {
+                dtype: dtype_to_crate(t.dtype),
+                shape,
+                data: t.data,
+            },
+        ));
     }
 
     let dir = match target.parent() {
@@ -346,11 +396,17 @@ mod tests {
 
     #[test]
     fn reads_views_in_place() {
-        let s = file(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"__metadata__":{"k":"v"}}"#, &[0, 0, 128, 63, 0, 0, 0, 64]);
+        let s = file(
+            r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"__metadata__":{"k":"v"}}"#,
+            &[0, 0, 128, 63, 0, 0, 0, 64],
+        );
         let st = from_storage(s.clone()).unwrap();
         assert_eq!(st.tensors.len(), 1);
         let t = &st.tensors[0];
-        assert_eq!((t.name.as_str(), t.dtype, t.shape.as_slice()), ("a", DType::F32, &[2u64][..]));
+        assert_eq!(
+            (t.name.as_str(), t.dtype, t.shape.as_slice()),
+            ("a", DType::F32, &[2u64][..])
+        );
         assert_eq!(t.data.bytes(), &[0, 0, 128, 63, 0, 0, 0, 64]);
         assert_eq!(t.data.start(), s.len() - 8);
         assert_eq!(st.metadata.unwrap().get("k").map(String::as_str), Some("v"));
@@ -364,23 +420,64 @@ mod tests {
 
     #[test]
     fn refuses_bad_headers() {
-        refused(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, &[0; 8], "overlaps");
-        refused(r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, &[0; 8], "gap");
-        refused(r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, &[0; 8], "trailing");
-        refused(r#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, &[0; 8], "needs 12 bytes");
-        refused(r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, &[0; 8], "run past");
-        refused(r#"{"a":{"dtype":"C64","shape":[1],"data_offsets":[0,8]}}"#, &[0; 8], "'C64' is not supported");
-        refused(r#"{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,8]}}"#, &[0; 8], "non-negative");
-        refused(r#"{"a":{"dtype":"U8","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,8]}}"#, &[0; 8], "2^64");
-        refused(r#"{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}"#, &[0; 2], "duplicate key 'a'");
+        refused(
+            r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#,
+            &[0; 8],
+            "overlaps",
+        );
+        refused(
+            r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
+            &[0; 8],
+            "gap",
+        );
+        refused(
+            r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#,
+            &[0; 8],
+            "trailing",
+        );
+        refused(
+            r#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#,
+            &[0; 8],
+            "needs 12 bytes",
+        );
+        refused(
+            r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#,
+            &[0; 8],
+            "run past",
+        );
+        refused(
+            r#"{"a":{"dtype":"C64","shape":[1],"data_offsets":[0,8]}}"#,
+            &[0; 8],
+            "'C64' is not supported",
+        );
+        refused(
+            r#"{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,8]}}"#,
+            &[0; 8],
+            "non-negative",
+        );
+        refused(
+            r#"{"a":{"dtype":"U8","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,8]}}"#,
+            &[0; 8],
+            "2^64",
+        );
+        refused(
+            r#"{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}"#,
+            &[0; 2],
+            "duplicate key 'a'",
+        );
         refused(r#"{"__metadata__":{"k":1}}"#, &[], "not a string");
         refused("[1]", &[], "JSON object");
         let mut short = 1_000_000u64.to_le_bytes().to_vec();
         short.extend_from_slice(b"{}");
-        let err = from_storage(Storage::from_vec(short, "t.safetensors")).unwrap_err().to_string();
+        let err = from_storage(Storage::from_vec(short, "t.safetensors"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("runs past the end"), "{err}");
         let huge = Storage::from_vec((MAX_HEADER_LEN + 1).to_le_bytes().to_vec(), "t.safetensors");
-        assert!(from_storage(huge).unwrap_err().to_string().contains("exceeds the limit"));
+        assert!(from_storage(huge)
+            .unwrap_err()
+            .to_string()
+            .contains("exceeds the limit"));
         assert!(from_storage(Storage::from_vec(vec![1, 2], "t")).is_err());
     }
 
@@ -390,9 +487,24 @@ mod tests {
         let path = dir.path().join("w.safetensors");
         let a: Vec<u8> = (0..24).collect();
         let tensors = [
-            TensorRef { name: "a", dtype: DType::I16, shape: &[3, 4], data: &a },
-            TensorRef { name: "s", dtype: DType::F64, shape: &[], data: &a[..8] },
-            TensorRef { name: "e", dtype: DType::F32, shape: &[0, 5], data: &[] },
+            TensorRef {
+                name: "a",
+                dtype: DType::I16,
+                shape: &[3, 4],
+                data: &a,
+            },
+            TensorRef {
+                name: "s",
+                dtype: DType::F64,
+                shape: &[],
+                data: &a[..8],
+            },
+            TensorRef {
+                name: "e",
+                dtype: DType::F32,
+                shape: &[0, 5],
+                data: &[],
+            },
         ];
         let meta = HashMap::from([("format".to_string(), "np".to_string())]);
         save(&path, &tensors, Some(&meta)).unwrap();
@@ -419,11 +531,29 @@ mod tests {
     fn save_refuses_wrong_sizes_and_duplicates() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.safetensors");
-        let bad = [TensorRef { name: "a", dtype: DType::F32, shape: &[3], data: &[0; 8] }];
-        assert!(save(&path, &bad, None).unwrap_err().to_string().contains("needs 12 bytes"));
+        let bad = [TensorRef {
+            name: "a",
+            dtype: DType::F32,
+            shape: &[3],
+            data: &[0; 8],
+        }];
+        assert!(save(&path, &bad, None)
+            .unwrap_err()
+            .to_string()
+            .contains("needs 12 bytes"));
         let dup = [
-            TensorRef { name: "a", dtype: DType::U8, shape: &[1], data: &[0] },
-            TensorRef { name: "a", dtype: DType::U8, shape: &[1], data: &[0] },
+            TensorRef {
+                name: "a",
+                dtype: DType::U8,
+                shape: &[1],
+                data: &[0],
+            },
+            TensorRef {
+                name: "a",
+                dtype: DType::U8,
+                shape: &[1],
+                data: &[0],
+            },
         ];
         assert!(save(&path, &dup, None).is_err());
         assert!(!path.exists());

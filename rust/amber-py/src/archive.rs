@@ -63,7 +63,11 @@ impl PyArchive {
     }
 
     fn __repr__(&self) -> String {
-        format!("<amber Archive '{}' ({} entries)>", self.inner.path(), self.inner.entries().len())
+        format!(
+            "<amber Archive '{}' ({} entries)>",
+            self.inner.path(),
+            self.inner.entries().len()
+        )
     }
 }
 

@@ -12,7 +12,10 @@ use crate::to_py_err;
 use crate::views::array_from_range;
 
 #[pyfunction]
-fn safetensors_load(py: Python<'_>, path: std::path::PathBuf) -> PyResult<(Py<PyDict>, Option<HashMap<String, String>>)> {
+fn safetensors_load(
+    py: Python<'_>,
+    path: std::path::PathBuf,
+) -> PyResult<(Py<PyDict>, Option<HashMap<String, String>>)> {
     let loaded = py.detach(|| safetensors::load(&path)).map_err(to_py_err)?;
     let label = path.display().to_string();
     let tensors = PyDict::new(py);
@@ -52,8 +55,19 @@ fn prepare<'py>(np: &Bound<'py, PyModule>, name: String, value: &Bound<'py, PyAn
     let dtype = DType::from_numpy_name(&dtype_name).map_err(|e| to_py_err(e.in_object(&name)))?;
     let shape: Vec<u64> = array.getattr("shape")?.extract()?;
     let nbytes: usize = array.getattr("nbytes")?.extract()?;
-    let address: usize = array.getattr("__array_interface__")?.get_item("data")?.get_item(0)?.extract()?;
-    Ok(Prepared { name, dtype, shape, array, address, nbytes })
+    let address: usize = array
+        .getattr("__array_interface__")?
+        .get_item("data")?
+        .get_item(0)?
+        .extract()?;
+    Ok(Prepared {
+        name,
+        dtype,
+        shape,
+        array,
+        address,
+        nbytes,
+    })
 }
 
 #[pyfunction]
@@ -81,7 +95,12 @@ fn safetensors_save(
                 unsafe { std::slice::from_raw_parts(p.address as *const u8, p.nbytes) }
             };
             let _ = &p.array;
-            TensorRef { name: &p.name, dtype: p.dtype, shape: &p.shape, data }
+            TensorRef {
+                name: &p.name,
+                dtype: p.dtype,
+                shape: &p.shape,
+                data,
+            }
         })
         .collect();
     let result = py.detach(|| safetensors::save(&path, &refs, metadata.as_ref()));

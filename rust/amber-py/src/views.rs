@@ -83,7 +83,14 @@ pub(crate) fn array_from_range(py: Python<'_>, range: ByteRange, dtype: DType, s
             .at(range.start()),
         ));
     }
-    let holder = Py::new(py, MappedView { range, typestr, shape: shape.to_vec() })?;
+    let holder = Py::new(
+        py,
+        MappedView {
+            range,
+            typestr,
+            shape: shape.to_vec(),
+        },
+    )?;
     let array = py.import("numpy")?.call_method1("asarray", (holder,))?;
     Ok(array.unbind())
 }

@@ -83,7 +83,11 @@ impl Archive {
         let label = storage.label().to_string();
         let entries = read_entry_table(&storage).in_file(&label)?;
         let by_name = entries.iter().enumerate().map(|(i, e)| (e.name.clone(), i)).collect();
-        Ok(Archive { storage, entries, by_name })
+        Ok(Archive {
+            storage,
+            entries,
+            by_name,
+        })
     }
 
     pub fn storage(&self) -> &Storage {
@@ -108,22 +112,31 @@ impl Archive {
         self.by_name
             .get(name)
             .and_then(|&i| self.entries.get(i))
-            .ok_or_else(|| Error::not_found("no such entry in the archive").in_entry(name).in_file(self.path()))
+            .ok_or_else(|| {
+                Error::not_found("no such entry in the archive")
+                    .in_entry(name)
+                    .in_file(self.path())
+            })
     }
 
     /// The raw (possibly compressed) bytes of an entry; in bounds since open checked it.
     fn raw_range(&self, entry: &Entry) -> Result<ByteRange> {
-        self.storage.range(entry.data_offset, entry.compressed_size).in_entry(&entry.name).in_file(self.path())
+        self.storage
+            .range(entry.data_offset, entry.compressed_size)
+            .in_entry(&entry.name)
+            .in_file(self.path())
     }
 
     /// Zero-copy view of a stored entry's bytes (CRC not checked; see `verify_crc`).
     pub fn stored_range(&self, name: &str) -> Result<ByteRange> {
         let entry = self.entry(name)?;
         if entry.method != Method::Stored {
-            return Err(Error::invalid("entry is deflated, so it has no in-place view; read it instead")
-                .at(entry.data_offset)
-                .in_entry(name)
-                .in_file(self.path()));
+            return Err(
+                Error::invalid("entry is deflated, so it has no in-place view; read it instead")
+                    .at(entry.data_offset)
+                    .in_entry(name)
+                    .in_file(self.path()),
+            );
         }
         self.raw_range(entry)
     }
@@ -185,7 +198,8 @@ fn copy_entry_data(entry: &Entry, raw: &[u8], sink: &mut dyn std::io::Write) -> 
             )));
         }
         hasher.update(chunk);
-        sink.write_all(chunk).map_err(|e| Error::io(e, "cannot store the entry's bytes"))
+        sink.write_all(chunk)
+            .map_err(|e| Error::io(e, "cannot store the entry's bytes"))
     };
     match entry.method {
         Method::Stored => emit(raw, &mut produced)?,
@@ -219,12 +233,17 @@ fn read_entry_table(storage: &Storage) -> Result<Vec<Entry>> {
     let zip = zip::ZipArchive::new(Cursor::new(bytes))
         .map_err(|e| Error::corrupt(format!("not a readable zip archive: {e}")))?;
     if zip.len() > MAX_ENTRIES {
-        return Err(Error::refused(format!("{} entries; at most {MAX_ENTRIES} are accepted", zip.len())));
+        return Err(Error::refused(format!(
+            "{} entries; at most {MAX_ENTRIES} are accepted",
+            zip.len()
+        )));
     }
     let cd_start = zip.central_directory_start();
     if zip.has_duplicate_names() {
         let name = first_duplicate_name(bytes, cd_start).unwrap_or_else(|| "<unknown>".into());
-        return Err(Error::refused("duplicate entry name in the central directory").in_entry(name).at(cd_start));
+        return Err(Error::refused("duplicate entry name in the central directory")
+            .in_entry(name)
+            .at(cd_start));
     }
 
     let mut entries = Vec::with_capacity(zip.len());
@@ -264,7 +283,11 @@ fn check_entry(
     let method = match file.compression() {
         CompressionMethod::Stored => Method::Stored,
         CompressionMethod::Deflated => Method::Deflated,
-        other => return Err(Error::unsupported(format!("compression method {other:?}; only stored and deflated are read"))),
+        other => {
+            return Err(Error::unsupported(format!(
+                "compression method {other:?}; only stored and deflated are read"
+            )))
+        }
     };
     let (compressed_size, size) = (file.compressed_size(), file.size());
     if method == Method::Stored && compressed_size != size {
@@ -363,7 +386,8 @@ fn check_local_header(
     let name_end = 30 + name_len;
     let local_name = header.get(30..name_end).ok_or_else(truncated)?;
     let extra = header.get(name_end..name_end + extra_len).ok_or_else(truncated)?;
-    let mismatch = |what: String| Error::corrupt(format!("local header disagrees with the central directory: {what}")).at(offset);
+    let mismatch =
+        |what: String| Error::corrupt(format!("local header disagrees with the central directory: {what}")).at(offset);
 
     if local_name != name_raw {
         return Err(mismatch(format!("name '{}'", String::from_utf8_lossy(local_name))));
@@ -420,8 +444,10 @@ fn find_zip64_extra(mut extra: &[u8]) -> Option<&[u8]> {
 
 /// Local header plus data of each entry must not share bytes with another entry's.
 fn check_disjoint(entries: &[Entry]) -> Result<()> {
-    let mut spans: Vec<(u64, u64, &str)> =
-        entries.iter().map(|e| (e.header_offset, e.data_offset + e.compressed_size, e.name.as_str())).collect();
+    let mut spans: Vec<(u64, u64, &str)> = entries
+        .iter()
+        .map(|e| (e.header_offset, e.data_offset + e.compressed_size, e.name.as_str()))
+        .collect();
     spans.sort_unstable();
     for pair in spans.windows(2) {
         if let [(_, end_a, name_a), (start_b, _, name_b)] = pair {

@@ -48,7 +48,10 @@ fn round_trip_stored_deflated_and_streamed() {
     w.finish().unwrap();
 
     let a = Archive::open(&path).unwrap();
-    assert_eq!(a.names().collect::<Vec<_>>(), ["config.json", "metadata.json", "model.weights.h5"]);
+    assert_eq!(
+        a.names().collect::<Vec<_>>(),
+        ["config.json", "metadata.json", "model.weights.h5"]
+    );
     assert_eq!(a.read("config.json", None).unwrap(), b"{\"a\": 1}");
     assert_eq!(a.entry("config.json").unwrap().method, Method::Deflated);
     let weights = a.stored_range("model.weights.h5").unwrap();
@@ -81,7 +84,8 @@ fn stream_length_must_match() {
     assert!(short.unwrap_err().to_string().contains("produced 3 bytes but 10"));
     let long = w.add_stored_stream("w.h5", 2, |out| out.write_all(b"abc").map_err(|e| Error::io(e, "w")));
     assert!(long.is_err());
-    w.add_stored_stream("w.h5", 3, |out| out.write_all(b"abc").map_err(|e| Error::io(e, "w"))).unwrap();
+    w.add_stored_stream("w.h5", 3, |out| out.write_all(b"abc").map_err(|e| Error::io(e, "w")))
+        .unwrap();
     w.finish().unwrap();
     let a = Archive::open(&path).unwrap();
     assert_eq!(a.names().collect::<Vec<_>>(), ["w.h5"]);
@@ -121,7 +125,11 @@ fn refused(bytes: Vec<u8>, needle: &str) {
 #[test]
 fn refuses_traversal_names() {
     // Written with the zip crate directly, since our writer refuses these names.
-    for (name, why) in [("../evil", "'..' segment"), ("/etc/x", "absolute"), ("a\\b", "backslash")] {
+    for (name, why) in [
+        ("../evil", "'..' segment"),
+        ("/etc/x", "absolute"),
+        ("a\\b", "backslash"),
+    ] {
         let mut z = zip::ZipWriter::new(Cursor::new(Vec::new()));
         z.start_file(name, SimpleFileOptions()).unwrap();
         z.write_all(b"x").unwrap();
@@ -152,7 +160,10 @@ fn refuses_duplicates_naming_them() {
         at += pos + 11;
     }
     let err = open_bytes(bytes).unwrap_err().to_string();
-    assert!(err.contains("duplicate") && err.contains("entry 'config.json'"), "{err}");
+    assert!(
+        err.contains("duplicate") && err.contains("entry 'config.json'"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -208,7 +219,10 @@ fn refuses_overlapping_entries() {
     let b_local = &inner[..central_record(&inner, 0)];
     let (_d2, outer) = write_archive(&[("a", b_local, false), ("b", b"payload", false)]);
     let mut bytes = std::fs::read(outer).unwrap();
-    let a_data = Archive::from_storage(Storage::from_vec(bytes.clone(), "x")).unwrap().entries()[0].data_offset;
+    let a_data = Archive::from_storage(Storage::from_vec(bytes.clone(), "x"))
+        .unwrap()
+        .entries()[0]
+        .data_offset;
     let cd_b = central_record(&bytes, 1);
     bytes[cd_b + 42..cd_b + 46].copy_from_slice(&(a_data as u32).to_le_bytes());
     refused(bytes, "overlaps");
@@ -301,4 +315,15 @@ fn zip64_past_4_gib() {
     let started = std::time::Instant::now();
     a.verify_crc("model.weights.h5").unwrap();
     eprintln!("CRC of {len} bytes verified in {:?}", started.elapsed());
+}
+
+#[test]
+fn stored_views_outlive_the_archive_and_the_file() {
+    let (_d, path) = write_archive(&[("w.h5", b"weights in place", false)]);
+    let archive = Archive::open(&path).unwrap();
+    assert!(archive.storage().is_mapped());
+    let view = archive.stored_range("w.h5").unwrap();
+    drop(archive);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(view.bytes(), b"weights in place");
 }

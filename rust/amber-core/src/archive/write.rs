@@ -57,7 +57,9 @@ impl ArchiveWriter {
         let label = self.label();
         super::check_name(name).in_entry(name).in_file(&label)?;
         if !self.names.insert(name.to_string()) {
-            return Err(Error::invalid("an entry with this name was already added").in_entry(name).in_file(&label));
+            return Err(Error::invalid("an entry with this name was already added")
+                .in_entry(name)
+                .in_file(&label));
         }
         let mut options = SimpleFileOptions::default()
             .large_file(len >= ZIP64_THRESHOLD)
@@ -65,9 +67,14 @@ impl ArchiveWriter {
         options = if deflate {
             options.compression_method(CompressionMethod::Deflated)
         } else {
-            options.compression_method(CompressionMethod::Stored).with_alignment(STORED_ALIGNMENT)
+            options
+                .compression_method(CompressionMethod::Stored)
+                .with_alignment(STORED_ALIGNMENT)
         };
-        let zip = self.zip.as_mut().ok_or_else(|| Error::invalid("the archive was already finished or aborted").in_file(&label))?;
+        let zip = self
+            .zip
+            .as_mut()
+            .ok_or_else(|| Error::invalid("the archive was already finished or aborted").in_file(&label))?;
         zip.start_file(name, options)
             .map_err(|e| zip_error(e, "cannot start the entry").in_entry(name).in_file(&label))?;
         Ok(zip)
@@ -77,7 +84,8 @@ impl ArchiveWriter {
     pub fn add_bytes(&mut self, name: &str, data: &[u8], deflate: bool) -> Result<()> {
         let label = self.label();
         let zip = self.start_entry(name, data.len() as u64, deflate)?;
-        zip.write_all(data).map_err(|e| Error::io(e, "cannot write the entry").in_entry(name).in_file(&label))
+        zip.write_all(data)
+            .map_err(|e| Error::io(e, "cannot write the entry").in_entry(name).in_file(&label))
     }
 
     /// Add a stored entry of exactly `len` bytes that `fill` writes; nothing is buffered
@@ -90,7 +98,11 @@ impl ArchiveWriter {
     ) -> Result<()> {
         let label = self.label();
         let zip = self.start_entry(name, len, false)?;
-        let mut counted = ExactLen { inner: zip, expected: len, written: 0 };
+        let mut counted = ExactLen {
+            inner: zip,
+            expected: len,
+            written: 0,
+        };
         let outcome = fill(&mut counted).and_then(|()| {
             if counted.written != len {
                 return Err(Error::invalid(format!(
@@ -118,9 +130,14 @@ impl ArchiveWriter {
             (Some(zip), Some(temp)) => (zip, temp),
             _ => return Err(Error::invalid("the archive was already finished or aborted").in_file(&label)),
         };
-        let buffered = zip.finish().map_err(|e| zip_error(e, "cannot write the central directory").in_file(&label))?;
-        let file = buffered.into_inner().map_err(|e| Error::io(e.into_error(), "cannot flush").in_file(&label))?;
-        file.sync_all().map_err(|e| Error::io(e, "cannot fsync").in_file(&label))?;
+        let buffered = zip
+            .finish()
+            .map_err(|e| zip_error(e, "cannot write the central directory").in_file(&label))?;
+        let file = buffered
+            .into_inner()
+            .map_err(|e| Error::io(e.into_error(), "cannot flush").in_file(&label))?;
+        file.sync_all()
+            .map_err(|e| Error::io(e, "cannot fsync").in_file(&label))?;
         drop(file);
         temp.persist(&self.target)
             .map_err(|e| Error::io(e.error, "cannot rename the temporary file into place").in_file(&label))?;
@@ -172,7 +189,10 @@ impl<W: Write> Write for ExactLen<'_, W> {
         if buf.len() as u64 > room {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
-                format!("more than the announced {} bytes written to a stored entry", self.expected),
+                format!(
+                    "more than the announced {} bytes written to a stored entry",
+                    self.expected
+                ),
             ));
         }
         let n = self.inner.write(buf)?;
