@@ -7,9 +7,11 @@
 //! - `kernels`: SIMD matmul and fused Dense.
 //! - `error`: the one error type.
 
+pub mod archive;
 pub mod dtype;
 pub mod error;
 pub mod h5;
+pub mod safetensors;
 pub mod storage;
 
 pub use error::{Error, ErrorKind, Result};

@@ -13,6 +13,7 @@ mod h5_read;
 mod h5_write;
 mod kernels;
 mod safetensors;
+mod views;
 
 create_exception!(_native, FormatError, PyValueError, "A file does not follow its format, or uses a feature amber refuses or does not read.");
 create_exception!(_native, FileIOError, PyOSError, "The operating system refused a read, write, open or map.");
@@ -37,5 +38,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     h5_write::register(m)?;
     safetensors::register(m)?;
     kernels::register(m)?;
+    views::register(m)?;
     Ok(())
 }

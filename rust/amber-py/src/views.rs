@@ -1,0 +1,100 @@
+//! Read-only numpy arrays over mapped bytes, with no copy.
+//!
+//! The brief's first choice, a buffer-protocol object fed to `numpy.frombuffer`, is not
+//! available here: the module targets the stable ABI for Python 3.9 (`abi3-py39`), and the
+//! buffer slots only joined the stable ABI in 3.11. numpy's `__array_interface__` protocol
+//! gives the same result: `numpy.asarray(holder)` wraps the holder's pointer, marks the array
+//! read-only, accepts unaligned data, and keeps the holder as the array's `.base`; the holder
+//! owns the `ByteRange`, which keeps the mapping alive.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use amber_core::dtype::{checked_nbytes, DType};
+use amber_core::error::Error;
+use amber_core::storage::ByteRange;
+
+use crate::to_py_err;
+
+/// Owns a window of a mapped file and presents it to numpy as a read-only array.
+#[pyclass(frozen, module = "amber._native", name = "MappedView")]
+pub(crate) struct MappedView {
+    range: ByteRange,
+    typestr: &'static str,
+    shape: Vec<u64>,
+}
+
+#[pymethods]
+impl MappedView {
+    #[getter]
+    fn __array_interface__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("version", 3)?;
+        d.set_item("typestr", self.typestr)?;
+        d.set_item("shape", PyTuple::new(py, &self.shape)?)?;
+        // (address, read_only=True)
+        d.set_item("data", (self.range.bytes().as_ptr() as usize, true))?;
+        Ok(d)
+    }
+
+    /// Bytes of the file this view covers, and where they start (for diagnostics).
+    #[getter]
+    fn offset(&self) -> u64 {
+        self.range.start()
+    }
+    fn __len__(&self) -> usize {
+        self.range.bytes().len()
+    }
+}
+
+fn typestr(dtype: DType) -> Option<&'static str> {
+    Some(match dtype {
+        DType::Bool => "|b1",
+        DType::I8 => "|i1",
+        DType::U8 => "|u1",
+        DType::I16 => "<i2",
+        DType::U16 => "<u2",
+        DType::F16 => "<f2",
+        DType::I32 => "<i4",
+        DType::U32 => "<u4",
+        DType::F32 => "<f4",
+        DType::I64 => "<i8",
+        DType::U64 => "<u8",
+        DType::F64 => "<f8",
+        DType::BF16 => return None,
+    })
+}
+
+/// A read-only numpy array of `shape` and `dtype` viewing `range` in place. bfloat16 is
+/// refused: numpy has no such type, and handing out its bits as another type would be silent
+/// wrong data.
+pub(crate) fn array_from_range(py: Python<'_>, range: ByteRange, dtype: DType, shape: &[u64]) -> PyResult<Py<PyAny>> {
+    let typestr = typestr(dtype).ok_or_else(|| {
+        to_py_err(Error::unsupported("bfloat16 data cannot be viewed: numpy has no bfloat16 type").at(range.start()))
+    })?;
+    let nbytes = checked_nbytes(shape, dtype).map_err(to_py_err)?;
+    if nbytes != range.len() {
+        return Err(to_py_err(
+            Error::corrupt(format!(
+                "shape {shape:?} of {} needs {nbytes} bytes but the data holds {}",
+                dtype.numpy_name(),
+                range.len()
+            ))
+            .at(range.start()),
+        ));
+    }
+    let holder = Py::new(
+        py,
+        MappedView {
+            range,
+            typestr,
+            shape: shape.to_vec(),
+        },
+    )?;
+    let array = py.import("numpy")?.call_method1("asarray", (holder,))?;
+    Ok(array.unbind())
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<MappedView>()
+}
