@@ -30,7 +30,8 @@ pub(crate) fn attributes(space: &Space, h: &ObjectHeader) -> Result<Vec<(String,
             return Err(Error::corrupt(format!("attribute info message version {version}")).at(info.body.start()));
         }
         let flags = c.u8()?;
-        if flags & 0x01 != 0 {
+        let tracked = flags & 0x01 != 0;
+        if tracked {
             c.skip(2)?; // maximum creation index
         }
         let heap_addr = c.offset()?;
@@ -49,7 +50,7 @@ pub(crate) fn attributes(space: &Space, h: &ObjectHeader) -> Result<Vec<(String,
                 let body = heap.object(id)?;
                 let msg = Message { mtype: MSG_ATTRIBUTE, flags: 0, body, creation_order: None };
                 let (name, value) = parse(space, &msg)?;
-                found.push((Some(order as u64), name, value));
+                found.push((tracked.then_some(order as u64), name, value));
             }
         }
     }

@@ -1,9 +1,10 @@
 //! Where a dataset's bytes are (data layout message) and how to get them out: compact (inside
 //! the header), contiguous (one extent, handed out as a zero-copy range) and chunked (a v1
-//! B-tree of chunks, or a single chunk, each possibly deflated/shuffled, assembled into one
+//! B-tree of chunks, a fixed array or a single chunk, each possibly deflated/shuffled, assembled into one
 //! buffer).
 
 use super::btree_v1::{self, ChunkEntry};
+use super::fixed_array;
 use super::cursor::{Cursor, UNDEFINED};
 use super::filters::{self, Filter};
 use super::superblock::Space;
@@ -29,13 +30,15 @@ pub(crate) enum Layout {
 pub(crate) enum ChunkIndex {
     BTreeV1(u64),
     Single { addr: u64, filtered_size: Option<u64>, mask: u32 },
+    FixedArray(u64),
 }
 
 impl Layout {
     pub fn parse(c: &mut Cursor<'_>) -> Result<Layout> {
         let at = c.abs();
         let version = c.u8()?;
-        if !(3..=4).contains(&version) {
+        // Version 5 (HDF5 2.0 with libver 'latest') encodes these layouts as version 4 does.
+        if !(3..=5).contains(&version) {
             return Err(Error::unsupported(format!("data layout message version {version} (written by HDF5 before 1.6)")).at(at));
         }
         let class = c.u8()?;
@@ -71,7 +74,10 @@ impl Layout {
                         ChunkIndex::Single { addr: c.offset()?, filtered_size, mask }
                     }
                     2 => return Err(Error::unsupported("implicit chunk index (HDF5 1.10+ layout)").at(at)),
-                    3 => return Err(Error::unsupported("fixed-array chunk index (HDF5 1.10+ layout, libver='latest')").at(at)),
+                    3 => {
+                        c.skip(1)?; // page bits, repeated in the array's header
+                        ChunkIndex::FixedArray(c.offset()?)
+                    }
                     4 => return Err(Error::unsupported("extensible-array chunk index (HDF5 1.10+ layout)").at(at)),
                     5 => return Err(Error::unsupported("v2 B-tree chunk index (HDF5 1.10+ layout)").at(at)),
                     t => return Err(Error::corrupt(format!("unknown chunk index type {t}")).at(at)),
@@ -134,6 +140,9 @@ pub(crate) fn read(
             let entries = match index {
                 ChunkIndex::BTreeV1(addr) if *addr == UNDEFINED => Vec::new(),
                 ChunkIndex::BTreeV1(addr) => btree_v1::chunks(space, *addr, shape.len())?,
+                ChunkIndex::FixedArray(addr) if *addr == UNDEFINED => Vec::new(),
+                ChunkIndex::FixedArray(addr) => fixed_array::chunks(space, *addr, shape, chunk, chunk_bytes)?,
+                ChunkIndex::Single { addr, .. } if *addr == UNDEFINED => Vec::new(),
                 ChunkIndex::Single { addr, filtered_size, mask } => {
                     vec![ChunkEntry { offsets: vec![0; shape.len()], size: filtered_size.unwrap_or(chunk_bytes), filter_mask: *mask, addr: *addr }]
                 }

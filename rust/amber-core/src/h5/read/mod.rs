@@ -12,6 +12,7 @@ mod cursor;
 mod dataspace;
 mod datatype;
 mod file;
+mod fixed_array;
 mod filters;
 mod fractal_heap;
 mod heaps;
