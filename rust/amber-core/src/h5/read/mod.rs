@@ -22,6 +22,9 @@ mod object_header;
 mod superblock;
 mod values;
 
+#[cfg(test)]
+mod corpus_tests;
+
 pub use file::H5File;
 
 use crate::dtype::DType;
