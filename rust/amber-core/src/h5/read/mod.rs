@@ -5,6 +5,9 @@
 //!
 //! One module per format concept; `H5File` in `file` ties them together.
 
+// No indexing, unwrap or panic on file data anywhere in the reader (tests may assert freely).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 mod attributes;
 mod btree_v1;
 mod btree_v2;

@@ -52,10 +52,10 @@ pub(crate) fn strings(space: &Space, dt: &Datatype, count: u64, raw: &ByteRange)
                     out.push(String::new());
                     continue;
                 }
-                if !heaps.contains_key(&collection) {
-                    heaps.insert(collection, GlobalHeap::parse(space, collection)?);
-                }
-                let heap = heaps.get(&collection).ok_or_else(|| Error::corrupt("global heap vanished"))?;
+                let heap = match heaps.entry(collection) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => e.insert(GlobalHeap::parse(space, collection)?),
+                };
                 let index = u16::try_from(index).map_err(|_| Error::corrupt(format!("global heap index {index} out of range")).at(at))?;
                 let object = heap.object(index)?;
                 let bytes = object.bytes().get(..len as usize).ok_or_else(|| {
