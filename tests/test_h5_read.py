@@ -427,3 +427,51 @@ def test_opening_reads_only_the_root(tmp_path):
     assert amber.read("ok").tolist() == [0, 1, 2]
     with pytest.raises(_native.FormatError, match="bad"):
         amber.attrs("bad")
+
+
+# ---------------------------------------------------------------------------- random trees
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+NAMES = st.text(alphabet="abcXYZ_019 .é", min_size=1, max_size=6).filter(lambda s: s not in (".", ".."))
+DTYPES = st.sampled_from(["<f4", ">f4", "<f8", "<f2", "<i1", "<i2", ">i4", "<i8", "<u1", ">u2", "<u4", "<u8", "?"])
+SHAPES = st.lists(st.integers(0, 5), min_size=0, max_size=3).map(tuple)
+ATTR_VALUES = st.one_of(
+    st.text(max_size=8),
+    st.integers(-(2**31), 2**31 - 1).map(np.int32),
+    st.floats(allow_nan=False, width=64).map(np.float64),
+    st.lists(st.text(alphabet="abc", max_size=3), min_size=1, max_size=4).map(lambda v: np.array(v, dtype=h5py.string_dtype())),
+)
+TREES = st.recursive(
+    st.tuples(DTYPES, SHAPES, st.sampled_from([None, "gzip"])),
+    lambda children: st.dictionaries(NAMES, children, max_size=5),
+    max_leaves=12,
+)
+
+
+def build(group, tree, rng, track_order):
+    for name, node in tree.items():
+        if isinstance(node, dict):
+            build(group.create_group(name, track_order=track_order), node, rng, track_order)
+        else:
+            dtype, shape, compression = node
+            data = (rng.standard_normal(shape) * 50).astype(np.dtype(dtype))
+            chunked = compression is not None and 0 not in shape and len(shape) > 0
+            group.create_dataset(name, data=data, compression=compression if chunked else None)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(
+    tree=st.dictionaries(NAMES, TREES, min_size=1, max_size=5),
+    attrs=st.dictionaries(NAMES, ATTR_VALUES, max_size=12),
+    libver=st.sampled_from(["earliest", "latest"]),
+    track_order=st.booleans(),
+)
+def test_random_trees_read_like_h5py(tmp_path, tree, attrs, libver, track_order):
+    path = tmp_path / "random.h5"
+    with h5py.File(path, "w", libver=libver, track_order=track_order) as f:
+        build(f, tree, np.random.default_rng(0), track_order)
+        for k, v in attrs.items():
+            f.attrs[k] = v
+    check_file(path)

@@ -63,6 +63,7 @@ fn corpus_matches_inventory() {
     };
     let inventory: Value = serde_json::from_slice(&std::fs::read(dir.join("INVENTORY.json")).unwrap()).unwrap();
     let mut checked = 0;
+    let mut views = 0;
     for (name, expected) in inventory.as_object().unwrap() {
         let path = dir.join(name);
         if name.ends_with(".h5") {
@@ -71,12 +72,31 @@ fn corpus_matches_inventory() {
             checked += 1;
         } else if name.ends_with(".keras") && expected.get("model.weights.h5").is_some() {
             let mut zip = zip::ZipArchive::new(std::fs::File::open(&path).unwrap()).unwrap();
+            let mut entry = zip.by_name("model.weights.h5").unwrap();
+            let (start, stored) = (entry.data_start().unwrap(), entry.compression() == zip::CompressionMethod::Stored);
             let mut bytes = Vec::new();
-            zip.by_name("model.weights.h5").unwrap().read_to_end(&mut bytes).unwrap();
-            let file = H5File::from_range(Storage::from_vec(bytes, name.clone()).full()).unwrap_or_else(|e| panic!("{e}"));
+            entry.read_to_end(&mut bytes).unwrap();
+            let file = H5File::from_range(Storage::from_vec(bytes.clone(), name.clone()).full()).unwrap_or_else(|e| panic!("{e}"));
             check(&file, name, &expected["model.weights.h5"]);
+            if stored {
+                // In place inside the mapped archive: views point into the entry's bytes.
+                let map = Storage::map(&path).unwrap();
+                let entry_range = map.range(start, bytes.len() as u64).unwrap();
+                let file = H5File::from_range(entry_range).unwrap_or_else(|e| panic!("{e}"));
+                check(&file, name, &expected["model.weights.h5"]);
+                for (p, _) in file.visit().unwrap().into_iter().filter(|(_, k)| *k == Kind::Dataset) {
+                    if let super::Data::View(v) = file.read(&p).unwrap() {
+                        assert!(v.storage().is_mapped());
+                        assert!(v.start() >= start && v.start() + v.len() <= start + bytes.len() as u64, "{name}:{p}");
+                        let rel = (v.start() - start) as usize;
+                        assert_eq!(v.bytes(), &bytes[rel..rel + v.len() as usize]);
+                        views += 1;
+                    }
+                }
+            }
             checked += 1;
         }
     }
     assert!(checked >= 10, "only {checked} corpus files checked");
+    assert!(views > 0, "no zero-copy view was checked");
 }
