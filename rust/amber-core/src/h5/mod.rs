@@ -5,6 +5,8 @@
 
 use crate::dtype::DType;
 
+pub mod write;
+
 /// An attribute value as amber reads and writes it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttrValue {
