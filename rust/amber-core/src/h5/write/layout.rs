@@ -66,6 +66,7 @@ fn node_messages(nodes: &[Node<'_>], id: usize, heap_refs: &[Option<HeapRef>], a
             out.push(Message::new(messages::MSG_LAYOUT, messages::contiguous_layout(address, data.len() as u64)));
         }
     }
+    out.push(Message::new(messages::MSG_ATTRIBUTE_INFO, messages::attribute_info()));
     for (attr, heap_ref) in node.attrs.iter().zip(heap_refs) {
         let (address, index) = match heap_ref {
             Some(r) => (at.collections.get(r.collection).copied().unwrap_or(UNDEFINED_ADDRESS), r.index),

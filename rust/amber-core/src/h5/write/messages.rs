@@ -19,6 +19,7 @@ pub const MSG_LAYOUT: u8 = 0x08;
 pub const MSG_GROUP_INFO: u8 = 0x0A;
 pub const MSG_ATTRIBUTE: u8 = 0x0C;
 pub const MSG_CONTINUATION: u8 = 0x10;
+pub const MSG_ATTRIBUTE_INFO: u8 = 0x15;
 
 /// Message flag: the message never changes (libhdf5 marks datatype and fill value so).
 pub const FLAG_CONSTANT: u8 = 0x01;
@@ -151,6 +152,16 @@ pub fn link_info() -> Vec<u8> {
     let mut out = vec![0u8, 0];
     out.extend_from_slice(&UNDEFINED_ADDRESS.to_le_bytes());
     out.extend_from_slice(&UNDEFINED_ADDRESS.to_le_bytes());
+    out
+}
+
+/// Attribute info message: compact attribute storage, no creation order. libhdf5 counts a
+/// version-2 header's attributes through this message, so every header carries one (as
+/// libhdf5's own version-2 headers do).
+pub fn attribute_info() -> Vec<u8> {
+    let mut out = vec![0u8, 0];
+    out.extend_from_slice(&UNDEFINED_ADDRESS.to_le_bytes()); // no fractal heap: attributes are compact
+    out.extend_from_slice(&UNDEFINED_ADDRESS.to_le_bytes()); // no name index
     out
 }
 
