@@ -438,3 +438,52 @@ def test_legacy_layout_with_fixed_length_names_loads_in_keras(keras, tmp_path):
     model.load_weights(path)
     for got, want in zip(model.get_weights(), expected):
         assert_same_array(got, want)
+
+
+SHARED = __import__("pathlib").Path(__file__).resolve().parents[1].parent / "shared"
+FIXTURES = SHARED / "interop" / "fixtures"
+
+
+def rewrite_with_amber(src, dst):
+    """Recreate every group, dataset and attribute of an h5py-readable file with H5Writer."""
+    w = H5Writer()
+    with h5py.File(src, "r") as f:
+        for k in f.attrs:
+            w.set_attr("/", k, f.attrs[k])
+
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                w.create_dataset(name, obj[()])
+            else:
+                w.create_group(name)
+            for k in obj.attrs:
+                w.set_attr(name, k, obj.attrs[k])
+
+        f.visititems(visit)
+    w.write(dst)
+
+
+@pytest.mark.parametrize("case", ["mlp_3layer", "nested_pretrained"])
+def test_corpus_weights_rewritten_by_amber_reproduce_keras_outputs(keras, tmp_path, case):
+    if not FIXTURES.is_dir():
+        pytest.skip(f"shared corpus not found at {FIXTURES}")
+    import json
+
+    manifest = json.loads((FIXTURES / "MANIFEST.json").read_text())
+    tol = next(c for c in manifest["cases"] if c["name"] == case)["tolerance"]
+    ours = tmp_path / f"{case}.weights.h5"
+    rewrite_with_amber(FIXTURES / f"{case}.weights.h5", ours)
+    with h5py.File(FIXTURES / f"{case}.weights.h5", "r") as ref, h5py.File(ours, "r") as got:
+        assert walk(got) == walk(ref)
+        for name, (kind, *_rest) in walk(ref).items():
+            if kind == "dataset":
+                assert_same_array(got[name][()], ref[name][()])
+
+    model = keras.saving.load_model(FIXTURES / f"{case}.keras", compile=False)
+    x = np.load(FIXTURES / f"{case}.input.npy")
+    for v in model.weights:  # make sure the weights really come from our file
+        v.assign(np.zeros(v.shape, v.dtype))
+    model.load_weights(ours)
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0), np.load(FIXTURES / f"{case}.expected.npy"), rtol=tol["rtol"], atol=tol["atol"]
+    )

@@ -144,3 +144,91 @@ impl Drop for TempFile {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(data: &[u8]) -> H5Builder<'_> {
+        let mut b = H5Builder::new();
+        b.create_group("layers/dense/vars").unwrap();
+        b.set_attr("layers/dense/vars", "name", AttrValue::Str("dense".into())).unwrap();
+        b.create_dataset("layers/dense/vars/0", DType::F32, &[2, 3], data).unwrap();
+        b.create_dataset("layers/dense/vars/1", DType::U8, &[5], &data[..5]).unwrap();
+        b.create_dataset("empty", DType::F64, &[0, 4], &[]).unwrap();
+        b
+    }
+
+    #[test]
+    fn total_size_is_exact_and_data_is_aligned_and_unchanged() {
+        let data: Vec<u8> = (0..24).collect();
+        let b = sample(&data);
+        let bytes = b.to_vec().unwrap();
+        assert_eq!(bytes.len() as u64, b.total_size());
+        assert_eq!(&bytes[..8], b"\x89HDF\r\n\x1a\n");
+        let image = layout::lay_out(&b.tree.nodes);
+        assert_eq!(image.data.len(), 2); // the empty dataset stores nothing
+        for p in &image.data {
+            assert_eq!(p.offset % DATA_ALIGNMENT, 0);
+            assert_eq!(&bytes[p.offset as usize..p.offset as usize + p.data.len()], p.data);
+        }
+        // the superblock records the end of file
+        assert_eq!(u64::from_le_bytes(bytes[28..36].try_into().unwrap()), bytes.len() as u64);
+    }
+
+    #[test]
+    fn dataset_bytes_are_borrowed_not_copied() {
+        let data = vec![1u8; 4096];
+        let mut b = H5Builder::new();
+        b.create_dataset("w", DType::U8, &[4096], &data).unwrap();
+        let image = layout::lay_out(&b.tree.nodes);
+        assert_eq!(image.data[0].data.as_ptr(), data.as_ptr());
+    }
+
+    /// A sink that fails after `limit` bytes.
+    struct FailAfter {
+        limit: usize,
+        seen: usize,
+    }
+    impl Write for FailAfter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.seen + buf.len() > self.limit {
+                return Err(std::io::Error::other("disk full"));
+            }
+            self.seen += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn write_errors_are_reported() {
+        let data = vec![0u8; 1 << 20];
+        let mut b = H5Builder::new();
+        b.create_dataset("big", DType::U8, &[1 << 20], &data).unwrap();
+        let err = b.write_to(FailAfter { limit: 1000, seen: 0 }).unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::Io);
+        assert!(err.to_string().contains("disk full"), "{err}");
+    }
+
+    #[test]
+    fn write_file_replaces_target_and_leaves_no_temp() {
+        let dir = std::env::temp_dir().join(format!("amber-h5write-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("m.weights.h5");
+        fs::write(&target, b"old").unwrap();
+        let data: Vec<u8> = (0..24).collect();
+        let b = sample(&data);
+        b.write_file(&target).unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b.to_vec().unwrap());
+        let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("m.weights.h5")]);
+        // a target in a missing folder: an I/O error naming the file, nothing created
+        let err = b.write_file(&dir.join("missing").join("x.h5")).unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::Io);
+        assert!(err.to_string().contains("x.h5"), "{err}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
