@@ -227,6 +227,9 @@ def test_attribute_kinds_as_h5py_reads_them(tmp_path):
     w.set_attr("/", "b", b"keras")
     w.set_attr("/", "names", ["dense", "dense_1"])
     w.set_attr("/", "names_np", np.array([b"a", b"bcd"]))
+    w.set_attr("/", "names_obj", np.array(["x", "yz"], dtype=object))  # as h5py reads Keras 3 files
+    w.set_attr("/", "names_u", np.array(["é", "b"]))
+    w.create_dataset("n" * 300, np.arange(2))  # a name longer than 255 bytes
     w.set_attr("/", "empty_names", [])
     w.set_attr("/", "t", True)
     w.set_attr("/", "i", -5)
@@ -242,6 +245,9 @@ def test_attribute_kinds_as_h5py_reads_them(tmp_path):
         assert h5py.check_string_dtype(a.get_id("s").dtype).length is None  # variable length
         assert a["names"].dtype == np.dtype("S7") and list(a["names"]) == [b"dense", b"dense_1"]
         assert list(a["names_np"]) == [b"a", b"bcd"]
+        assert list(a["names_obj"]) == [b"x", b"yz"]
+        assert [n.decode() for n in a["names_u"]] == ["é", "b"]
+        assert list(f.keys()) == ["n" * 300]
         assert a["empty_names"].shape == (0,)
         assert a["t"] is np.True_ or a["t"] == np.True_
         assert_same_array(a["i"], np.int64(-5))
@@ -280,6 +286,9 @@ def test_bad_plans_are_refused_with_the_path(tmp_path):
     for bad in (np.zeros(2, np.complex64), np.array(["a"], dtype=object), np.zeros(1, "M8[s]")):
         with pytest.raises(TypeError):
             w.create_dataset("bad", bad)
+    for bad in (np.array([1, "a"], dtype=object), np.zeros(2, np.complex128), {"a": 1}):
+        with pytest.raises(TypeError):
+            w.set_attr("/", "bad", bad)
 
 
 def test_missing_directory_is_an_os_error(tmp_path):

@@ -139,7 +139,8 @@ fn attr_value(value: &Bound<'_, PyAny>) -> PyResult<AttrValue> {
     // numpy arrays and scalars (and numeric sequences, through numpy)
     let array = contiguous_array(value)?;
     match array.dtype().kind() {
-        b'S' | b'U' => {
+        // bytes, str, or object arrays of strings (h5py returns Keras's vlen string arrays so)
+        b'S' | b'U' | b'O' => {
             let list = array.call_method0("tolist")?;
             let items = if list.is_instance_of::<PyList>() {
                 string_items(&list)?
@@ -148,7 +149,9 @@ fn attr_value(value: &Bound<'_, PyAny>) -> PyResult<AttrValue> {
             };
             match items {
                 Some(items) if array.ndim() <= 1 => Ok(AttrValue::StrArray(items)),
-                _ => Err(PyTypeError::new_err("string attributes must be a str or a 1-D array of strings")),
+                _ => Err(PyTypeError::new_err(
+                    "string attributes must be a str or a 1-D array of strings; object arrays must hold only str or bytes",
+                )),
             }
         }
         _ => {

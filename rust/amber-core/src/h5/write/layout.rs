@@ -117,8 +117,8 @@ pub fn lay_out<'a>(nodes: &[Node<'a>]) -> FileImage<'a> {
         data: vec![0; nodes.len()],
     };
     let mut cursor = SUPERBLOCK_SIZE;
-    for id in 0..nodes.len() {
-        let size = header_size(&node_messages(nodes, id, &heap_refs[id], &at));
+    for (id, refs) in heap_refs.iter().enumerate() {
+        let size = header_size(&node_messages(nodes, id, refs, &at));
         at.headers[id] = cursor;
         cursor += size;
     }
@@ -146,8 +146,8 @@ pub fn lay_out<'a>(nodes: &[Node<'a>]) -> FileImage<'a> {
     // Pass 2: encode with the real addresses.
     let mut metadata = Vec::with_capacity(metadata_end as usize);
     metadata.extend_from_slice(&superblock(size, at.headers.first().copied().unwrap_or(SUPERBLOCK_SIZE)));
-    for id in 0..nodes.len() {
-        encode_header(&node_messages(nodes, id, &heap_refs[id], &at), at.headers[id], &mut metadata);
+    for (id, (refs, &address)) in heap_refs.iter().zip(&at.headers).enumerate() {
+        encode_header(&node_messages(nodes, id, refs, &at), address, &mut metadata);
     }
     metadata.resize(align(metadata.len() as u64, 8) as usize, 0);
     for k in 0..heap.collection_count() {

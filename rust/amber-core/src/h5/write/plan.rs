@@ -9,6 +9,9 @@ use crate::error::{Error, Result, ResultExt};
 use crate::h5::AttrValue;
 
 pub type NodeId = usize;
+
+/// Longest link name: its link message (name plus 13 bytes of fields) must fit 64 KiB.
+const MAX_NAME_BYTES: usize = 65_000;
 pub const ROOT: NodeId = 0;
 
 /// An attribute already reduced to its HDF5 parts.
@@ -75,6 +78,13 @@ fn components(path: &str) -> Result<Vec<&str>> {
         }
         if part.contains('\0') {
             return Err(Error::invalid(format!("path '{path}' contains a NUL byte")));
+        }
+        if part.len() > MAX_NAME_BYTES {
+            return Err(Error::invalid(format!(
+                "a name in path '{}...' has {} bytes; a link message holds at most {MAX_NAME_BYTES}",
+                path.chars().take(40).collect::<String>(),
+                part.len()
+            )));
         }
     }
     Ok(parts)
@@ -264,6 +274,8 @@ mod tests {
         assert!(e.to_string().contains("'/a/d' is a dataset"), "{e}");
         assert!(t.create_dataset("/", DType::F32, &[1], &data).is_err());
         assert!(t.create_group("a/./b").is_err());
+        assert!(t.create_group(&"n".repeat(70_000)).is_err());
+        t.create_group(&"n".repeat(65_000)).unwrap();
     }
 
     #[test]
