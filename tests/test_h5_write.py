@@ -46,13 +46,15 @@ ATTRS = st.dictionaries(NAMES, ATTR_VALUES, max_size=3)
 
 
 def trees():
-    """('dataset', array, attrs) leaves inside ('group', {name: child}, attrs) nodes."""
+    """A root group of ('dataset', array, attrs) leaves inside ('group', {name: child}, attrs)
+    nodes."""
     leaf = st.tuples(st.just("dataset"), arrays(), ATTRS)
-    return st.recursive(
+    node = st.recursive(
         leaf,
         lambda children: st.tuples(st.just("group"), st.dictionaries(NAMES, children, max_size=4), ATTRS),
         max_leaves=10,
-    ).filter(lambda node: node[0] == "group")
+    )
+    return st.tuples(st.just("group"), st.dictionaries(NAMES, node, max_size=5), ATTRS)
 
 
 def build(writer, node, path="/"):
@@ -119,7 +121,7 @@ def check(h5obj, node):
             assert h5obj.id.get_offset() is None
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(trees())
 def test_random_trees_read_back_equal_in_h5py(tmp_path_factory, tree):
     path = tmp_path_factory.mktemp("tree") / "t.h5"
