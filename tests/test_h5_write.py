@@ -231,6 +231,7 @@ def test_attribute_kinds_as_h5py_reads_them(tmp_path):
     w.set_attr("/", "names_np", np.array([b"a", b"bcd"]))
     w.set_attr("/", "names_obj", np.array(["x", "yz"], dtype=object))  # as h5py reads Keras 3 files
     w.set_attr("/", "names_u", np.array(["é", "b"]))
+    w.set_attr("/", "s0", np.array("zero-d"))
     w.create_dataset("n" * 300, np.arange(2))  # a name longer than 255 bytes
     w.set_attr("/", "empty_names", [])
     w.set_attr("/", "t", True)
@@ -249,6 +250,7 @@ def test_attribute_kinds_as_h5py_reads_them(tmp_path):
         assert list(a["names_np"]) == [b"a", b"bcd"]
         assert list(a["names_obj"]) == [b"x", b"yz"]
         assert [n.decode() for n in a["names_u"]] == ["é", "b"]
+        assert a["s0"] == "zero-d"
         assert list(f.keys()) == ["n" * 300]
         assert a["empty_names"].shape == (0,)
         assert a["t"] is np.True_ or a["t"] == np.True_
@@ -288,7 +290,7 @@ def test_bad_plans_are_refused_with_the_path(tmp_path):
     for bad in (np.zeros(2, np.complex64), np.array(["a"], dtype=object), np.zeros(1, "M8[s]")):
         with pytest.raises(TypeError):
             w.create_dataset("bad", bad)
-    for bad in (np.array([1, "a"], dtype=object), np.zeros(2, np.complex128), {"a": 1}):
+    for bad in (np.array([1, "a"], dtype=object), np.zeros(2, np.complex128), {"a": 1}, np.array([["a"]])):
         with pytest.raises(TypeError):
             w.set_attr("/", "bad", bad)
 

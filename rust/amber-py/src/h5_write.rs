@@ -142,17 +142,21 @@ fn attr_value(value: &Bound<'_, PyAny>) -> PyResult<AttrValue> {
         // bytes, str, or object arrays of strings (h5py returns Keras's vlen string arrays so)
         b'S' | b'U' | b'O' => {
             let list = array.call_method0("tolist")?;
-            let items = if list.is_instance_of::<PyList>() {
-                string_items(&list)?
-            } else {
-                string_items(&PyList::new(value.py(), [list])?.into_any())?
-            };
-            match items {
-                Some(items) if array.ndim() <= 1 => Ok(AttrValue::StrArray(items)),
-                _ => Err(PyTypeError::new_err(
-                    "string attributes must be a str or a 1-D array of strings; object arrays must hold only str or bytes",
-                )),
+            if array.ndim() == 0 {
+                // a 0-d string array is one string
+                if let Some(mut one) = string_items(&PyList::new(value.py(), [list])?.into_any())? {
+                    if let Some(s) = one.pop() {
+                        return Ok(AttrValue::Str(s));
+                    }
+                }
+            } else if array.ndim() == 1 {
+                if let Some(items) = string_items(&list)? {
+                    return Ok(AttrValue::StrArray(items));
+                }
             }
+            Err(PyTypeError::new_err(
+                "string attributes must be a str or a 1-D array of strings; object arrays must hold only str or bytes",
+            ))
         }
         _ => {
             let dtype = dtype_of(&array)?;
