@@ -7,6 +7,8 @@ pub mod read;
 
 use crate::dtype::DType;
 
+pub mod write;
+
 /// An attribute value as amber reads and writes it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttrValue {
