@@ -3,8 +3,13 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use amber_core::archive::{Archive, ArchiveWriter};
-use amber_core::error::Error;
+use amber_core::archive::{Archive, ArchiveWriter, Method};
+use amber_core::error::{Error, ResultExt};
+use amber_core::h5::read::H5File;
+use amber_core::storage::Storage;
+
+use crate::h5_read::PyH5File;
+use crate::h5_write::H5Writer;
 
 use crate::to_py_err;
 
@@ -62,6 +67,24 @@ impl PyArchive {
         Ok(PyBytes::new(py, &data))
     }
 
+    /// Open an entry as HDF5: in place (zero-copy) when stored, inflated (bounded by its
+    /// declared size) into memory when deflated.
+    fn open_h5(&self, py: Python<'_>, name: &str) -> PyResult<PyH5File> {
+        let inner = py
+            .detach(|| {
+                let entry = self.inner.entry(name)?;
+                let range = if entry.method == Method::Stored {
+                    self.inner.stored_range(name)?
+                } else {
+                    let bytes = self.inner.read(name, None)?;
+                    Storage::from_vec(bytes, self.inner.path()).full()
+                };
+                H5File::from_range(range).in_entry(name).in_file(self.inner.path())
+            })
+            .map_err(to_py_err)?;
+        Ok(PyH5File::from_core(inner))
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "<amber Archive '{}' ({} entries)>",
@@ -98,6 +121,17 @@ impl PyArchiveWriter {
     fn add_bytes(&mut self, py: Python<'_>, name: &str, data: &[u8], deflate: bool) -> PyResult<()> {
         let writer = self.writer()?;
         py.detach(|| writer.add_bytes(name, data, deflate)).map_err(to_py_err)
+    }
+
+    /// Stream an HDF5 file into a stored entry, straight from the writer's arrays.
+    fn add_h5(&mut self, py: Python<'_>, name: &str, writer: PyRef<'_, H5Writer>) -> PyResult<()> {
+        let archive = self.writer()?;
+        writer
+            .with_builder(py, |b| {
+                let len = b.total_size();
+                py.detach(|| archive.add_stored_stream(name, len, |w| b.write_to(w)))
+            })?
+            .map_err(to_py_err)
     }
 
     fn finish(&mut self, py: Python<'_>) -> PyResult<()> {

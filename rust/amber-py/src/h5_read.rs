@@ -20,6 +20,13 @@ pub struct PyH5File {
     inner: H5File,
 }
 
+impl PyH5File {
+    /// Wrap a core reader (used by `Archive.open_h5`).
+    pub(crate) fn from_core(inner: H5File) -> Self {
+        PyH5File { inner }
+    }
+}
+
 #[pymethods]
 impl PyH5File {
     #[staticmethod]
@@ -89,55 +96,14 @@ impl PyH5File {
     }
 }
 
-/// Owns the mapped range a zero-copy array looks at; numpy reads the pointer, shape and type
-/// from `__array_interface__` and keeps this object as the array's base.
-/// (Private stand-in for the shared `views` helper; the two can be merged.)
-#[pyclass(frozen)]
-struct MappedBytes {
-    range: ByteRange,
-    typestr: &'static str,
-    shape: Vec<u64>,
-}
-
-#[pymethods]
-impl MappedBytes {
-    #[getter]
-    fn __array_interface__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = PyDict::new(py);
-        d.set_item("version", 3)?;
-        d.set_item("shape", PyTuple::new(py, &self.shape)?)?;
-        d.set_item("typestr", self.typestr)?;
-        // Read-only: the bytes belong to a shared, possibly mapped, file.
-        d.set_item("data", (self.range.bytes().as_ptr() as usize, true))?;
-        Ok(d)
-    }
-}
-
-fn typestr(dtype: DType) -> PyResult<&'static str> {
-    Ok(match dtype {
-        DType::Bool => "|b1",
-        DType::I8 => "|i1",
-        DType::I16 => "<i2",
-        DType::I32 => "<i4",
-        DType::I64 => "<i8",
-        DType::U8 => "|u1",
-        DType::U16 => "<u2",
-        DType::U32 => "<u4",
-        DType::U64 => "<u8",
-        DType::F16 => "<f2",
-        DType::F32 => "<f4",
-        DType::F64 => "<f8",
-        DType::BF16 => return Err(to_py_err(Error::unsupported("bfloat16 data (numpy has no bfloat16 dtype)"))),
-    })
-}
-
 fn view_array<'py>(py: Python<'py>, range: ByteRange, dtype: DType, shape: &[u64]) -> PyResult<Bound<'py, PyAny>> {
-    let holder = Bound::new(py, MappedBytes { range, typestr: typestr(dtype)?, shape: shape.to_vec() })?;
-    py.import("numpy")?.call_method1("asarray", (holder,))
+    Ok(crate::views::array_from_range(py, range, dtype, shape)?.into_bound(py))
 }
 
 fn owned_array<'py>(py: Python<'py>, bytes: Vec<u8>, dtype: DType, shape: &[u64]) -> PyResult<Bound<'py, PyAny>> {
-    let ts = typestr(dtype)?;
+    let ts = crate::views::typestr(dtype).ok_or_else(|| {
+        to_py_err(Error::unsupported("bfloat16 data (numpy has no bfloat16 dtype)"))
+    })?;
     let flat = PyArray1::<u8>::from_vec(py, bytes);
     flat.call_method1("view", (ts,))?.call_method1("reshape", (PyTuple::new(py, shape)?,))
 }

@@ -47,7 +47,7 @@ impl MappedView {
     }
 }
 
-fn typestr(dtype: DType) -> Option<&'static str> {
+pub(crate) fn typestr(dtype: DType) -> Option<&'static str> {
     Some(match dtype {
         DType::Bool => "|b1",
         DType::I8 => "|i1",
