@@ -72,9 +72,11 @@ fn node_messages(nodes: &[Node<'_>], id: usize, heap_refs: &[Option<HeapRef>], a
             Some(r) => (at.collections.get(r.collection).copied().unwrap_or(UNDEFINED_ADDRESS), r.index),
             None => (UNDEFINED_ADDRESS, 0),
         };
-        // Validated when the attribute was planned; the size is the same for every address.
-        if let Ok(body) = attr.message_body(address, index) {
-            out.push(Message::new(messages::MSG_ATTRIBUTE, body));
+        // Encoding was checked when the attribute was planned, and the size of the body does
+        // not depend on the address, so this cannot fail here.
+        match attr.message_body(address, index) {
+            Ok(body) => out.push(Message::new(messages::MSG_ATTRIBUTE, body)),
+            Err(e) => debug_assert!(false, "planned attribute failed to encode: {e}"),
         }
     }
     out
