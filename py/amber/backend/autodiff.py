@@ -9,6 +9,7 @@ plain numpy arrays, so inference and metric code pay nothing for autodiff.
 
 import numpy as np
 
+from amber.backend.config import dtype_name
 from amber.backend.operand import Operand
 
 # The tapes currently recording, innermost last. Ops test this list's truthiness on every
@@ -37,7 +38,7 @@ class Tensor(Operand):
 
     @property
     def dtype(self):
-        return self.value.dtype.name
+        return dtype_name(self.value.dtype)
 
     @property
     def size(self):

@@ -67,6 +67,18 @@ def standardize_dtype(dtype):
         raise ValueError(f"Invalid dtype: {dtype!r}") from None
 
 
+_DTYPE_NAMES = {}
+
+
+def dtype_name(dtype):
+    """``np.dtype.name``, memoized: numpy computes the name string on every access, and
+    ``Variable.dtype`` / ``Tensor.dtype`` are read on hot paths."""
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = np.dtype(dtype).name
+    return name
+
+
 def is_float_dtype(dtype):
     return np.issubdtype(np.dtype(standardize_dtype(dtype)), np.floating)
 

@@ -127,7 +127,7 @@ class Variable(Operand):
 
     @property
     def dtype(self):
-        return self._value.dtype.name
+        return config.dtype_name(self._value.dtype)
 
     @property
     def ndim(self):
