@@ -116,3 +116,30 @@ def test_two_input_gradients():
                                                                                  RNG.normal(size=(4,))])
     check_gradients(lambda q, k: ops.dot_product_attention(q, k, k * 2, is_causal=True),
                     [RNG.normal(size=(1, 3, 2, 2)), RNG.normal(size=(1, 3, 2, 2))])
+
+
+def test_custom_gradient_is_used_by_the_tape():
+    from amber.backend import GradientTape, Variable
+
+    @ops.custom_gradient
+    def log1pexp(x):
+        e = ops.exp(x)
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            return ops.multiply(upstream, 1.0 - 1.0 / ops.add(1, e))
+
+        return ops.log(1 + e), grad
+
+    check_gradients(log1pexp, [RNG.normal(size=(3, 4))])
+
+    @ops.custom_gradient
+    def clipped_identity(x):
+        return x, lambda g: ops.clip(g, -0.5, 0.5)
+
+    v = Variable(np.array([1.0, 2.0]), name="v")
+    with GradientTape() as tape:
+        loss = ops.sum(clipped_identity(v) * np.array([3.0, -0.1]))
+    np.testing.assert_allclose(tape.gradient(loss, v), [0.5, -0.1])
+    np.testing.assert_allclose(log1pexp(np.array([0.0])), [np.log(2.0)])

@@ -17,7 +17,7 @@ from amber.ops.conv import (  # noqa: F401
 )
 from amber.ops.extra import (  # noqa: F401
     allclose, arctan2, array, bincount, binary_crossentropy, categorical_crossentropy, cbrt,
-    cholesky, cond, copy, det, diag, diagonal, divide_no_nan, dot_product_attention, empty,
+    cholesky, cond, copy, custom_gradient, det, diag, diagonal, divide_no_nan, dot_product_attention, empty,
     erfinv, fori_loop, in_top_k, inv, isclose, layer_normalization, linspace, logaddexp, logdet,
     map, median, meshgrid, multi_hot, nan_to_num, nonzero, qr, quantile, ravel, rms_normalization,
     roll, saturate_cast, scan, scatter, scatter_update, searchsorted, segment_max, segment_sum,

@@ -459,3 +459,30 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
     if reverse:
         outputs.reverse()
     return carry, (s.stack(outputs) if outputs and outputs[0] is not None else None)
+
+
+def custom_gradient(f):
+    """Decorator: ``f(*args)`` returns ``(value, grad_fn)``; under a tape, ``grad_fn(upstream)``
+    gives the gradient for each argument (a single value for one argument)."""
+    import functools
+
+    from amber.ops.core import _record
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        # f sees plain values: its own ops must not record, the pair (value, grad_fn) is the op
+        raws = [unwrap(a) for a in args]
+        value, grad_fn = f(*raws, **kwargs)
+        value = np.asarray(unwrap(value))
+
+        def backward(g, need):
+            grads = grad_fn(g)
+            grads = grads if isinstance(grads, (list, tuple)) else (grads,)
+            if len(grads) != len(args):
+                raise ValueError(f"custom_gradient: {f.__name__} takes {len(args)} arguments but its "
+                                 f"gradient function returned {len(grads)} gradients")
+            return [None if gr is None else np.asarray(unwrap(gr)) for gr in grads]
+
+        return _record(value, args, backward)
+
+    return wrapper
