@@ -327,3 +327,12 @@ def test_merge_gradients_match_finite_differences():
                 probe[index] += sign * 1e-6
                 numeric[index] += sign * float(np.sum(np.asarray(layer([probe, b])) * r)) / 2e-6
         np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-7)
+
+
+def test_absurd_shapes_are_refused_before_allocating():
+    with pytest.raises(ValueError, match="refusing to allocate"):
+        layers.Dense(10**9).build((None, 10**6))
+    with pytest.raises(ValueError, match="non-negative integer"):
+        layers.InputLayer(batch_shape=[None, -3])
+    with pytest.raises(ValueError, match="non-negative integer"):
+        layers.InputLayer(batch_shape=[None, "7"])

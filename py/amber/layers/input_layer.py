@@ -6,6 +6,22 @@ from amber.layers.keras_tensor import KerasTensor, Node
 from amber.layers.layer import Layer, dtype_policy_name
 
 
+def _checked_shape(shape, name):
+    """Dimensions must be non-negative integers or None (configs from files are untrusted)."""
+    if not isinstance(shape, (list, tuple)):
+        raise ValueError(f"Input '{name}': shape must be a list or tuple, got {shape!r:.100}")
+    dims = []
+    for d in shape:
+        if d is None:
+            dims.append(None)
+        elif isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0:
+            dims.append(int(d))
+        else:
+            raise ValueError(f"Input '{name}': every dimension must be a non-negative integer or None, "
+                             f"got {d!r:.50} in shape {tuple(shape)!r:.200}")
+    return tuple(dims)
+
+
 class InputLayer(Layer):
     def __init__(self, shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None,
                  input_tensor=None, optional=False, name=None, **kwargs):
@@ -28,7 +44,7 @@ class InputLayer(Layer):
         if shape is not None:
             shape = (shape,) if isinstance(shape, int) else tuple(shape)
             batch_shape = (batch_size,) + shape
-        self._batch_shape = tuple(None if d is None else int(d) for d in batch_shape)
+        self._batch_shape = _checked_shape(batch_shape, self.name)
         self._input_dtype = np.dtype(dtype_policy_name(dtype)).name
         self._dtype_name = self._input_dtype
         self.sparse = bool(sparse)

@@ -452,6 +452,7 @@ class Layer:
 
         shape = () if shape is None else tuple(int(d) for d in shape)
         dtype = np.dtype(dtype).name if dtype is not None else self._dtype_name
+        _check_variable_size(self, name, shape, dtype)
         if initializer is None:
             initializer = "glorot_uniform" if np.issubdtype(np.dtype(dtype), np.floating) else "zeros"
         initializer = initializers.get(initializer)
@@ -855,6 +856,22 @@ _UNTRACKED = {"_layers", "_trainable_variables", "_non_trainable_variables", "_i
               # Model state that holds variables it does not own (optimizer slots, the
               # variables being trained, compile settings).
               "optimizer", "loss", "history", "_compiled", "_compile_config", "_fit_variables"}
+
+
+# Refuse single variables beyond this many bytes before allocating: a config (possibly from an
+# untrusted file) asking for more is far more likely hostile than real.
+MAX_VARIABLE_BYTES = 1 << 36
+
+
+def _check_variable_size(layer, name, shape, dtype):
+    if any(d < 0 for d in shape):
+        raise ValueError(f"Layer '{layer.name}': variable '{name}' has a negative dimension in shape {shape}")
+    nbytes = np.dtype(dtype).itemsize
+    for d in shape:
+        nbytes *= d
+        if nbytes > MAX_VARIABLE_BYTES:
+            raise ValueError(f"Layer '{layer.name}': variable '{name}' of shape {shape} and dtype {dtype} would "
+                             f"need more than {MAX_VARIABLE_BYTES} bytes; refusing to allocate it")
 
 
 def _is_plain(value):
