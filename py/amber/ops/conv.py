@@ -130,20 +130,28 @@ def _conv_core(x, kernel, strides, dilation, pads, groups):
             f"{kernel.shape[-2]} channels per group times groups={groups}")
     if filters % groups:
         raise ValueError(f"conv: {filters} filters cannot be split into groups={groups}")
+    if groups > 1 and groups == channels:
+        return _depthwise_core(x, kernel, strides, dilation, pads)
     xp = _pad_spatial(x, pads)
     span = [(k - 1) * d + 1 for k, d in zip(window, dilation)]
     if any(n < w for n, w in zip(xp.shape[1:-1], span)):
         raise ValueError(f"conv: the dilated kernel window {tuple(span)} is larger than the input of "
                          f"(padded) spatial shape {xp.shape[1:-1]}")
     spatial_axes = tuple(range(1, rank + 1))
-    view = sliding_window_view(xp, span, axis=spatial_axes)
-    view = view[(slice(None),) + tuple(slice(None, None, s) for s in strides) + (slice(None),)
-                + tuple(slice(None, None, d) for d in dilation)]
-    batch, out = x.shape[0], view.shape[1:rank + 1]
+    if all(k == 1 for k in window):
+        # A 1x1 kernel reads each (strided) pixel once: the patches are the input itself.
+        patches = xp[(slice(None),) + tuple(slice(None, None, s) for s in strides)]
+        out = patches.shape[1:rank + 1]
+    else:
+        view = sliding_window_view(xp, span, axis=spatial_axes)
+        view = view[(slice(None),) + tuple(slice(None, None, s) for s in strides) + (slice(None),)
+                    + tuple(slice(None, None, d) for d in dilation)]
+        out = view.shape[1:rank + 1]
+        # (batch, *out, *window, channels): the kernel's own (window, channel) order.
+        patches = np.moveaxis(view, rank + 1, -1)
+    batch = x.shape[0]
     positions, taps = batch * math.prod(out), math.prod(window)
     per_group, out_per_group = channels // groups, filters // groups
-    # (batch, *out, *window, channels): the kernel's own (window, channel) order.
-    patches = np.moveaxis(view, rank + 1, -1)
     if groups == 1:
         cols = patches.reshape(positions, taps * channels)
         kmat = kernel.reshape(taps * channels, filters)
@@ -181,6 +189,51 @@ def _conv_core(x, kernel, strides, dilation, pads, groups):
             for tap in itertools.product(*(range(k) for k in window)):
                 target = (slice(None),) + _tap_slices(tap, dilation, strides, out) + (slice(None),)
                 dxp[target] += dcols[lead + tap]
+            dx = _unpad_spatial(dxp, pads, x.shape[1:-1])
+        return dx, dkernel
+
+    return y, backward
+
+
+def _depthwise_core(x, kernel, strides, dilation, pads):
+    """One group per channel: output channel ``c * multiplier + m`` is channel ``c`` convolved
+    with its own filter ``m``. Each product has a single input channel, so there is no GEMM to
+    feed (a batched matmul of (positions, taps) @ (taps, 1) runs about 10x slower than this);
+    instead one broadcast multiply-add per kernel tap over the whole strided input."""
+    rank = x.ndim - 2
+    window = kernel.shape[:rank]
+    channels = x.shape[-1]
+    multiplier = kernel.shape[-1] // channels
+    weights = kernel.reshape(tuple(window) + (channels, multiplier))
+    xp = _pad_spatial(x, pads)
+    span = [(k - 1) * d + 1 for k, d in zip(window, dilation)]
+    if any(n < w for n, w in zip(xp.shape[1:-1], span)):
+        raise ValueError(f"conv: the dilated kernel window {tuple(span)} is larger than the input of "
+                         f"(padded) spatial shape {xp.shape[1:-1]}")
+    out = tuple((n - w) // s + 1 for n, w, s in zip(xp.shape[1:-1], span, strides))
+    tap_list = list(itertools.product(*(range(k) for k in window)))
+
+    def reads(tap):
+        return (slice(None),) + _tap_slices(tap, dilation, strides, out) + (slice(None), None)
+
+    y = np.zeros((x.shape[0],) + out + (channels, multiplier), dtype=np.result_type(x, kernel))
+    for tap in tap_list:
+        y += xp[reads(tap)] * weights[tap]
+    y = y.reshape((x.shape[0],) + out + (channels * multiplier,))
+
+    def backward(g, need_x, need_kernel):
+        g = np.asarray(g, dtype=y.dtype).reshape((x.shape[0],) + out + (channels, multiplier))
+        dx = dkernel = None
+        if need_kernel:
+            flat_g = g.reshape(-1, channels, multiplier)
+            dw = np.empty(weights.shape, dtype=y.dtype)
+            for tap in tap_list:
+                dw[tap] = np.einsum("pc,pcm->cm", xp[reads(tap)][..., 0].reshape(-1, channels), flat_g)
+            dkernel = dw.reshape(kernel.shape)
+        if need_x:
+            dxp = np.zeros(xp.shape, dtype=y.dtype)
+            for tap in tap_list:
+                dxp[reads(tap)[:-1]] += (g * weights[tap]).sum(axis=-1)
             dx = _unpad_spatial(dxp, pads, x.shape[1:-1])
         return dx, dkernel
 
