@@ -349,3 +349,21 @@ def test_small_products_leave_the_blas_thread_count_as_they_found_it():
     with blas.single_threaded():
         assert blas._get_threads() == 1
     assert blas._get_threads() == before
+
+
+def test_a_tape_does_not_record_other_threads():
+    import threading
+
+    w = Variable(X, name="w")
+    seen = {}
+
+    def infer():
+        seen["type"] = type(ops.multiply(w, 2.0))
+
+    with GradientTape() as tape:
+        worker = threading.Thread(target=infer)
+        worker.start()
+        worker.join()
+        y = ops.sum(w * 2.0)
+    assert seen["type"] is np.ndarray
+    np.testing.assert_allclose(tape.gradient(y, w), np.full(X.shape, 2.0))

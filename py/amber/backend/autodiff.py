@@ -7,13 +7,16 @@ graph once in reverse topological order. Outside a tape nothing is recorded and 
 plain numpy arrays, so inference and metric code pay nothing for autodiff.
 """
 
+import threading
+
 import numpy as np
 
 from amber.backend.config import dtype_name
 from amber.backend.operand import Operand
 
 # The tapes currently recording, innermost last. Ops test this list's truthiness on every
-# call, so it is a plain module-level list.
+# call, so it is a plain module-level list; each tape only watches ops of the thread that
+# opened it, so inference in another thread is not recorded.
 _recording = []
 
 
@@ -61,8 +64,9 @@ def differentiable_input(x):
     """``x`` itself if gradients may flow into it under the active tapes, else ``None``."""
     if type(x) is Tensor:
         return x
+    thread = threading.get_ident()
     for tape in _recording:
-        if tape._watches(x):
+        if tape._thread == thread and tape._watches(x):
             return x
     return None
 
@@ -117,8 +121,10 @@ class GradientTape:
         self._auto_watch = watch_accessed_variables
         self._watched_ids = set()
         self._watched_refs = []  # keeps watched objects alive so their ids stay unique
+        self._thread = threading.get_ident()
 
     def __enter__(self):
+        self._thread = threading.get_ident()
         _recording.append(self)
         return self
 
