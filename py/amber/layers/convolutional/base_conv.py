@@ -66,6 +66,14 @@ def with_channels(batch, spatial, channels, data_format):
     return (batch,) + tuple(spatial) + (channels,)
 
 
+def check_rank(layer, inputs):
+    """Layers that create no weights are never built, so their rank is checked per call."""
+    ndim = len(inputs.shape)
+    if ndim != layer.rank + 2:
+        raise ValueError(f"Input 0 of layer '{layer.name}' is incompatible with the layer: expected "
+                         f"ndim={layer.rank + 2}, found ndim={ndim}. Full shape received: {tuple(inputs.shape)}")
+
+
 def add_bias(outputs, bias, data_format, rank):
     if data_format == "channels_first":
         bias = ops.reshape(bias, (1, -1) + (1,) * rank)

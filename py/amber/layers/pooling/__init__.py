@@ -2,6 +2,7 @@
 
 from amber import ops
 from amber.layers.convolutional.base_conv import (
+    check_rank,
     spatial_shape,
     standardize_data_format,
     standardize_padding,
@@ -24,6 +25,7 @@ class BasePooling(Layer):
         self.input_spec = InputSpec(ndim=self.rank + 2)
 
     def call(self, inputs):
+        check_rank(self, inputs)
         pool = ops.max_pool if self.mode == "max" else ops.average_pool
         return pool(inputs, self.pool_size, strides=self.strides, padding=self.padding,
                     data_format=self.data_format)
@@ -77,6 +79,7 @@ class BaseGlobalPooling(Layer):
         return tuple(range(start, start + self.rank))
 
     def call(self, inputs, mask=None):
+        check_rank(self, inputs)
         axes = self._axes()
         if self.mode == "max":
             return ops.max(inputs, axis=axes, keepdims=self.keepdims)

@@ -40,8 +40,8 @@ class BaseSpatialDropout(Layer):
         return input_shape
 
     def get_config(self):
-        config = super().get_config()
-        config.update({"rate": self.rate, "seed": self.seed})
+        # Keras 3 writes these keys only (no "trainable"), and the dtype as a plain name.
+        config = {"rate": self.rate, "seed": self.seed, "name": self.name, "dtype": self.dtype}
         if self.rank > 1:
             config["data_format"] = self.data_format
         return config

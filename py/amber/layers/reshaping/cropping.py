@@ -1,7 +1,7 @@
 """Cropping1D/2D/3D: drop entries at the start and end of each spatial axis."""
 
 from amber import ops
-from amber.layers.convolutional.base_conv import standardize_data_format
+from amber.layers.convolutional.base_conv import check_rank, standardize_data_format
 from amber.layers.layer import InputSpec, Layer
 from amber.layers.reshaping.spatial import pairs, spatial_axes
 
@@ -23,6 +23,7 @@ class BaseCropping(Layer):
                     f"{shape[axis]} (input shape {tuple(shape)}).")
 
     def call(self, inputs):
+        check_rank(self, inputs)
         shape = tuple(inputs.shape)
         self._check(shape)
         key = [slice(None)] * len(shape)

@@ -4,7 +4,7 @@
 import numpy as np
 
 from amber import ops
-from amber.layers.convolutional.base_conv import standardize_data_format, standardize_tuple
+from amber.layers.convolutional.base_conv import check_rank, standardize_data_format, standardize_tuple
 from amber.layers.layer import InputSpec, Layer
 from amber.layers.reshaping.spatial import spatial_axes
 
@@ -38,6 +38,7 @@ class BaseUpSampling(Layer):
         self.input_spec = InputSpec(ndim=self.rank + 2)
 
     def call(self, inputs):
+        check_rank(self, inputs)
         outputs = inputs
         for axis, factor in zip(spatial_axes(self.rank, self.data_format), self.size):
             if factor == 1:

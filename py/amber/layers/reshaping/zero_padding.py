@@ -1,7 +1,7 @@
 """ZeroPadding1D/2D/3D: zeros added before and after each spatial axis."""
 
 from amber import ops
-from amber.layers.convolutional.base_conv import standardize_data_format
+from amber.layers.convolutional.base_conv import check_rank, standardize_data_format
 from amber.layers.layer import InputSpec, Layer
 from amber.layers.reshaping.spatial import pairs, spatial_axes
 
@@ -22,6 +22,7 @@ class BaseZeroPadding(Layer):
         return widths
 
     def call(self, inputs):
+        check_rank(self, inputs)
         return ops.pad(inputs, self._widths(len(inputs.shape)))
 
     def compute_output_shape(self, input_shape):
