@@ -58,7 +58,9 @@ try:
 except Exception as e:
     outcome = {"ok": False, "type": type(e).__name__, "message": str(e)}
 outcome["seconds"] = time.perf_counter() - start
-outcome["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork+exec, so a child of a big pytest
+# process would report its parent's peak.
+outcome["peak_mb"] = int(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:"))) / 1024
 print(json.dumps(outcome))
 """
 

@@ -65,7 +65,9 @@ RUNNER = textwrap.dedent(
         result["error"] = str(e)[:2000]
         result["type"] = type(e).__name__
     result["seconds"] = time.perf_counter() - start
-    result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork+exec, so a child of a big pytest
+    # process would report its parent's peak.
+    result["max_rss_mb"] = int(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:"))) / 1024
     print("RESULT " + json.dumps(result))
     """
 )
