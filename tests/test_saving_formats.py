@@ -302,3 +302,41 @@ def test_save_weights_without_extension_is_a_checkpoint(tmp_path, native_io):
     status = other.load_weights(str(tmp_path / "ckpt"))
     status.assert_consumed()
     _same_weights(model, other)
+
+
+def test_archives_without_in_place_hdf5_support(tmp_path, native_io, monkeypatch):
+    """Builds whose archive cannot stream or map HDF5 entries go through bounded copies."""
+    import types
+
+    import amber as keras
+    from amber.saving import h5_io
+
+    class CopyOnlyArchive:
+        def __init__(self, inner):
+            self._inner = inner
+            self.path = inner.path
+
+        @staticmethod
+        def open(path):
+            return CopyOnlyArchive(native_io.Archive.open(path))
+
+        def entries(self):
+            return self._inner.entries()
+
+        def names(self):
+            return self._inner.names()
+
+        def read(self, name, limit=None):
+            return self._inner.read(name, limit)
+
+    class BytesOnlyWriter:
+        def __init__(self, path):
+            self._inner = native_io.ArchiveWriter(path)
+            self.add_bytes, self.finish, self.abort = self._inner.add_bytes, self._inner.finish, self._inner.abort
+
+    limited = types.SimpleNamespace(**{**vars(native_io), "Archive": CopyOnlyArchive, "ArchiveWriter": BytesOnlyWriter})
+    monkeypatch.setattr(h5_io, "_native", lambda: limited)
+    model = _mlp(keras)
+    model.save(str(tmp_path / "m.keras"))
+    loaded = keras.saving.load_model(str(tmp_path / "m.keras"))
+    _same_weights(model, loaded)

@@ -8,6 +8,9 @@ import os
 
 import numpy as np
 
+# Largest weights entry read into memory when it cannot be mapped in place.
+MAX_COPIED_ENTRY = 16 * 1024 ** 3
+
 
 def _native():
     from amber import _native
@@ -37,8 +40,13 @@ class H5Reader:
         return cls(_require("H5File").open(os.fspath(path)), os.fspath(path))
 
     @classmethod
-    def from_archive(cls, archive, entry):
-        return cls(archive.open_h5(entry), f"{archive.path}:{entry}")
+    def from_archive(cls, archive, entry, limit=None):
+        label = f"{archive.path}:{entry}"
+        if hasattr(archive, "open_h5"):
+            return cls(archive.open_h5(entry), label)
+        # Builds whose archive cannot open entries in place: a bounded copy of the entry.
+        data = archive.read(entry, MAX_COPIED_ENTRY if limit is None else limit)
+        return cls(_require("H5File").from_bytes(data, label), label)
 
     def kind(self, path):
         return self._file.kind(path)
@@ -102,8 +110,30 @@ def open_archive(path):
     return _require("Archive").open(os.fspath(path))
 
 
+class _ArchiveWriter:
+    """The native writer; HDF5 entries stream from the plan when the build supports it."""
+
+    def __init__(self, path):
+        self._writer = _require("ArchiveWriter")(os.fspath(path))
+
+    def add_bytes(self, name, data, deflate=False):
+        self._writer.add_bytes(name, data, deflate)
+
+    def add_h5(self, name, builder):
+        if hasattr(self._writer, "add_h5"):
+            self._writer.add_h5(name, builder.native)
+        else:
+            self._writer.add_bytes(name, builder.to_bytes())
+
+    def finish(self):
+        self._writer.finish()
+
+    def abort(self):
+        self._writer.abort()
+
+
 def archive_writer(path):
-    return _require("ArchiveWriter")(os.fspath(path))
+    return _ArchiveWriter(path)
 
 
 def safetensors_load(path):

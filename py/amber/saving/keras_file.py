@@ -64,7 +64,7 @@ def save_model(model, filepath, zipped=True):
     try:
         writer.add_bytes(METADATA, metadata_bytes)
         writer.add_bytes(CONFIG, config_bytes)
-        writer.add_h5(WEIGHTS, builder.native)
+        writer.add_h5(WEIGHTS, builder)
         writer.finish()
     except BaseException:
         writer.abort()
