@@ -1,0 +1,114 @@
+"""amber.ops convolution and pooling against keras.ops (real Keras 3, numpy backend) over a
+grid of ranks, strides, paddings, dilations, output paddings, groups and data formats."""
+
+import importlib.util
+import itertools
+import os
+
+import numpy as np
+import pytest
+
+from amber import ops
+
+
+@pytest.fixture(scope="module")
+def keras():
+    os.environ.setdefault("KERAS_BACKEND", "numpy")
+    if importlib.util.find_spec("keras") is None:
+        pytest.skip("real Keras 3 is not installed (test-only reference)")
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("Keras 3's numpy backend runs convolutions through jax, which is not installed")
+    import keras
+
+    if keras.backend.backend() != "numpy":
+        pytest.skip(f"Keras was already imported with the {keras.backend.backend()} backend")
+    return keras
+
+
+def _first(x, data_format):
+    return np.moveaxis(x, -1, 1) if data_format == "channels_first" else x
+
+
+CONV_GRID = [
+    (rank, padding, strides, dilation, groups, data_format)
+    for rank, padding, strides, dilation, groups, data_format in itertools.product(
+        (1, 2, 3), ("valid", "same", "causal"), (1, 2, 3), (1, 2), (1, 2), ("channels_last", "channels_first"))
+    if not (padding == "causal" and rank != 1) and not (strides > 1 and dilation > 1)
+    and not (padding == "causal" and data_format == "channels_first")
+]
+
+
+@pytest.mark.parametrize("case", CONV_GRID, ids=str)
+def test_conv_matches_keras_ops(keras, case):
+    rank, padding, strides, dilation, groups, data_format = case
+    rng = np.random.default_rng(rank * 100 + strides * 10 + dilation)
+    x = _first(rng.normal(size=(2,) + (7,) * rank + (4,)).astype("float32"), data_format)
+    k = rng.normal(size=(3,) * rank + (4 // groups, 6)).astype("float32")
+    if padding == "causal":
+        # keras.ops.conv has no causal mode (its Conv1D pads the start itself): the reference
+        # is a valid convolution of the input left-padded by the dilated kernel span - 1.
+        padded = np.pad(x, ((0, 0), (2 * dilation, 0), (0, 0)))
+        expected = np.asarray(keras.ops.conv(padded, k, strides, "valid", data_format, dilation))
+    else:
+        expected = np.asarray(keras.ops.conv(x, k, strides, padding, data_format, dilation))
+    got = ops.conv(x, k, strides, padding, data_format, dilation)
+    assert got.shape == expected.shape and got.dtype == expected.dtype
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("case", [
+    (rank, padding, strides, dilation, multiplier)
+    for rank, padding, strides, dilation, multiplier in itertools.product(
+        (1, 2), ("valid", "same"), (1, 2), (1, 2), (1, 3)) if not (strides > 1 and dilation > 1)
+], ids=str)
+def test_depthwise_and_separable_conv_match_keras_ops(keras, case):
+    rank, padding, strides, dilation, multiplier = case
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(2,) + (8,) * rank + (3,)).astype("float32")
+    dk = rng.normal(size=(3,) * rank + (3, multiplier)).astype("float32")
+    pk = rng.normal(size=(1,) * rank + (3 * multiplier, 5)).astype("float32")
+    np.testing.assert_allclose(ops.depthwise_conv(x, dk, strides, padding, None, dilation),
+                               np.asarray(keras.ops.depthwise_conv(x, dk, strides, padding, None, dilation)),
+                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ops.separable_conv(x, dk, pk, strides, padding, None, dilation),
+                               np.asarray(keras.ops.separable_conv(x, dk, pk, strides, padding, None, dilation)),
+                               rtol=1e-4, atol=1e-4)
+
+
+TRANSPOSE_GRID = [
+    (rank, padding, strides, dilation, output_padding)
+    for rank, padding, strides, dilation, output_padding in itertools.product(
+        (1, 2, 3), ("valid", "same"), (1, 2, 3), (1, 2), (None, 0, 1))
+    if not (strides > 1 and dilation > 1) and not (output_padding is not None and output_padding >= strides)
+]
+
+
+@pytest.mark.parametrize("case", TRANSPOSE_GRID, ids=str)
+def test_conv_transpose_matches_keras_ops(keras, case):
+    rank, padding, strides, dilation, output_padding = case
+    rng = np.random.default_rng(rank + strides)
+    x = rng.normal(size=(2,) + (5,) * rank + (3,)).astype("float32")
+    k = rng.normal(size=(3,) * rank + (4, 3)).astype("float32")
+    expected = np.asarray(keras.ops.conv_transpose(x, k, strides, padding, output_padding, "channels_last",
+                                                   dilation))
+    got = ops.conv_transpose(x, k, strides, padding, output_padding, "channels_last", dilation)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("case", [
+    (rank, padding, pool, strides, data_format)
+    for rank, padding, pool, strides, data_format in itertools.product(
+        (1, 2, 3), ("valid", "same"), (2, 3), (None, 1, 2), ("channels_last", "channels_first"))
+], ids=str)
+def test_pooling_matches_keras_ops(keras, case):
+    rank, padding, pool, strides, data_format = case
+    rng = np.random.default_rng(pool * 10 + rank)
+    x = _first(rng.normal(size=(2,) + (7,) * rank + (3,)).astype("float32"), data_format)
+    for ours, theirs in ((ops.max_pool, keras.ops.max_pool), (ops.average_pool, keras.ops.average_pool)):
+        # Keras's ops fail on an int pool_size with strides=None (a Keras bug); strides
+        # default to the pool size, which is what Keras passes.
+        expected = np.asarray(theirs(x, pool, pool if strides is None else strides, padding, data_format))
+        got = ours(x, pool, strides, padding, data_format)
+        assert got.shape == expected.shape and got.dtype == expected.dtype
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
