@@ -340,3 +340,60 @@ def test_archives_without_in_place_hdf5_support(tmp_path, native_io, monkeypatch
     model.save(str(tmp_path / "m.keras"))
     loaded = keras.saving.load_model(str(tmp_path / "m.keras"))
     _same_weights(model, loaded)
+
+
+# ------------------------------------------------------------------ saved traces
+
+
+def _custom_model_class(keras):
+    class CustomModel(keras.Model):
+        def __init__(self, hidden_units):
+            super().__init__()
+            self.hidden_units = hidden_units
+            self.dense_layers = [keras.layers.Dense(u) for u in hidden_units]
+
+        def call(self, inputs):
+            x = inputs
+            for layer in self.dense_layers:
+                x = layer(x)
+            return x
+
+        def get_config(self):
+            return {"hidden_units": self.hidden_units}
+
+    return CustomModel
+
+
+@pytest.mark.parametrize("name", ["my_model", "my_model.keras"])
+def test_subclassed_model_reloads_from_trace_without_its_class(tmp_path, native_io, name):
+    import amber as keras
+
+    model = _custom_model_class(keras)([16, 16, 10])
+    x = np.random.default_rng(2).random((3, 5), dtype=np.float32)
+    expected = np.asarray(model(x))
+    path = str(tmp_path / name)
+    model.save(path)
+    with_class = keras.models.load_model(path, custom_objects={"CustomModel": type(model)})
+    assert type(with_class) is type(model)
+    np.testing.assert_allclose(np.asarray(with_class(x)), expected, rtol=1e-6)
+    with pytest.warns(UserWarning, match="saved trace"):
+        revived = keras.models.load_model(path)
+    np.testing.assert_allclose(np.asarray(revived(x)), expected, rtol=1e-6)
+
+
+def test_trace_is_resolved_closed_world(tmp_path, native_io):
+    import amber as keras
+
+    model = _custom_model_class(keras)([4])
+    model(np.ones((1, 3), dtype=np.float32))
+    path = tmp_path / "m"
+    model.save(str(path))
+    trace = json.loads((path / "amber_trace.json").read_text())
+    dense = [l for l in trace["model"]["config"]["layers"] if l["class_name"] == "Dense"][0]
+    dense.update({"module": "os", "class_name": "system"})
+    (path / "amber_trace.json").write_text(json.dumps(trace))
+    with pytest.raises(ValueError, match="Could not locate class 'system'"):
+        keras.models.load_model(str(path))
+    (path / "amber_trace.json").unlink()
+    with pytest.raises(ValueError, match="CustomModel"):
+        keras.models.load_model(str(path))

@@ -10,6 +10,7 @@ from amber.saving import config_checks
 from amber.saving import h5_io
 from amber.saving import json_safety
 from amber.saving import serialization_lib
+from amber.saving import traces
 from amber.saving import weights_walk
 from amber.saving.h5_store import H5ReadStore, H5WriteStore
 from amber.saving.json_safety import ConfigError
@@ -54,10 +55,13 @@ def save_model(model, filepath, zipped=True):
     config_bytes = json.dumps(serialize_model(model)).encode("utf-8")
     metadata_bytes = json.dumps(_metadata()).encode("utf-8")
     builder = build_weights(model)
+    trace = traces.record(model)
+    trace_bytes = json.dumps(trace).encode("utf-8") if trace is not None else None
     if not zipped:
         os.makedirs(filepath, exist_ok=True)
-        for name, data in ((METADATA, metadata_bytes), (CONFIG, config_bytes)):
-            _write_atomically(os.path.join(filepath, name), data)
+        for name, data in ((METADATA, metadata_bytes), (CONFIG, config_bytes), (traces.ENTRY, trace_bytes)):
+            if data is not None:
+                _write_atomically(os.path.join(filepath, name), data)
         builder.write(os.path.join(filepath, WEIGHTS))
         return
     writer = h5_io.archive_writer(filepath)
@@ -65,6 +69,8 @@ def save_model(model, filepath, zipped=True):
         writer.add_bytes(METADATA, metadata_bytes)
         writer.add_bytes(CONFIG, config_bytes)
         writer.add_h5(WEIGHTS, builder)
+        if trace_bytes is not None:
+            writer.add_bytes(traces.ENTRY, trace_bytes)
         writer.finish()
     except BaseException:
         writer.abort()
@@ -196,8 +202,24 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True, mmap
     source = open_source(filepath)
     label = f"{source.path}:{CONFIG}"
     config = read_config(source)
+    if not traces.top_level_resolvable(config, custom_objects):
+        trace_data = source.read_text(traces.ENTRY, MAX_CONFIG_BYTES)
+        if trace_data is not None:
+            return _load_from_trace(source, trace_data, custom_objects, safe_mode, mmap)
     model = model_from_config(config, custom_objects, compile, safe_mode, label=label)
     load_weights_into(model, source.weights(), copy=not mmap, strict=True)
+    return model
+
+
+def _load_from_trace(source, trace_data, custom_objects, safe_mode, mmap):
+    label = f"{source.path}:{traces.ENTRY}"
+    trace = json_safety.loads(trace_data, label=label)
+    model, paths = traces.revive(trace, custom_objects, safe_mode, label)
+    store = H5ReadStore(source.weights(), copy=not mmap)
+    traces.load_revived_weights(model, paths, store)
+    leftover = store.unused_weight_groups(ignore_prefixes=("optimizer",))
+    if leftover:
+        raise ValueError(f"{source.path}: the trace does not account for stored weights {leftover[:10]}")
     return model
 
 
