@@ -142,3 +142,27 @@ def test_reshaping_layer_gradients():
                          (layers.GlobalAveragePooling2D(keepdims=True, **f64), (2, 3, 4, 2)),
                          (layers.GlobalMaxPooling1D(**f64), (2, 5, 3))]:
         check_gradients(lambda x, layer=layer: layer(x), [normal(*shape)])
+
+
+def test_a_small_cnn_learns_a_spatial_rule_with_fit():
+    import amber
+
+    amber.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 12, 12, 1)).astype("float32")
+    # label: is the top half brighter than the bottom half
+    y = (x[:, :6].mean(axis=(1, 2, 3)) > x[:, 6:].mean(axis=(1, 2, 3))).astype("int32")
+    model = amber.Sequential([
+        amber.Input((12, 12, 1)),
+        layers.Conv2D(4, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(),
+        layers.DepthwiseConv2D(3, depth_multiplier=2),
+        layers.SeparableConv2D(4, 2),
+        layers.GlobalAveragePooling2D(),
+        layers.Dense(2, activation="softmax"),
+    ])
+    model.compile(optimizer=amber.optimizers.Adam(0.02), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    history = model.fit(x, y, epochs=40, batch_size=16, verbose=0).history
+    assert history["loss"][-1] < 0.1 * history["loss"][0]
+    assert history["accuracy"][-1] > 0.95

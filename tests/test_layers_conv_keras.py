@@ -283,3 +283,44 @@ def test_bad_inputs_are_refused_with_a_clear_error():
                   layers.Cropping2D(), layers.UpSampling2D()):
         with pytest.raises(ValueError, match="expected ndim=4, found ndim=3"):
             layer(np.zeros((1, 5, 2), "float32"))
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_masked_global_average_pooling_1d_matches_keras(keras, data_format):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3, 6, 4)).astype("float32")
+    if data_format == "channels_first":
+        x = x.transpose(0, 2, 1)
+    mask = rng.random((3, 6)) > 0.4
+    mask[:, 0] = True
+    expected = np.asarray(keras.layers.GlobalAveragePooling1D(data_format=data_format)(x, mask=mask))
+    got = layers.GlobalAveragePooling1D(data_format=data_format)(x, mask=mask)
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_a_conv_model_saved_by_amber_loads_in_keras_and_back(keras, tmp_path):
+    import amber
+
+    model = amber.Sequential([
+        amber.Input((12, 12, 3)),
+        layers.Conv2D(4, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(),
+        layers.DepthwiseConv2D(3, depth_multiplier=2),
+        layers.SeparableConv2D(4, 2),
+        layers.Conv2DTranspose(3, 3, strides=2),
+        layers.ZeroPadding2D(1),
+        layers.Cropping2D(1),
+        layers.UpSampling2D(),
+        layers.AveragePooling2D(),
+        layers.SpatialDropout2D(0.2),
+        layers.GlobalMaxPooling2D(),
+        layers.Dense(2),
+    ])
+    x = np.random.default_rng(0).normal(size=(3, 12, 12, 3)).astype("float32")
+    model.save(tmp_path / "amber.keras")
+    theirs = keras.models.load_model(tmp_path / "amber.keras")
+    expected = np.asarray(theirs(x))
+    np.testing.assert_allclose(np.asarray(model(x)), expected, rtol=1e-5, atol=1e-6)
+    theirs.save(tmp_path / "keras.keras")
+    again = amber.models.load_model(tmp_path / "keras.keras")
+    np.testing.assert_allclose(np.asarray(again(x)), expected, rtol=1e-5, atol=1e-6)
