@@ -112,3 +112,40 @@ def test_pooling_matches_keras_ops(keras, case):
         got = ours(x, pool, strides, padding, data_format)
         assert got.shape == expected.shape and got.dtype == expected.dtype
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_empty_batches_give_keras_shapes(keras):
+    x = np.zeros((0, 6, 5, 3), "float32")
+    k = np.ones((3, 3, 3, 2), "float32")
+    assert ops.conv(x, k, 2, "same").shape == tuple(keras.ops.conv(x, k, 2, "same").shape)
+    assert ops.depthwise_conv(x, k, 1, "valid").shape == tuple(keras.ops.depthwise_conv(x, k, 1, "valid").shape)
+    assert ops.max_pool(x, 2, 2).shape == tuple(keras.ops.max_pool(x, 2, 2).shape)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: ops.conv(np.zeros((1, 5, 5, 3), "float32"), np.zeros((3, 3, 3, 2), "float32"), strides=0),
+     "strides"),
+    (lambda: ops.conv(np.zeros((1, 5, 5, 3), "float32"), np.zeros((3, 3, 2), "float32")), "same rank"),
+    (lambda: ops.conv(np.zeros((1, 5, 5, 4), "float32"), np.zeros((3, 3, 3, 2), "float32")), "multiple"),
+    (lambda: ops.conv(np.zeros((1, 5, 5, 4), "float32"), np.zeros((3, 3, 2, 3), "float32")), "groups=2"),
+    (lambda: ops.depthwise_conv(np.zeros((1, 5, 5, 3), "float32"), np.zeros((3, 3, 4, 1), "float32")),
+     "channels=3"),
+    (lambda: ops.conv_transpose(np.zeros((1, 5, 5, 3), "float32"), np.zeros((3, 3, 2, 4), "float32")),
+     "3 channels"),
+    (lambda: ops.max_pool(np.zeros((1, 3, 3, 1), "float32"), 4), "larger than the input"),
+    (lambda: ops.average_pool(np.zeros((1, 3, 3, 1), "float32"), 2, padding="causal"), "padding"),
+    (lambda: ops.conv(np.zeros((1, 5, 5, 3), "float32"), np.zeros((3, 3, 3, 2), "float32"),
+                      data_format="channels_middle"), "data_format"),
+])
+def test_bad_arguments_raise_a_clear_value_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_integer_inputs_compute_in_floatx():
+    x = np.arange(50, dtype="int32").reshape(1, 5, 5, 2)
+    assert ops.conv(x, np.ones((3, 3, 2, 2), "float32")).dtype == np.float32
+    mean = ops.average_pool(x, 2)
+    assert mean.dtype == np.float32
+    np.testing.assert_allclose(mean[0, 0, 0], x[0, :2, :2].reshape(-1, 2).mean(axis=0))
+    assert ops.max_pool(x, 2, padding="same").dtype == np.int32

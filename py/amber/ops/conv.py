@@ -240,6 +240,21 @@ def _depthwise_core(x, kernel, strides, dilation, pads):
     return y, backward
 
 
+def _common_float(x, kernel):
+    """Both operands in one floating dtype: the wider float of the two, else floatx (as
+    Keras promotes int32 with float32 to float32, where numpy would pick float64)."""
+    if x.dtype == kernel.dtype and np.issubdtype(x.dtype, np.floating):
+        return x, kernel
+    floats = [a.dtype for a in (x, kernel) if np.issubdtype(a.dtype, np.floating)]
+    if floats:
+        dtype = np.result_type(*floats)
+    else:
+        from amber.backend.config import floatx
+
+        dtype = np.dtype(floatx())
+    return x.astype(dtype, copy=False), kernel.astype(dtype, copy=False)
+
+
 def _check_ranks(x, kernel, op):
     if x.ndim < 3 or kernel.ndim != x.ndim:
         raise ValueError(f"{op}: expected an input of rank 3-5 and a kernel of the same rank, got input "
@@ -264,9 +279,7 @@ def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_
     groups = channels // kernel.shape[-2]
     span = [(k - 1) * d + 1 for k, d in zip(kernel.shape[:rank], dilation)]
     pads = _pads(x.shape[1:-1], span, strides, padding)
-    if x.dtype != kernel.dtype:
-        dtype = np.result_type(x.dtype, kernel.dtype)
-        x, kernel = x.astype(dtype), kernel.astype(dtype)
+    x, kernel = _common_float(x, kernel)
     y, core_backward = _conv_core(x, kernel, strides, dilation, pads, groups)
 
     def backward(g, need):
@@ -280,9 +293,14 @@ def depthwise_conv(inputs, kernel, strides=1, padding="valid", data_format=None,
     """Each input channel convolved with its own ``depth_multiplier`` filters; ``kernel`` is
     (*window, channels, depth_multiplier). Output channel ``c * multiplier + m``: a grouped
     convolution with one group per channel."""
+    from amber.ops.core import unwrap
     from amber.ops.shape_ops import reshape
 
-    shape = tuple(np.shape(kernel))
+    shape = tuple(np.shape(unwrap(kernel)))
+    channels = np.shape(unwrap(inputs))[1 if _data_format(data_format) == "channels_first" else -1]
+    if len(shape) < 3 or shape[-2] != channels:
+        raise ValueError(f"depthwise_conv: the kernel of shape {shape} should be (*kernel_size, channels, "
+                         f"depth_multiplier) with channels={channels}, the input's channel count")
     grouped = reshape(kernel, shape[:-2] + (1, shape[-2] * shape[-1]))
     return conv(inputs, grouped, strides=strides, padding=padding, data_format=data_format,
                 dilation_rate=dilation_rate)
@@ -332,9 +350,7 @@ def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=No
     if kernel.shape[-1] != x.shape[-1]:
         raise ValueError(f"conv_transpose: the input has {x.shape[-1]} channels but the kernel of shape "
                          f"{kernel.shape} expects {kernel.shape[-1]}")
-    if x.dtype != kernel.dtype:
-        dtype = np.result_type(x.dtype, kernel.dtype)
-        x, kernel = x.astype(dtype), kernel.astype(dtype)
+    x, kernel = _common_float(x, kernel)
     spread_shape = (x.shape[0],) + tuple((n - 1) * s + 1 for n, s in zip(x.shape[1:-1], strides)) + (x.shape[-1],)
     every = (slice(None),) + tuple(slice(None, None, s) for s in strides) + (slice(None),)
     spread = np.zeros(spread_shape, dtype=x.dtype)
@@ -412,6 +428,10 @@ def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None)
 @primitive()
 def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
     """Window means; with ``same`` padding the padded cells are left out of each mean."""
+    if not np.issubdtype(inputs.dtype, np.floating):
+        from amber.backend.config import floatx
+
+        inputs = inputs.astype(floatx())  # a mean of integers is fractional
     rank, pool, strides, data_format, x, pads = _pool_setup(inputs, pool_size, strides, padding, data_format)
     xp = _pad_spatial(x, pads)
     view = _windows(xp, pool, strides, rank)
