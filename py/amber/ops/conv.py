@@ -6,7 +6,8 @@ window view of the padded input (``sliding_window_view``, no copy), one gather i
 matrix, and one product with the kernel through ``backend.linalg.matmul`` — the single matmul
 call site, so the Rust GEMM serves convolutions too. Backward passes reuse the patch matrix
 for the kernel gradient and scatter the patch gradient back with one strided add per kernel
-tap (a handful of taps, never a loop over pixels).
+tap (a handful of taps, never a loop over pixels). Depthwise convolutions (one group per
+channel) have no matrix product to speak of and run as one multiply-add per tap instead.
 
 Padding follows Keras 3 (TensorFlow's rule): ``same`` pads ``total // 2`` before and the
 rest after, so odd totals put the extra element at the end.
