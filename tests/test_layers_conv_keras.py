@@ -324,3 +324,24 @@ def test_a_conv_model_saved_by_amber_loads_in_keras_and_back(keras, tmp_path):
     theirs.save(tmp_path / "keras.keras")
     again = amber.models.load_model(tmp_path / "keras.keras")
     np.testing.assert_allclose(np.asarray(again(x)), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_functional_model_with_unknown_spatial_sizes_matches_keras(keras):
+    import amber
+
+    def build(library, namespace):
+        inputs = library.Input((None, None, 3))
+        h = namespace.Conv2D(4, 3, strides=2, padding="same")(inputs)
+        h = namespace.Conv2DTranspose(2, 3, strides=2)(h)
+        h = namespace.UpSampling2D()(h)
+        h = namespace.ZeroPadding2D(1)(h)
+        h = namespace.MaxPooling2D()(h)
+        return library.Model(inputs, namespace.GlobalAveragePooling2D()(h)), tuple(h.shape)
+
+    ours, our_shape = build(amber, layers)
+    theirs, their_shape = build(keras, keras.layers)
+    assert our_shape == their_shape == (None, None, None, 2)
+    ours.set_weights(theirs.get_weights())
+    for size in ((9, 7), (12, 16)):
+        x = np.random.default_rng(size[0]).random((2,) + size + (3,)).astype("float32")
+        np.testing.assert_allclose(np.asarray(ours(x)), np.asarray(theirs(x)), rtol=1e-5, atol=1e-6)
