@@ -675,8 +675,10 @@ class Layer:
                 if pushed:
                     _SCOPE.pop()
         call_kwargs = {k: v for k, v in kwargs.items() if k != "training" or v is not None}
-        # Keras records an explicit mask=None for layers whose call takes a mask.
-        if self._call_params()[2] and "mask" not in call_kwargs:
+        # Keras records an explicit mask=None for layers whose call takes a mask (all of
+        # Keras's such layers support masking; requiring both keeps layers that only accept
+        # a mask for convenience out of the recorded node).
+        if self._call_params()[2] and self.supports_masking and "mask" not in call_kwargs:
             call_kwargs["mask"] = None
         outputs = self.compute_output_spec(*args, **call_kwargs)
         Node(self, args, call_kwargs, outputs)
