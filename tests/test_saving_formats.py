@@ -397,3 +397,18 @@ def test_trace_is_resolved_closed_world(tmp_path, native_io):
     (path / "amber_trace.json").unlink()
     with pytest.raises(ValueError, match="CustomModel"):
         keras.models.load_model(str(path))
+
+
+def test_lambda_layer_loads_only_when_the_caller_opts_out_of_safe_mode(tmp_path, native_io):
+    import amber as keras
+
+    inputs = keras.Input(shape=(3,))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2 + 1)(inputs))
+    path = str(tmp_path / "lam.keras")
+    model.save(path)
+    with pytest.raises(ValueError, match="safe_mode=False"):
+        keras.saving.load_model(path)
+    loaded = keras.saving.load_model(path, safe_mode=False)
+    np.testing.assert_allclose(loaded.predict(np.ones((1, 3), "float32"), verbose=0), [[3.0, 3.0, 3.0]])
+    with pytest.raises(ValueError, match="lambda"):
+        keras.saving.load_model(path)  # the opt-out applied to that call only
