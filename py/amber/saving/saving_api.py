@@ -72,6 +72,8 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True, mmap
 def save_weights(model, filepath, overwrite=True, max_shard_size=None, **kwargs):
     path = _path(filepath)
     _check_overwrite(path, overwrite)
+    if max_shard_size is not None and not path.endswith(".weights.json"):
+        raise ValueError(f"Sharded weights (max_shard_size) need a '.weights.json' file name, got {path!r}")
     if path.endswith(".weights.h5"):
         from amber.saving import keras_file
 
