@@ -68,7 +68,7 @@ impl H5File {
     /// What is at `path`, or `None` when no link leads there.
     pub fn kind(&self, path: &str) -> Result<Option<Kind>> {
         match self.resolve(path) {
-            Ok(addr) => self.kind_of(addr).map(Some).in_object(norm(path)).in_file(&self.label),
+            Ok(addr) => self.located(self.kind_of(addr).map(Some), || norm(path)),
             Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -77,7 +77,7 @@ impl H5File {
     /// Member names of the group at `path`, in the file's link order.
     pub fn members(&self, path: &str) -> Result<Vec<String>> {
         let addr = self.resolve(path)?;
-        let links = self.group_links(addr).in_object(norm(path)).in_file(&self.label)?;
+        let links = self.located(self.group_links(addr), || norm(path))?;
         Ok(links.iter().map(|l| l.name.clone()).collect())
     }
 
@@ -85,7 +85,7 @@ impl H5File {
     pub fn attrs(&self, path: &str) -> Result<Vec<(String, AttrValue)>> {
         let addr = self.resolve(path)?;
         let run = || attributes::attributes(&self.space, &*self.header(addr)?);
-        run().in_object(norm(path)).in_file(&self.label)
+        self.located(run(), || norm(path))
     }
 
     /// Element type and shape of the dataset at `path`.
@@ -98,14 +98,14 @@ impl H5File {
                 other => Err(Error::unsupported(format!("dataset of {} (amber reads numeric datasets)", other.describe()))),
             }
         };
-        run().in_object(norm(path)).in_file(&self.label)
+        self.located(run(), || norm(path))
     }
 
     /// The data of the dataset at `path`: a view of the file when stored contiguously in
     /// little-endian order, else a decoded little-endian buffer.
     pub fn read(&self, path: &str) -> Result<Data> {
         let addr = self.resolve(path)?;
-        self.read_at(addr).in_object(norm(path)).in_file(&self.label)
+        self.located(self.read_at(addr), || norm(path))
     }
 
     /// Every object below the root, depth first in link order, each listed once.
@@ -128,10 +128,10 @@ impl H5File {
         if ancestors.len() > MAX_DEPTH {
             return Err(Error::refused(format!("groups nest deeper than {MAX_DEPTH} levels")).in_object(prefix).in_file(&self.label));
         }
-        let links = self.group_links(addr).in_object(slash(prefix)).in_file(&self.label)?;
+        let links = self.located(self.group_links(addr), || slash(prefix))?;
         for link in links.iter() {
             let path = if prefix.is_empty() { link.name.clone() } else { format!("{prefix}/{}", link.name) };
-            let target = self.follow(link).in_object(slash(&path)).in_file(&self.label)?;
+            let target = self.located(self.follow(link), || slash(&path))?;
             if ancestors.contains(&target) {
                 return Err(Error::corrupt("link cycle: this link leads back to one of its own parent groups")
                     .in_object(slash(&path))
@@ -140,7 +140,7 @@ impl H5File {
             if !seen.insert(target) {
                 continue; // another hard link to an object already listed
             }
-            let kind = self.kind_of(target).in_object(slash(&path)).in_file(&self.label)?;
+            let kind = self.located(self.kind_of(target), || slash(&path))?;
             out.push((path.clone(), kind));
             if kind == Kind::Group {
                 ancestors.push(target);
@@ -165,14 +165,18 @@ impl H5File {
         let mut walked = vec![self.root];
         let mut so_far = String::new();
         for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+            let parent_len = so_far.len();
             so_far.push('/');
             so_far.push_str(part);
-            let links = self.group_links(addr).in_object(if walked.len() == 1 { "/".to_string() } else { so_far.clone() }).in_file(&self.label)?;
+            let links = self.located(self.group_links(addr), || {
+                let parent = so_far.get(..parent_len).unwrap_or("");
+                if parent.is_empty() { "/".to_string() } else { parent.to_string() }
+            })?;
             let link = links
                 .iter()
                 .find(|l| l.name == part)
                 .ok_or_else(|| Error::not_found(format!("no object named '{part}'")).in_object(norm(path)).in_file(&self.label))?;
-            addr = self.follow(link).in_object(so_far.clone()).in_file(&self.label)?;
+            addr = self.located(self.follow(link), || so_far.clone())?;
             if walked.contains(&addr) {
                 return Err(Error::corrupt("link cycle: this link leads back to one of its own parent groups")
                     .in_object(so_far)
@@ -181,6 +185,11 @@ impl H5File {
             walked.push(addr);
         }
         Ok(addr)
+    }
+
+    /// Name the file and (built only on failure) the object in an error.
+    fn located<T>(&self, r: Result<T>, object: impl FnOnce() -> String) -> Result<T> {
+        r.map_err(|e| e.in_object(object()).in_file(&self.label))
     }
 
     fn header(&self, addr: u64) -> Result<Arc<ObjectHeader>> {
