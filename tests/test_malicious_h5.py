@@ -219,3 +219,41 @@ def test_corrupted_fields_name_the_problem(tmp_path):
     f = H5File.from_bytes(raw[: data_offset + 10], label="cut.h5")
     with pytest.raises(_native.FormatError, match=r"cut\.h5.*object '/layers/dense/vars.*past the end"):
         f.read("layers/dense/vars/0")
+
+
+def test_deep_nesting_is_bounded(tmp_path):
+    """Groups nested past the walk's depth bound are refused, not followed until the stack ends."""
+    path = tmp_path / "deep.h5"
+    with h5py.File(path, "w") as f:
+        g = f
+        for _ in range(1100):
+            g = g.create_group("g")
+        g["d"] = np.arange(2)
+    f = H5File.open(str(path))
+    start = time.perf_counter()
+    with pytest.raises(_native.FormatError, match="deeper than"):
+        f.visit()
+    # A direct path walk is finite and works.
+    assert f.read("/".join(["g"] * 1100) + "/d").tolist() == [0, 1]
+    assert time.perf_counter() - start < 2.0
+
+
+def test_chunk_claiming_a_huge_decoded_size_is_refused(tmp_path):
+    """A deflated dataset whose chunk shape is enlarged in the layout message (so one small
+    stored chunk claims gigabytes) is refused before inflating or allocating."""
+    path = tmp_path / "claim.h5"
+    with h5py.File(path, "w", libver="earliest") as f:
+        f.create_dataset("d", data=np.zeros((64,), "f4"), chunks=(64,), compression="gzip", maxshape=(None,))
+        header = h5py.h5o.get_info(f["d"].id).addr
+    raw = bytearray(path.read_bytes())
+    # Layout message v3, chunked class: version 3, class 2, rank+1, address, then 4-byte dims.
+    at = raw.find(bytes([3, 2, 2]), header)
+    assert at > 0
+    dims_at = at + 3 + 8
+    assert int.from_bytes(raw[dims_at : dims_at + 4], "little") == 64
+    raw[dims_at : dims_at + 4] = (1 << 28).to_bytes(4, "little")
+    f = H5File.from_bytes(bytes(raw), label="claim.h5")
+    start = time.perf_counter()
+    with pytest.raises(_native.FormatError, match="claims to decode|shape"):
+        f.read("d")
+    assert time.perf_counter() - start < 2.0

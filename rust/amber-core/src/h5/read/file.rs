@@ -30,7 +30,14 @@ pub struct H5File {
     root: u64,
     label: String,
     headers: Mutex<HashMap<u64, Arc<ObjectHeader>>>,
-    links: Mutex<HashMap<u64, Arc<Vec<Link>>>>,
+    links: Mutex<HashMap<u64, Arc<Members>>>,
+}
+
+/// A group's links in link order, and an index by name so path walks in large groups stay
+/// linear overall.
+struct Members {
+    list: Vec<Link>,
+    by_name: HashMap<String, usize>,
 }
 
 impl std::fmt::Debug for H5File {
@@ -78,7 +85,7 @@ impl H5File {
     pub fn members(&self, path: &str) -> Result<Vec<String>> {
         let addr = self.resolve(path)?;
         let links = self.located(self.group_links(addr), || norm(path))?;
-        Ok(links.iter().map(|l| l.name.clone()).collect())
+        Ok(links.list.iter().map(|l| l.name.clone()).collect())
     }
 
     /// Attributes of the group or dataset at `path`.
@@ -129,7 +136,7 @@ impl H5File {
             return Err(Error::refused(format!("groups nest deeper than {MAX_DEPTH} levels")).in_object(prefix).in_file(&self.label));
         }
         let links = self.located(self.group_links(addr), || slash(prefix))?;
-        for link in links.iter() {
+        for link in links.list.iter() {
             let path = if prefix.is_empty() { link.name.clone() } else { format!("{prefix}/{}", link.name) };
             let target = self.located(self.follow(link), || slash(&path))?;
             if ancestors.contains(&target) {
@@ -173,8 +180,9 @@ impl H5File {
                 if parent.is_empty() { "/".to_string() } else { parent.to_string() }
             })?;
             let link = links
-                .iter()
-                .find(|l| l.name == part)
+                .by_name
+                .get(part)
+                .and_then(|&i| links.list.get(i))
                 .ok_or_else(|| Error::not_found(format!("no object named '{part}'")).in_object(norm(path)).in_file(&self.label))?;
             addr = self.located(self.follow(link), || so_far.clone())?;
             if walked.contains(&addr) {
@@ -203,7 +211,7 @@ impl H5File {
         Ok(h)
     }
 
-    fn group_links(&self, addr: u64) -> Result<Arc<Vec<Link>>> {
+    fn group_links(&self, addr: u64) -> Result<Arc<Members>> {
         if let Some(l) = self.links.lock().ok().and_then(|m| m.get(&addr).cloned()) {
             return Ok(l);
         }
@@ -211,7 +219,12 @@ impl H5File {
         if !links::is_group(&h) {
             return Err(Error::invalid("not a group"));
         }
-        let l = Arc::new(links::links(&self.space, &h)?);
+        let list = links::links(&self.space, &h)?;
+        let mut by_name = HashMap::with_capacity(list.len());
+        for (i, link) in list.iter().enumerate() {
+            by_name.entry(link.name.clone()).or_insert(i);
+        }
+        let l = Arc::new(Members { list, by_name });
         if let Ok(mut m) = self.links.lock() {
             m.insert(addr, l.clone());
         }

@@ -91,7 +91,8 @@ pub(crate) fn decode(pipeline: &[Filter], mask: u32, stored: &[u8], expected: us
 }
 
 fn inflate(input: &[u8], expected: usize) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(expected);
+    // Grow as data arrives: `expected` comes from the file and is only an upper bound.
+    let mut out = Vec::with_capacity(expected.min(input.len().saturating_mul(4)));
     let limit = expected as u64 + 1;
     flate2::read::ZlibDecoder::new(input)
         .take(limit)

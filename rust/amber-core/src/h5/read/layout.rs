@@ -147,7 +147,20 @@ pub(crate) fn read(
                     vec![ChunkEntry { offsets: vec![0; shape.len()], size: filtered_size.unwrap_or(chunk_bytes), filter_mask: *mask, addr: *addr }]
                 }
             };
-            let stored: u64 = entries.iter().fold(0u64, |s, e| s.saturating_add(e.size));
+            // Every chunk must lie in the file; chunks may overlap, so what they can decode to
+            // is bounded by the file's size, not by the sum of what they claim.
+            let mut stored: u64 = 0;
+            for e in &entries {
+                space.block(e.addr, e.size, "chunk")?;
+                if !pipeline.is_empty() && chunk_bytes > e.size.saturating_mul(MAX_RATIO).saturating_add(4096) {
+                    return Err(Error::refused(format!(
+                        "a chunk of {} stored bytes claims to decode to {chunk_bytes} bytes",
+                        e.size
+                    )));
+                }
+                stored = stored.saturating_add(e.size);
+            }
+            let stored = stored.min(space.data.len());
             if nbytes > stored.saturating_mul(MAX_RATIO).saturating_add(FILL_ALLOWANCE) {
                 return Err(Error::refused(format!(
                     "shape {shape:?} needs {nbytes} bytes but only {stored} bytes of chunks are stored"
