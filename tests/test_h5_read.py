@@ -291,6 +291,34 @@ def test_generated_huge_attributes_latest(tmp_path):
     check_file(path)
 
 
+@pytest.mark.parametrize("compression", [None, "gzip"])
+def test_generated_other_chunk_indexes_latest(tmp_path, compression):
+    """libver='latest': a v2 B-tree index (two unlimited dimensions) and the implicit index
+    (early allocation, no filters)."""
+    path = tmp_path / "indexes.h5"
+    rng = np.random.default_rng(3)
+    with h5py.File(path, "w", libver="latest") as f:
+        kw = dict(compression=compression, shuffle=compression is not None)
+        f.create_dataset("bt2", data=rng.standard_normal((13, 17)).astype("f4"), chunks=(4, 5), maxshape=(None, None), **kw)
+        part = f.create_dataset("bt2_part", shape=(20, 20), dtype="i4", chunks=(6, 6), maxshape=(None, None), fillvalue=3, **kw)
+        part[7:9, 13:15] = 9
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_chunk((3, 4))
+        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+        dsid = h5py.h5d.create(f.id, b"implicit", h5py.h5t.IEEE_F64LE, h5py.h5s.create_simple((10, 9)), dcpl=dcpl)
+        dsid.write(h5py.h5s.ALL, h5py.h5s.ALL, rng.standard_normal((10, 9)))
+        dsid.close()
+    check_file(path)
+
+
+def test_extensible_array_index_is_refused_by_name(tmp_path):
+    path = tmp_path / "ea.h5"
+    with h5py.File(path, "w", libver="latest") as f:
+        f.create_dataset("grow", data=np.arange(12.0).reshape(4, 3), chunks=(2, 3), maxshape=(None, 3))
+    with pytest.raises(_native.FormatError, match="extensible-array chunk index.*|/grow"):
+        H5File.open(str(path)).read("grow")
+
+
 def test_generated_single_chunk_latest(tmp_path):
     """libver='latest' stores a dataset that is one chunk with a 'single chunk' index."""
     path = tmp_path / "single.h5"
