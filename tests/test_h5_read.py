@@ -311,12 +311,33 @@ def test_generated_other_chunk_indexes_latest(tmp_path, compression):
     check_file(path)
 
 
-def test_extensible_array_index_is_refused_by_name(tmp_path):
+@pytest.mark.parametrize("compression", [None, "gzip"])
+def test_generated_extensible_array_index(tmp_path, compression):
+    """libver='latest' with one unlimited dimension: an extensible array, with data blocks
+    in the index block and in super blocks, the unlimited dimension first or not, sparse
+    writes and a shrinking resize."""
     path = tmp_path / "ea.h5"
+    rng = np.random.default_rng(4)
     with h5py.File(path, "w", libver="latest") as f:
-        f.create_dataset("grow", data=np.arange(12.0).reshape(4, 3), chunks=(2, 3), maxshape=(None, 3))
-    with pytest.raises(_native.FormatError, match="extensible-array chunk index.*|/grow"):
+        kw = dict(compression=compression)
+        f.create_dataset("small", data=np.arange(12.0).reshape(4, 3), chunks=(2, 3), maxshape=(None, 3), **kw)
+        f.create_dataset("n3000", data=np.arange(3000, dtype="i4"), chunks=(1,), maxshape=(None,), **kw)
+        f.create_dataset("second_dim", data=rng.standard_normal((5, 40)).astype("f4"), chunks=(2, 3), maxshape=(5, None), **kw)
+        sparse = f.create_dataset("sparse", shape=(400, 7), dtype="f8", chunks=(3, 4), maxshape=(None, 7), fillvalue=2.0, **kw)
+        sparse[100:110, :] = 1
+        sparse[390:, 5:] = 3
+        shrunk = f.create_dataset("shrunk", data=np.arange(100.0), chunks=(5,), maxshape=(None,), **kw)
+        shrunk.resize((37,))
+    check_file(path)
+
+
+def test_extensible_array_with_paged_blocks_is_refused_by_name(tmp_path):
+    path = tmp_path / "paged.h5"
+    with h5py.File(path, "w", libver="latest") as f:
+        f.create_dataset("grow", data=np.arange(140000, dtype="i1"), chunks=(1,), maxshape=(None,))
+    with pytest.raises(_native.FormatError, match="paged data blocks") as err:
         H5File.open(str(path)).read("grow")
+    assert "/grow" in str(err.value)
 
 
 def test_generated_single_chunk_latest(tmp_path):

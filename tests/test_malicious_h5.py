@@ -58,7 +58,14 @@ try:
 except Exception as e:
     outcome = {"ok": False, "type": type(e).__name__, "message": str(e)}
 outcome["seconds"] = time.perf_counter() - start
-outcome["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM is this process image's own peak (ru_maxrss would include the parent it was forked
+# from, since the maximum survives exec).
+try:
+    with open("/proc/self/status") as status:
+        peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+except (OSError, StopIteration):
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+outcome["peak_mb"] = peak_kb / 1024
 print(json.dumps(outcome))
 """
 

@@ -276,14 +276,23 @@ impl H5File {
         };
         let fill = match h.find(MSG_FILL_VALUE).or_else(|| h.find(MSG_FILL_VALUE_OLD)) {
             Some(m) if m.mtype == MSG_FILL_VALUE => layout::fill_value(&mut self.space.cursor(&m.body))?,
-            Some(m) => Some(m.body.bytes().to_vec()),
+            // The old fill value message: a 4-byte size, then the value.
+            Some(m) => {
+                let mut c = self.space.cursor(&m.body);
+                let size = c.u32()? as u64;
+                Some(c.bytes(size)?.to_vec()).filter(|v| !v.is_empty())
+            }
             None => None,
         };
         let shape = match &ds {
             Dataspace::Null => return Ok(Data::Owned(Vec::new())),
             other => other.shape(),
         };
-        let raw = layout::read(&self.space, &layout, &pipeline, &shape, dtype.size() as u64, fill.as_deref())?;
+        let unlimited = match h.find(MSG_DATASPACE) {
+            Some(m) => Dataspace::unlimited_dim(&mut self.space.cursor(&m.body))?,
+            None => None,
+        };
+        let raw = layout::read(&self.space, &layout, &pipeline, &shape, dtype.size() as u64, fill.as_deref(), unlimited)?;
         let data = match raw {
             Raw::Range(r) if !big_endian => Data::View(r),
             Raw::Range(r) => Data::Owned(r.bytes().to_vec()),

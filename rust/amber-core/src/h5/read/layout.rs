@@ -1,9 +1,10 @@
 //! Where a dataset's bytes are (data layout message) and how to get them out: compact (inside
 //! the header), contiguous (one extent, handed out as a zero-copy range) and chunked (a v1
-//! B-tree of chunks, a fixed array or a single chunk, each possibly deflated/shuffled, assembled into one
+//! B-tree of chunks, a fixed or extensible array, a v2 B-tree, implicit or single chunk, each possibly deflated/shuffled, assembled into one
 //! buffer).
 
 use super::btree_v1::{self, ChunkEntry};
+use super::extensible_array;
 use super::fixed_array;
 use super::cursor::{Cursor, UNDEFINED};
 use super::filters::{self, Filter};
@@ -31,6 +32,7 @@ pub(crate) enum ChunkIndex {
     BTreeV1(u64),
     Single { addr: u64, filtered_size: Option<u64>, mask: u32 },
     FixedArray(u64),
+    ExtensibleArray(u64),
     /// Chunks stored back to back in grid order (unfiltered, allocated early).
     Implicit(u64),
     /// v2 B-tree of chunk records (datasets with more than one unlimited dimension).
@@ -82,7 +84,10 @@ impl Layout {
                         c.skip(1)?; // page bits, repeated in the array's header
                         ChunkIndex::FixedArray(c.offset()?)
                     }
-                    4 => return Err(Error::unsupported("extensible-array chunk index (HDF5 1.10+ layout)").at(at)),
+                    4 => {
+                        c.skip(5)?; // array parameters, repeated in the array's header
+                        ChunkIndex::ExtensibleArray(c.offset()?)
+                    }
                     5 => {
                         c.skip(6)?; // node size, split and merge percents, repeated in the tree's header
                         ChunkIndex::BTreeV2(c.offset()?)
@@ -111,6 +116,7 @@ pub(crate) fn read(
     shape: &[u64],
     element_size: u64,
     fill: Option<&[u8]>,
+    unlimited: Option<usize>,
 ) -> Result<Raw> {
     let count = shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d));
     let nbytes = count
@@ -149,7 +155,11 @@ pub(crate) fn read(
                 ChunkIndex::BTreeV1(addr) => btree_v1::chunks(space, *addr, shape.len())?,
                 ChunkIndex::FixedArray(addr) if *addr == UNDEFINED => Vec::new(),
                 ChunkIndex::FixedArray(addr) => fixed_array::chunks(space, *addr, shape, chunk, chunk_bytes)?,
-                ChunkIndex::Implicit(addr) | ChunkIndex::BTreeV2(addr) if *addr == UNDEFINED => Vec::new(),
+                ChunkIndex::Implicit(addr) | ChunkIndex::BTreeV2(addr) | ChunkIndex::ExtensibleArray(addr) if *addr == UNDEFINED => Vec::new(),
+                ChunkIndex::ExtensibleArray(addr) => {
+                    let dim = unlimited.unwrap_or(0);
+                    extensible_array::chunks(space, *addr, shape, chunk, dim, chunk_bytes)?
+                }
                 ChunkIndex::Implicit(addr) => implicit_chunks(space, *addr, shape, chunk, chunk_bytes)?,
                 ChunkIndex::BTreeV2(addr) => btree_v2_chunks(space, *addr, shape, chunk, chunk_bytes, !pipeline.is_empty())?,
                 ChunkIndex::Single { addr, .. } if *addr == UNDEFINED => Vec::new(),
