@@ -128,6 +128,8 @@ def make_valid(path, libver):
         g.create_dataset("1", data=np.arange(8, dtype=">f8"))
         g.create_dataset("z", data=rng.standard_normal((40, 30)).astype("f4"), chunks=(8, 8), compression="gzip", shuffle=True)
         g.create_dataset("b", data=np.array([True, False, True]))
+        # Growable: an extensible-array (latest) or v1 B-tree (earliest) chunk index.
+        g.create_dataset("grow", data=np.arange(300, dtype="i2"), chunks=(2,), maxshape=(None,), fletcher32=True)
         for i in range(12):
             g.attrs[f"a{i}"] = np.arange(i + 1, dtype="i4")
             f.create_group(f"many/g{i}")
@@ -216,7 +218,45 @@ def test_corrupted_fields_name_the_problem(tmp_path):
     f = H5File.from_bytes(bytes(damaged), label="hdr.h5")
     with pytest.raises(_native.FormatError, match="checksum"):
         f.read("layers/dense/vars/0")
-    # Data cut off in the middle of a dataset.
-    f = H5File.from_bytes(raw[: data_offset + 10], label="cut.h5")
-    with pytest.raises(_native.FormatError, match=r"cut\.h5.*/layers/dense/vars/0.*past the end"):
-        f.read("layers/dense/vars/0")
+    # Cut in the middle of the dataset's data: metadata written after it (a header
+    # continuation of the root or a parent group) or the data itself is found missing, and named.
+    with pytest.raises(_native.FormatError, match=r"cut\.h5.*object '/.*past the end of the file"):
+        H5File.from_bytes(raw[: data_offset + 10], label="cut.h5").read("layers/dense/vars/0")
+
+
+def test_deep_nesting_is_bounded(tmp_path):
+    """Groups nested past the walk's depth bound are refused, not followed until the stack ends."""
+    path = tmp_path / "deep.h5"
+    with h5py.File(path, "w") as f:
+        g = f
+        for _ in range(1100):
+            g = g.create_group("g")
+        g["d"] = np.arange(2)
+    f = H5File.open(str(path))
+    start = time.perf_counter()
+    with pytest.raises(_native.FormatError, match="deeper than"):
+        f.visit()
+    # A direct path walk is finite and works.
+    assert f.read("/".join(["g"] * 1100) + "/d").tolist() == [0, 1]
+    assert time.perf_counter() - start < 2.0
+
+
+def test_chunk_claiming_a_huge_decoded_size_is_refused(tmp_path):
+    """A deflated dataset whose chunk shape is enlarged in the layout message (so one small
+    stored chunk claims gigabytes) is refused before inflating or allocating."""
+    path = tmp_path / "claim.h5"
+    with h5py.File(path, "w", libver="earliest") as f:
+        f.create_dataset("d", data=np.zeros((64,), "f4"), chunks=(64,), compression="gzip", maxshape=(None,))
+        header = h5py.h5o.get_info(f["d"].id).addr
+    raw = bytearray(path.read_bytes())
+    # Layout message v3, chunked class: version 3, class 2, rank+1, address, then 4-byte dims.
+    at = raw.find(bytes([3, 2, 2]), header)
+    assert at > 0
+    dims_at = at + 3 + 8
+    assert int.from_bytes(raw[dims_at : dims_at + 4], "little") == 64
+    raw[dims_at : dims_at + 4] = (1 << 28).to_bytes(4, "little")
+    f = H5File.from_bytes(bytes(raw), label="claim.h5")
+    start = time.perf_counter()
+    with pytest.raises(_native.FormatError, match="claims to decode|shape"):
+        f.read("d")
+    assert time.perf_counter() - start < 2.0

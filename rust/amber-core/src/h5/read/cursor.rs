@@ -29,6 +29,10 @@ impl<'a> Cursor<'a> {
         Cursor { range, pos: 0, sizes }
     }
 
+    pub fn sizes(&self) -> Sizes {
+        self.sizes
+    }
+
     pub fn pos(&self) -> u64 {
         self.pos
     }

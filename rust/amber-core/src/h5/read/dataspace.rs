@@ -46,6 +46,26 @@ impl Dataspace {
         })
     }
 
+    /// The first dimension whose maximum size is unlimited, if any.
+    pub fn unlimited_dim(c: &mut Cursor<'_>) -> Result<Option<usize>> {
+        let version = c.u8()?;
+        let rank = c.u8()?.min(MAX_RANK) as u64;
+        let flags = c.u8()?;
+        c.skip(if version == 1 { 5 } else { 1 })?;
+        if flags & 0x01 == 0 {
+            return Ok(None);
+        }
+        let width = c.sizes().lengths;
+        c.skip(rank * width as u64)?;
+        let all_ones = if width >= 8 { u64::MAX } else { (1u64 << (8 * width as u32)) - 1 };
+        for d in 0..rank as usize {
+            if c.length()? == all_ones {
+                return Ok(Some(d));
+            }
+        }
+        Ok(None)
+    }
+
     /// The shape as amber reports it: `[]` for a scalar, `[0]` for a null dataspace.
     pub fn shape(&self) -> Vec<u64> {
         match self {

@@ -105,6 +105,13 @@ impl Datatype {
             }
             8 => {
                 let members = u16::from_le_bytes([b0, b1]) as usize;
+                // Only integer bases are read; checking before recursing also keeps a chain of
+                // nested enums from recursing deeply.
+                let base_class = c.bytes(1).map(|b| b.first().copied().unwrap_or(0) & 0x0f)?;
+                if base_class != 0 {
+                    return Err(Error::unsupported("enum datatype over a non-integer base").at(at));
+                }
+                c.seek(c.pos() - 1)?;
                 let base = Datatype::parse(c)?;
                 let (base_dtype, big_endian) = match base {
                     Datatype::Number { dtype, big_endian } => (dtype, big_endian),

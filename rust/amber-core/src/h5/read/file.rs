@@ -30,7 +30,14 @@ pub struct H5File {
     root: u64,
     label: String,
     headers: Mutex<HashMap<u64, Arc<ObjectHeader>>>,
-    links: Mutex<HashMap<u64, Arc<Vec<Link>>>>,
+    links: Mutex<HashMap<u64, Arc<Members>>>,
+}
+
+/// A group's links in link order, and an index by name so path walks in large groups stay
+/// linear overall.
+struct Members {
+    list: Vec<Link>,
+    by_name: HashMap<String, usize>,
 }
 
 impl std::fmt::Debug for H5File {
@@ -68,7 +75,7 @@ impl H5File {
     /// What is at `path`, or `None` when no link leads there.
     pub fn kind(&self, path: &str) -> Result<Option<Kind>> {
         match self.resolve(path) {
-            Ok(addr) => self.kind_of(addr).map(Some).in_object(norm(path)).in_file(&self.label),
+            Ok(addr) => self.located(self.kind_of(addr).map(Some), || norm(path)),
             Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -77,15 +84,15 @@ impl H5File {
     /// Member names of the group at `path`, in the file's link order.
     pub fn members(&self, path: &str) -> Result<Vec<String>> {
         let addr = self.resolve(path)?;
-        let links = self.group_links(addr).in_object(norm(path)).in_file(&self.label)?;
-        Ok(links.iter().map(|l| l.name.clone()).collect())
+        let links = self.located(self.group_links(addr), || norm(path))?;
+        Ok(links.list.iter().map(|l| l.name.clone()).collect())
     }
 
     /// Attributes of the group or dataset at `path`.
     pub fn attrs(&self, path: &str) -> Result<Vec<(String, AttrValue)>> {
         let addr = self.resolve(path)?;
         let run = || attributes::attributes(&self.space, &*self.header(addr)?);
-        run().in_object(norm(path)).in_file(&self.label)
+        self.located(run(), || norm(path))
     }
 
     /// Element type and shape of the dataset at `path`.
@@ -98,14 +105,14 @@ impl H5File {
                 other => Err(Error::unsupported(format!("dataset of {} (amber reads numeric datasets)", other.describe()))),
             }
         };
-        run().in_object(norm(path)).in_file(&self.label)
+        self.located(run(), || norm(path))
     }
 
     /// The data of the dataset at `path`: a view of the file when stored contiguously in
     /// little-endian order, else a decoded little-endian buffer.
     pub fn read(&self, path: &str) -> Result<Data> {
         let addr = self.resolve(path)?;
-        self.read_at(addr).in_object(norm(path)).in_file(&self.label)
+        self.located(self.read_at(addr), || norm(path))
     }
 
     /// Every object below the root, depth first in link order, each listed once.
@@ -128,10 +135,10 @@ impl H5File {
         if ancestors.len() > MAX_DEPTH {
             return Err(Error::refused(format!("groups nest deeper than {MAX_DEPTH} levels")).in_object(prefix).in_file(&self.label));
         }
-        let links = self.group_links(addr).in_object(slash(prefix)).in_file(&self.label)?;
-        for link in links.iter() {
+        let links = self.located(self.group_links(addr), || slash(prefix))?;
+        for link in links.list.iter() {
             let path = if prefix.is_empty() { link.name.clone() } else { format!("{prefix}/{}", link.name) };
-            let target = self.follow(link).in_object(slash(&path)).in_file(&self.label)?;
+            let target = self.located(self.follow(link), || slash(&path))?;
             if ancestors.contains(&target) {
                 return Err(Error::corrupt("link cycle: this link leads back to one of its own parent groups")
                     .in_object(slash(&path))
@@ -140,7 +147,7 @@ impl H5File {
             if !seen.insert(target) {
                 continue; // another hard link to an object already listed
             }
-            let kind = self.kind_of(target).in_object(slash(&path)).in_file(&self.label)?;
+            let kind = self.located(self.kind_of(target), || slash(&path))?;
             out.push((path.clone(), kind));
             if kind == Kind::Group {
                 ancestors.push(target);
@@ -165,14 +172,19 @@ impl H5File {
         let mut walked = vec![self.root];
         let mut so_far = String::new();
         for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+            let parent_len = so_far.len();
             so_far.push('/');
             so_far.push_str(part);
-            let links = self.group_links(addr).in_object(if walked.len() == 1 { "/".to_string() } else { so_far.clone() }).in_file(&self.label)?;
+            let links = self.located(self.group_links(addr), || {
+                let parent = so_far.get(..parent_len).unwrap_or("");
+                if parent.is_empty() { "/".to_string() } else { parent.to_string() }
+            })?;
             let link = links
-                .iter()
-                .find(|l| l.name == part)
+                .by_name
+                .get(part)
+                .and_then(|&i| links.list.get(i))
                 .ok_or_else(|| Error::not_found(format!("no object named '{part}'")).in_object(norm(path)).in_file(&self.label))?;
-            addr = self.follow(link).in_object(so_far.clone()).in_file(&self.label)?;
+            addr = self.located(self.follow(link), || so_far.clone())?;
             if walked.contains(&addr) {
                 return Err(Error::corrupt("link cycle: this link leads back to one of its own parent groups")
                     .in_object(so_far)
@@ -181,6 +193,11 @@ impl H5File {
             walked.push(addr);
         }
         Ok(addr)
+    }
+
+    /// Name the file and (built only on failure) the object in an error.
+    fn located<T>(&self, r: Result<T>, object: impl FnOnce() -> String) -> Result<T> {
+        r.map_err(|e| e.in_object(object()).in_file(&self.label))
     }
 
     fn header(&self, addr: u64) -> Result<Arc<ObjectHeader>> {
@@ -194,7 +211,7 @@ impl H5File {
         Ok(h)
     }
 
-    fn group_links(&self, addr: u64) -> Result<Arc<Vec<Link>>> {
+    fn group_links(&self, addr: u64) -> Result<Arc<Members>> {
         if let Some(l) = self.links.lock().ok().and_then(|m| m.get(&addr).cloned()) {
             return Ok(l);
         }
@@ -202,7 +219,12 @@ impl H5File {
         if !links::is_group(&h) {
             return Err(Error::invalid("not a group"));
         }
-        let l = Arc::new(links::links(&self.space, &h)?);
+        let list = links::links(&self.space, &h)?;
+        let mut by_name = HashMap::with_capacity(list.len());
+        for (i, link) in list.iter().enumerate() {
+            by_name.entry(link.name.clone()).or_insert(i);
+        }
+        let l = Arc::new(Members { list, by_name });
         if let Ok(mut m) = self.links.lock() {
             m.insert(addr, l.clone());
         }
@@ -254,14 +276,23 @@ impl H5File {
         };
         let fill = match h.find(MSG_FILL_VALUE).or_else(|| h.find(MSG_FILL_VALUE_OLD)) {
             Some(m) if m.mtype == MSG_FILL_VALUE => layout::fill_value(&mut self.space.cursor(&m.body))?,
-            Some(m) => Some(m.body.bytes().to_vec()),
+            // The old fill value message: a 4-byte size, then the value.
+            Some(m) => {
+                let mut c = self.space.cursor(&m.body);
+                let size = c.u32()? as u64;
+                Some(c.bytes(size)?.to_vec()).filter(|v| !v.is_empty())
+            }
             None => None,
         };
         let shape = match &ds {
             Dataspace::Null => return Ok(Data::Owned(Vec::new())),
             other => other.shape(),
         };
-        let raw = layout::read(&self.space, &layout, &pipeline, &shape, dtype.size() as u64, fill.as_deref())?;
+        let unlimited = match h.find(MSG_DATASPACE) {
+            Some(m) => Dataspace::unlimited_dim(&mut self.space.cursor(&m.body))?,
+            None => None,
+        };
+        let raw = layout::read(&self.space, &layout, &pipeline, &shape, dtype.size() as u64, fill.as_deref(), unlimited)?;
         let data = match raw {
             Raw::Range(r) if !big_endian => Data::View(r),
             Raw::Range(r) => Data::Owned(r.bytes().to_vec()),

@@ -1,5 +1,5 @@
-//! The filter pipeline of chunked datasets: deflate and shuffle are decoded, other filters
-//! are refused by name. Decompression never produces more than the chunk's expected size.
+//! The filter pipeline of chunked datasets: deflate and shuffle are decoded, fletcher32
+//! checksums verified, other filters refused by name. Decompression never produces more than the chunk's expected size.
 
 use std::io::Read;
 
@@ -8,11 +8,13 @@ use crate::error::{Error, Result};
 
 const FILTER_DEFLATE: u16 = 1;
 const FILTER_SHUFFLE: u16 = 2;
+const FILTER_FLETCHER32: u16 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Filter {
     Deflate,
     Shuffle { element_size: usize },
+    Fletcher32,
 }
 
 pub(crate) fn parse_pipeline(c: &mut Cursor<'_>) -> Result<Vec<Filter>> {
@@ -55,7 +57,7 @@ pub(crate) fn parse_pipeline(c: &mut Cursor<'_>) -> Result<Vec<Filter>> {
                 }
                 Filter::Shuffle { element_size }
             }
-            3 => return Err(Error::unsupported("fletcher32 checksum filter").at(at)),
+            FILTER_FLETCHER32 => Filter::Fletcher32,
             4 => return Err(Error::unsupported("szip filter").at(at)),
             5 => return Err(Error::unsupported("n-bit filter").at(at)),
             6 => return Err(Error::unsupported("scale-offset filter").at(at)),
@@ -79,6 +81,7 @@ pub(crate) fn decode(pipeline: &[Filter], mask: u32, stored: &[u8], expected: us
         data = match f {
             Filter::Deflate => inflate(&data, expected)?,
             Filter::Shuffle { element_size } => unshuffle(&data, *element_size),
+            Filter::Fletcher32 => strip_fletcher32(data)?,
         };
     }
     if data.len() != expected {
@@ -88,7 +91,8 @@ pub(crate) fn decode(pipeline: &[Filter], mask: u32, stored: &[u8], expected: us
 }
 
 fn inflate(input: &[u8], expected: usize) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(expected);
+    // Grow as data arrives: `expected` comes from the file and is only an upper bound.
+    let mut out = Vec::with_capacity(expected.min(input.len().saturating_mul(4)));
     let limit = expected as u64 + 1;
     flate2::read::ZlibDecoder::new(input)
         .take(limit)
@@ -98,6 +102,33 @@ fn inflate(input: &[u8], expected: usize) -> Result<Vec<u8>> {
         return Err(Error::refused(format!("deflated chunk inflates past its expected {expected} bytes")));
     }
     Ok(out)
+}
+
+/// The filter appends a 4-byte checksum of the data before it; libhdf5 before 1.8 stored it
+/// byte-swapped, so either order is accepted.
+fn strip_fletcher32(mut data: Vec<u8>) -> Result<Vec<u8>> {
+    let body_len = data.len().checked_sub(4).ok_or_else(|| Error::corrupt("chunk too short for its fletcher32 checksum"))?;
+    let stored = super::cursor::le_uint(data.get(body_len..).unwrap_or(&[])) as u32;
+    let computed = fletcher32(data.get(..body_len).unwrap_or(&[]));
+    // libhdf5 folds sums with end-around carry, so a sum of 0 may be stored as 0xffff.
+    let same = |v: u32| (v & 0xffff) % 65535 == computed & 0xffff && (v >> 16) % 65535 == computed >> 16;
+    if !same(stored) && !same(stored.swap_bytes()) {
+        return Err(Error::corrupt(format!("chunk fails its fletcher32 checksum (stored {stored:#010x}, computed {computed:#010x})")));
+    }
+    data.truncate(body_len);
+    Ok(data)
+}
+
+/// Fletcher's checksum over big-endian 16-bit words (an odd last byte is the high half).
+fn fletcher32(data: &[u8]) -> u32 {
+    let (mut a, mut b) = (0u64, 0u64);
+    for word in data.chunks(2) {
+        let hi = word.first().copied().unwrap_or(0) as u64;
+        let lo = word.get(1).copied().unwrap_or(0) as u64;
+        a = (a + ((hi << 8) | lo)) % 65535;
+        b = (b + a) % 65535;
+    }
+    ((b as u32) << 16) | a as u32
 }
 
 /// Shuffle stores byte 0 of every element, then byte 1, ...; trailing bytes that do not

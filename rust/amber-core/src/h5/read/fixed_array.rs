@@ -51,13 +51,7 @@ pub(crate) fn chunks(space: &Space, addr: u64, shape: &[u64], chunk: &[u64], chu
             if addr == UNDEFINED {
                 continue; // never written: reads as the fill value
             }
-            let mut offsets = vec![0u64; grid.len()];
-            let mut rest = i;
-            for ((slot, &g), &cd) in offsets.iter_mut().zip(&grid).zip(chunk).rev() {
-                *slot = (rest % g.max(1)) * cd;
-                rest /= g.max(1);
-            }
-            out.push(ChunkEntry { offsets, size, filter_mask: mask, addr });
+            out.push(ChunkEntry { offsets: super::layout::grid_offsets(i, shape, chunk), size, filter_mask: mask, addr });
         }
         Ok(())
     };

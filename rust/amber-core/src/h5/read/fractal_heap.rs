@@ -1,9 +1,10 @@
-//! Fractal heaps: where dense storage keeps link and attribute messages. amber reads managed
-//! and tiny objects of unfiltered heaps (what libhdf5 writes for names and small attributes);
-//! huge objects and filtered heaps are refused by name.
+//! Fractal heaps: where dense storage keeps link and attribute messages. amber reads managed,
+//! tiny and huge objects of unfiltered heaps (huge ones are what libhdf5 writes for attributes
+//! past 64 KiB); filtered heaps are refused by name.
 
 use std::collections::HashSet;
 
+use super::btree_v2;
 use super::cursor::{bytes_for, le_uint, verify_checksum, UNDEFINED};
 use super::superblock::Space;
 use crate::error::{Error, Result};
@@ -19,6 +20,9 @@ pub(crate) struct FractalHeap {
     length_bytes: u8,
     /// Direct blocks sorted by their offset in the heap's address space: (offset, block).
     blocks: Vec<(u64, ByteRange)>,
+    /// v2 B-tree of huge objects whose address does not fit in their heap ID.
+    huge_index: u64,
+    space: Space,
     at: u64,
 }
 
@@ -51,7 +55,9 @@ impl FractalHeap {
         }
         let flags = c.u8()?;
         let max_managed = c.u32()? as u64;
-        c.skip(l + o + l + o + 4 * l + 4 * l)?; // huge-object and free-space bookkeeping, counters
+        let _next_huge_id = c.length()?;
+        let huge_index = c.offset()?;
+        c.skip(l + o + 4 * l + 4 * l)?; // free-space bookkeeping and counters
         let width = c.u16()? as u64;
         let start_size = c.length()?;
         let max_direct = c.length()?;
@@ -70,6 +76,8 @@ impl FractalHeap {
             offset_bytes,
             length_bytes: bytes_for(max_direct.min(max_managed)),
             blocks: Vec::new(),
+            huge_index,
+            space: space.clone(),
             at,
         };
         if root != UNDEFINED {
@@ -145,6 +153,31 @@ impl FractalHeap {
         Ok(())
     }
 
+    /// A huge object lives outside the heap's blocks: its address and length are in the ID
+    /// when they fit, else the ID is a key into the huge-object B-tree.
+    fn huge(&self, rest: &[u8]) -> Result<ByteRange> {
+        let o = self.space.sizes.offsets as usize;
+        let l = self.space.sizes.lengths as usize;
+        let (addr, len) = if rest.len() >= o + l {
+            let addr = le_uint(rest.get(..o).unwrap_or(&[]));
+            (addr, le_uint(rest.get(o..o + l).unwrap_or(&[])))
+        } else {
+            let key = le_uint(rest.get(..rest.len().min(8)).unwrap_or(&[]));
+            // Type 1 records: address, length, object ID.
+            let mut found = None;
+            for record in btree_v2::records(&self.space, self.huge_index, 1)? {
+                let mut c = self.space.cursor(&record);
+                let (addr, len, id) = (c.offset()?, c.length()?, c.length()?);
+                if id == key {
+                    found = Some((addr, len));
+                    break;
+                }
+            }
+            found.ok_or_else(|| Error::corrupt(format!("huge heap object {key} is not in the heap's index")).at(self.at))?
+        };
+        self.space.block(addr, len, "huge fractal heap object")
+    }
+
     /// The object a heap ID names.
     pub fn object(&self, id: &[u8]) -> Result<ByteRange> {
         if id.len() as u64 != self.id_len {
@@ -175,7 +208,7 @@ impl FractalHeap {
                 let data = id.get(1..1 + len).ok_or_else(|| Error::corrupt("tiny heap object longer than its ID").at(self.at))?;
                 Ok(crate::storage::Storage::from_vec(data.to_vec(), "tiny heap object").full())
             }
-            1 => Err(Error::unsupported("huge fractal heap objects (stored outside the heap's blocks)").at(self.at)),
+            1 => self.huge(id.get(1..).unwrap_or(&[])),
             t => Err(Error::corrupt(format!("heap ID of unknown type {t}")).at(self.at)),
         }
     }

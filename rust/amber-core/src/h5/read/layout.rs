@@ -1,9 +1,10 @@
 //! Where a dataset's bytes are (data layout message) and how to get them out: compact (inside
 //! the header), contiguous (one extent, handed out as a zero-copy range) and chunked (a v1
-//! B-tree of chunks, a fixed array or a single chunk, each possibly deflated/shuffled, assembled into one
+//! B-tree of chunks, a fixed or extensible array, a v2 B-tree, implicit or single chunk, each possibly deflated/shuffled, assembled into one
 //! buffer).
 
 use super::btree_v1::{self, ChunkEntry};
+use super::extensible_array;
 use super::fixed_array;
 use super::cursor::{Cursor, UNDEFINED};
 use super::filters::{self, Filter};
@@ -31,6 +32,11 @@ pub(crate) enum ChunkIndex {
     BTreeV1(u64),
     Single { addr: u64, filtered_size: Option<u64>, mask: u32 },
     FixedArray(u64),
+    ExtensibleArray(u64),
+    /// Chunks stored back to back in grid order (unfiltered, allocated early).
+    Implicit(u64),
+    /// v2 B-tree of chunk records (datasets with more than one unlimited dimension).
+    BTreeV2(u64),
 }
 
 impl Layout {
@@ -73,13 +79,19 @@ impl Layout {
                         let (filtered_size, mask) = if flags & 0x02 != 0 { (Some(c.length()?), c.u32()?) } else { (None, 0) };
                         ChunkIndex::Single { addr: c.offset()?, filtered_size, mask }
                     }
-                    2 => return Err(Error::unsupported("implicit chunk index (HDF5 1.10+ layout)").at(at)),
+                    2 => ChunkIndex::Implicit(c.offset()?),
                     3 => {
                         c.skip(1)?; // page bits, repeated in the array's header
                         ChunkIndex::FixedArray(c.offset()?)
                     }
-                    4 => return Err(Error::unsupported("extensible-array chunk index (HDF5 1.10+ layout)").at(at)),
-                    5 => return Err(Error::unsupported("v2 B-tree chunk index (HDF5 1.10+ layout)").at(at)),
+                    4 => {
+                        c.skip(5)?; // array parameters, repeated in the array's header
+                        ChunkIndex::ExtensibleArray(c.offset()?)
+                    }
+                    5 => {
+                        c.skip(6)?; // node size, split and merge percents, repeated in the tree's header
+                        ChunkIndex::BTreeV2(c.offset()?)
+                    }
                     t => return Err(Error::corrupt(format!("unknown chunk index type {t}")).at(at)),
                 };
                 Ok(Layout::Chunked { chunk, index })
@@ -104,6 +116,7 @@ pub(crate) fn read(
     shape: &[u64],
     element_size: u64,
     fill: Option<&[u8]>,
+    unlimited: Option<usize>,
 ) -> Result<Raw> {
     let count = shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d));
     let nbytes = count
@@ -142,12 +155,32 @@ pub(crate) fn read(
                 ChunkIndex::BTreeV1(addr) => btree_v1::chunks(space, *addr, shape.len())?,
                 ChunkIndex::FixedArray(addr) if *addr == UNDEFINED => Vec::new(),
                 ChunkIndex::FixedArray(addr) => fixed_array::chunks(space, *addr, shape, chunk, chunk_bytes)?,
+                ChunkIndex::Implicit(addr) | ChunkIndex::BTreeV2(addr) | ChunkIndex::ExtensibleArray(addr) if *addr == UNDEFINED => Vec::new(),
+                ChunkIndex::ExtensibleArray(addr) => {
+                    let dim = unlimited.unwrap_or(0);
+                    extensible_array::chunks(space, *addr, shape, chunk, dim, chunk_bytes)?
+                }
+                ChunkIndex::Implicit(addr) => implicit_chunks(space, *addr, shape, chunk, chunk_bytes)?,
+                ChunkIndex::BTreeV2(addr) => btree_v2_chunks(space, *addr, shape, chunk, chunk_bytes, !pipeline.is_empty())?,
                 ChunkIndex::Single { addr, .. } if *addr == UNDEFINED => Vec::new(),
                 ChunkIndex::Single { addr, filtered_size, mask } => {
                     vec![ChunkEntry { offsets: vec![0; shape.len()], size: filtered_size.unwrap_or(chunk_bytes), filter_mask: *mask, addr: *addr }]
                 }
             };
-            let stored: u64 = entries.iter().fold(0u64, |s, e| s.saturating_add(e.size));
+            // Every chunk must lie in the file; chunks may overlap, so what they can decode to
+            // is bounded by the file's size, not by the sum of what they claim.
+            let mut stored: u64 = 0;
+            for e in &entries {
+                space.block(e.addr, e.size, "chunk")?;
+                if !pipeline.is_empty() && chunk_bytes > e.size.saturating_mul(MAX_RATIO).saturating_add(4096) {
+                    return Err(Error::refused(format!(
+                        "a chunk of {} stored bytes claims to decode to {chunk_bytes} bytes",
+                        e.size
+                    )));
+                }
+                stored = stored.saturating_add(e.size);
+            }
+            let stored = stored.min(space.data.len());
             if nbytes > stored.saturating_mul(MAX_RATIO).saturating_add(FILL_ALLOWANCE) {
                 return Err(Error::refused(format!(
                     "shape {shape:?} needs {nbytes} bytes but only {stored} bytes of chunks are stored"
@@ -156,6 +189,61 @@ pub(crate) fn read(
             assemble(space, &entries, pipeline, shape, chunk, element_size, chunk_bytes, nbytes, fill)
         }
     }
+}
+
+/// Offsets of the chunk with row-major grid index `i`.
+pub(crate) fn grid_offsets(i: u64, shape: &[u64], chunk: &[u64]) -> Vec<u64> {
+    let mut offsets = vec![0u64; shape.len()];
+    let mut rest = i;
+    for ((slot, &d), &c) in offsets.iter_mut().zip(shape).zip(chunk).rev() {
+        let g = d.div_ceil(c).max(1);
+        *slot = (rest % g) * c;
+        rest /= g;
+    }
+    offsets
+}
+
+fn implicit_chunks(space: &Space, addr: u64, shape: &[u64], chunk: &[u64], chunk_bytes: u64) -> Result<Vec<ChunkEntry>> {
+    let count = shape.iter().zip(chunk).try_fold(1u64, |n, (&d, &c)| n.checked_mul(d.div_ceil(c)));
+    let count = count.ok_or_else(|| Error::corrupt(format!("chunk grid of shape {shape:?} overflows")))?;
+    // The whole run of chunks must be in the file before any entry is listed.
+    let total = count.checked_mul(chunk_bytes).ok_or_else(|| Error::corrupt("implicit chunk index overflows"))?;
+    space.block(addr, total, "implicitly indexed chunks")?;
+    (0..count)
+        .map(|i| {
+            let at = i.checked_mul(chunk_bytes).and_then(|o| o.checked_add(addr));
+            let at = at.ok_or_else(|| Error::corrupt("implicit chunk address overflows"))?;
+            Ok(ChunkEntry { offsets: grid_offsets(i, shape, chunk), size: chunk_bytes, filter_mask: 0, addr: at })
+        })
+        .collect()
+}
+
+/// Records of type 10 (address, scaled offsets) or 11 (address, stored size, filter mask,
+/// scaled offsets); scaled offsets count chunks, not elements.
+fn btree_v2_chunks(space: &Space, addr: u64, shape: &[u64], chunk: &[u64], chunk_bytes: u64, filtered: bool) -> Result<Vec<ChunkEntry>> {
+    let record_type = if filtered { 11 } else { 10 };
+    let o = space.sizes.offsets as u64;
+    let rank = shape.len() as u64;
+    let mut out = Vec::new();
+    for record in super::btree_v2::records(space, addr, record_type)? {
+        let mut c = space.cursor(&record);
+        let at = c.offset()?;
+        let (size, filter_mask) = if filtered {
+            let width = record.len().checked_sub(o + 4 + 8 * rank).filter(|w| (1..=8).contains(w));
+            let width = width.ok_or_else(|| Error::corrupt("v2 B-tree chunk record has the wrong size").at(record.start()))?;
+            (c.uint(width as u8)?, c.u32()?)
+        } else {
+            (chunk_bytes, 0)
+        };
+        let mut offsets = Vec::with_capacity(shape.len());
+        for &cd in chunk {
+            offsets.push(c.u64()?.checked_mul(cd).ok_or_else(|| Error::corrupt("chunk offset overflows").at(record.start()))?);
+        }
+        if at != UNDEFINED {
+            out.push(ChunkEntry { offsets, size, filter_mask, addr: at });
+        }
+    }
+    Ok(out)
 }
 
 fn filled(nbytes: u64, element_size: u64, fill: Option<&[u8]>) -> Result<Raw> {

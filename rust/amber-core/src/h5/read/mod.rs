@@ -14,6 +14,7 @@ mod btree_v2;
 mod cursor;
 mod dataspace;
 mod datatype;
+mod extensible_array;
 mod file;
 mod fixed_array;
 mod filters;
