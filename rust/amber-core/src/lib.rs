@@ -10,6 +10,7 @@
 pub mod dtype;
 pub mod error;
 pub mod h5;
+pub mod kernels;
 pub mod storage;
 
 pub use error::{Error, ErrorKind, Result};
