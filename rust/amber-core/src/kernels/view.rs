@@ -98,7 +98,8 @@ impl<'a, T> MatMut<'a, T> {
         let outer_ok = outer_len <= 1
             || inner_len == 0
             || (inner_len - 1).checked_mul(inner_stride).map_or(false, |last| outer_stride > last);
-        if !(inner_ok && outer_ok) {
+        let empty = rows == 0 || cols == 0;
+        if !(empty || (inner_ok && outer_ok)) {
             return Err(Error::invalid(format!(
                 "output: a {rows}x{cols} view with strides ({row_stride}, {col_stride}) writes some elements to the same memory"
             )));
@@ -152,5 +153,6 @@ mod tests {
         assert!(MatMut::new(&mut data, 2, 2, 0, 1).is_err());
         assert!(MatMut::new(&mut data, 1, 4, 0, 1).is_ok());
         assert!(MatMut::new(&mut data, 3, 3, 4, 1).is_ok());
+        assert!(MatMut::new(&mut data, 0, 5, 0, 0).is_ok());
     }
 }
