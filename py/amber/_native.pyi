@@ -136,3 +136,6 @@ def kernel_isa() -> str:
     """The kernel path in use now."""
 def supported_isas() -> list[str]:
     """The kernel paths this CPU can run, best first."""
+def peak_f32_flops(isa: str, threads: int = 1, iterations: int = 200_000_000) -> float:
+    """Measured float32 FLOP/s of a pure-FMA loop ('avx512' or 'avx2') on ``threads`` threads:
+    the machine's peak, the yardstick of the benchmarks."""

@@ -285,6 +285,14 @@ fn set_isa(name: Option<&str>) -> PyResult<()> {
     core::set_isa(isa).map_err(to_py_err)
 }
 
+/// Measured f32 FLOP/s of a pure-FMA loop on `threads` threads (benchmark reference).
+#[pyfunction]
+#[pyo3(signature = (isa, threads=1, iterations=200_000_000))]
+fn peak_f32_flops(py: Python<'_>, isa: &str, threads: usize, iterations: u64) -> PyResult<f64> {
+    let isa = Isa::from_name(isa).map_err(to_py_err)?;
+    Ok(py.detach(|| core::peak_f32_flops(isa, threads, iterations)))
+}
+
 /// The kernel path in use now.
 #[pyfunction]
 fn kernel_isa() -> &'static str {
@@ -305,6 +313,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dense_grad, m)?)?;
     m.add_function(wrap_pyfunction!(set_isa, m)?)?;
     m.add_function(wrap_pyfunction!(kernel_isa, m)?)?;
+    m.add_function(wrap_pyfunction!(peak_f32_flops, m)?)?;
     m.add_function(wrap_pyfunction!(supported_isas, m)?)?;
     Ok(())
 }

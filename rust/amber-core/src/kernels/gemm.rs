@@ -51,7 +51,12 @@ unsafe impl<T: Sync> Sync for Problem<T> {}
 /// Below this many flops one thread is faster than starting another.
 const MIN_FLOPS_PER_THREAD: usize = 3_000_000;
 
-/// Splits the product into row or column bands, one per thread, each computed serially.
+/// Chunks per thread when splitting: enough that a thread slowed by other work on its core
+/// (the machine may be shared) leaves its share to the others instead of stalling the call.
+const CHUNKS_PER_THREAD: usize = 6;
+
+/// Splits the product into a grid of C chunks that threads take from a shared counter, each
+/// chunk computed by the serial blocked algorithm.
 ///
 /// Safety: the problem's pointers satisfy the `Strided` invariants and C is not aliased.
 pub(crate) unsafe fn run<T: Element>(kernel: &Kernel<T>, problem: Problem<T>, max_threads: usize) {
@@ -60,40 +65,51 @@ pub(crate) unsafe fn run<T: Element>(kernel: &Kernel<T>, problem: Problem<T>, ma
         return;
     }
     let flops = 2usize.saturating_mul(m).saturating_mul(n).saturating_mul(k);
-    let by_columns = n >= m;
-    let (extent, unit) = if by_columns { (n, kernel.nr) } else { (m, kernel.mr) };
-    let units = extent.div_ceil(unit);
-    let threads = max_threads.min(flops / MIN_FLOPS_PER_THREAD).min(units).max(1);
+    let threads = max_threads.min(flops / MIN_FLOPS_PER_THREAD).max(1);
     if threads == 1 {
         serial(kernel, problem);
         return;
     }
-    // Bands of whole register blocks, as even as possible.
-    let per_thread = units.div_ceil(threads) * unit;
-    std::thread::scope(|scope| {
-        let mut start = 0;
-        while start < extent {
-            let len = per_thread.min(extent - start);
-            let mut part = problem;
-            if by_columns {
-                part.n = len;
-                part.b.ptr = problem.b.ptr.add(start * problem.b.cs);
-                part.c.ptr = problem.c.ptr.add(start * problem.c.cs);
-                if !problem.bias.is_null() {
-                    part.bias = problem.bias.add(start);
-                }
-            } else {
-                part.m = len;
-                part.a.ptr = problem.a.ptr.add(start * problem.a.rs);
-                part.c.ptr = problem.c.ptr.add(start * problem.c.rs);
-            }
-            start += len;
-            if start < extent {
-                scope.spawn(move || serial(kernel, part));
-            } else {
-                serial(kernel, part); // the calling thread takes the last band
-            }
+    // Grid of whole register blocks: rows in steps of `mr`, columns in steps of `nr`, cut
+    // finer along the longer side until there are enough chunks.
+    let target = threads * CHUNKS_PER_THREAD;
+    let (row_units, col_units) = (m.div_ceil(kernel.mr), n.div_ceil(kernel.nr));
+    let (mut row_parts, mut col_parts) = (1usize, 1usize);
+    while row_parts * col_parts < target && (row_parts < row_units || col_parts < col_units) {
+        let rows_each = row_units.div_ceil(row_parts) * kernel.mr;
+        let cols_each = col_units.div_ceil(col_parts) * kernel.nr;
+        if (rows_each >= cols_each && row_parts < row_units) || col_parts >= col_units {
+            row_parts += 1;
+        } else {
+            col_parts += 1;
         }
+    }
+    let chunk_m = row_units.div_ceil(row_parts) * kernel.mr;
+    let chunk_n = col_units.div_ceil(col_parts) * kernel.nr;
+    let (grid_m, grid_n) = (m.div_ceil(chunk_m), n.div_ceil(chunk_n));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || loop {
+        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if index >= grid_m * grid_n {
+            break;
+        }
+        let (i0, j0) = ((index / grid_n) * chunk_m, (index % grid_n) * chunk_n);
+        let mut part = problem;
+        part.m = chunk_m.min(m - i0);
+        part.n = chunk_n.min(n - j0);
+        part.a.ptr = problem.a.ptr.add(i0 * problem.a.rs);
+        part.b.ptr = problem.b.ptr.add(j0 * problem.b.cs);
+        part.c.ptr = problem.c.ptr.add(i0 * problem.c.rs + j0 * problem.c.cs);
+        if !problem.bias.is_null() {
+            part.bias = problem.bias.add(j0);
+        }
+        serial(kernel, part);
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads.min(grid_m * grid_n) {
+            scope.spawn(work);
+        }
+        work(); // the calling thread works too
     });
 }
 

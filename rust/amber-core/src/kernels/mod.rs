@@ -21,11 +21,13 @@ mod gemm;
 mod generic;
 mod microkernel;
 mod pack;
+mod peak;
 mod view;
 
 pub use activation::Activation;
 pub use dispatch::{active_isa, detected_isa, max_threads, set_isa, supported_isas, Isa};
 pub use element::Element;
+pub use peak::peak_f32_flops;
 pub use view::{MatMut, MatRef};
 
 use crate::error::{Error, Result};
