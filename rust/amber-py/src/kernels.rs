@@ -3,7 +3,7 @@
 //! unaligned or non-element strides, a dtype that needs casting, or an input that overlaps
 //! the caller's `out` are copied first. Compute runs with the GIL released.
 
-use numpy::{Element as NpElement, PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{Element as NpElement, PyArrayDescrMethods, PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
@@ -19,22 +19,19 @@ enum Precision {
     F64,
 }
 
-fn dtype_name(obj: &Bound<'_, PyAny>) -> PyResult<String> {
-    obj.getattr("dtype")?.getattr("name")?.extract()
-}
-
 fn precision(what: &str, arrays: &[&Bound<'_, PyAny>]) -> PyResult<Precision> {
     let mut result = Precision::F32;
     for array in arrays {
-        if array.cast::<PyUntypedArray>().is_err() {
+        let Ok(untyped) = array.cast::<PyUntypedArray>() else {
             return Err(PyTypeError::new_err(format!("{what}: expected numpy arrays, got {}", array.get_type().name()?)));
-        }
-        match dtype_name(array)?.as_str() {
-            "float32" => {}
-            "float64" => result = Precision::F64,
-            other => {
-                return Err(PyTypeError::new_err(format!("{what}: dtype {other} is not supported (float32 or float64)")))
-            }
+        };
+        let dtype = untyped.dtype();
+        if dtype.is_equiv_to(&numpy::dtype::<f32>(array.py())) {
+            continue;
+        } else if dtype.is_equiv_to(&numpy::dtype::<f64>(array.py())) {
+            result = Precision::F64;
+        } else {
+            return Err(PyTypeError::new_err(format!("{what}: dtype {dtype} is not supported (float32 or float64)")));
         }
     }
     Ok(result)
@@ -49,10 +46,10 @@ fn numpy<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyModule>> {
 fn operand<'py, T: Float + NpElement>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<Bound<'py, PyArray2<T>>> {
     let py = obj.py();
     let target = numpy::dtype::<T>(py);
-    let mut obj = obj.clone();
-    if !obj.getattr("dtype")?.eq(&target)? {
-        obj = obj.call_method1("astype", (target,))?;
-    }
+    let obj = match obj.cast::<PyUntypedArray>() {
+        Ok(array) if array.dtype().is_equiv_to(&target) => obj.clone(),
+        _ => obj.call_method1("astype", (target,))?,
+    };
     let array = obj.cast_into::<PyArray2<T>>().map_err(|e| {
         PyValueError::new_err(format!("{what}: expected a 2-D array ({})", e.into_inner().getattr("shape").map(|s| s.to_string()).unwrap_or_default()))
     })?;
@@ -103,6 +100,11 @@ unsafe fn write_view<'a, T>(array: &'a Bound<'_, PyArray2<T>>) -> PyResult<MatMu
 
 /// A contiguous 1-D copy-or-view of `obj` as `T`.
 fn vector<'py, T: Float + NpElement>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray1<T>>> {
+    if let Ok(array) = obj.cast::<PyArray1<T>>() {
+        if array.is_contiguous() {
+            return Ok(array.clone());
+        }
+    }
     let py = obj.py();
     let kwargs = [("dtype", numpy::dtype::<T>(py))].into_py_dict(py)?;
     let array = numpy(py)?.getattr("ascontiguousarray")?.call((obj,), Some(&kwargs))?;

@@ -34,8 +34,8 @@ unsafe fn backward_f64(act: Activation, z: &[f64], dy: &[f64], out: &mut [f64]) 
 pub(crate) static F32: Kernel<f32> = Kernel {
     mr: 12,
     nr: 32,
-    mc: 144,
-    kc: 256,
+    mc: 288,
+    kc: 128,
     nc: 512,
     by_rows: kernels_by_rows!(microkernel_f32; 1 2 3 4 5 6 7 8 9 10 11 12),
     finish_row: finish_row_f32,

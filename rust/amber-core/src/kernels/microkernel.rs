@@ -52,6 +52,15 @@ macro_rules! simd_microkernel {
             rs_c: usize,
             accumulate: bool,
         ) {
+            // Fetch the C tile early: its rows are often a power of two apart and would
+            // otherwise miss at the final loads and stores.
+            for i in 0..R {
+                let row = c.add(i * rs_c) as *const i8;
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(row);
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    row.add($nv * $lanes * std::mem::size_of::<$t>() - 1),
+                );
+            }
             let mut acc: [[$v; $nv]; R] = [[$zero(); $nv]; R];
             let mut a = a;
             let mut b = b;
