@@ -104,7 +104,38 @@ def safetensors_save(path: str, tensors: Mapping[str, np.ndarray], metadata: Opt
     """Write through a temporary file renamed into place."""
 
 # ------------------------------------------------------------------ kernels
+# Operands are read in place through their strides: transposed (``w.T``), sliced and
+# Fortran-ordered arrays cost no copy. Negative strides, misaligned data or a dtype other than
+# the product's are copied first. float32 only when every operand is float32, else float64;
+# other dtypes raise TypeError. Large products run on several threads (``AMBER_NUM_THREADS``,
+# read once, caps them); the GIL is released while computing.
+#
+# Activations: 'linear', 'relu', 'sigmoid', 'tanh', 'gelu' (the erf form: Keras 3's
+# ``keras.activations.gelu`` default, approximate=False), 'gelu_tanh' (the tanh approximation,
+# approximate=True), 'silu' (alias 'swish').
+
 def matmul(a: np.ndarray, b: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
-    """float32/float64 matrix product of 2-D arrays of any strides (no copies)."""
-def dense(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = None, activation: str = "linear") -> np.ndarray:
-    """``act(x @ w + b)`` in one pass; activation in linear, relu, sigmoid, tanh, gelu, silu."""
+    """float32/float64 matrix product of 2-D arrays of any strides (no copies). ``out`` (2-D,
+    the product's dtype, writable, any non-negative strides without self-overlap) receives the
+    result and is returned; inputs overlapping it are read from a copy."""
+def dense(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = None, activation: str = "linear", out: Optional[np.ndarray] = None) -> np.ndarray:
+    """``act(x @ w + b)`` in one pass: bias and activation are applied to each output tile as
+    it is finished."""
+def activation(name: str, z: np.ndarray) -> np.ndarray:
+    """``act(z)`` elementwise, any shape (a fresh contiguous array)."""
+def activation_grad(name: str, z: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """Backward of an activation from its pre-activation: ``dy * act'(z)``."""
+def dense_grad(x: np.ndarray, w: np.ndarray, dz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Backward of Dense from the gradient at the pre-activation ``dz`` (use
+    ``activation_grad`` first): ``(dz @ w.T, x.T @ dz, dz.sum(axis=0))``, the transposes read
+    through strides."""
+def set_isa(name: Optional[str] = None) -> None:
+    """Force the kernel path: 'avx512', 'avx2' or 'generic' (ValueError if this CPU lacks
+    it); ``None`` returns to ``AMBER_KERNEL_ISA`` (read once) or the best path detected."""
+def kernel_isa() -> str:
+    """The kernel path in use now."""
+def supported_isas() -> list[str]:
+    """The kernel paths this CPU can run, best first."""
+def peak_f32_flops(isa: str, threads: int = 1, iterations: int = 200_000_000) -> float:
+    """Measured float32 FLOP/s of a pure-FMA loop ('avx512' or 'avx2') on ``threads`` threads:
+    the machine's peak, the yardstick of the benchmarks."""

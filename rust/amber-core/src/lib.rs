@@ -11,6 +11,7 @@ pub mod archive;
 pub mod dtype;
 pub mod error;
 pub mod h5;
+pub mod kernels;
 pub mod safetensors;
 pub mod storage;
 

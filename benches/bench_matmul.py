@@ -1,0 +1,114 @@
+"""Matmul and fused-Dense throughput of amber's kernels against numpy (its BLAS), and the
+machine's measured FMA peak. One run; each number is the median of several timed repeats.
+
+    python benches/bench_matmul.py [--quick] [--json out.json]
+
+Build the extension with `maturin develop --release` first. The machine may be shared: the
+peak is measured on 1 and on all threads, so contention shows up as a 2-thread peak below
+twice the 1-thread one.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+import numpy as np
+
+import amber._native as native
+
+
+def median_seconds(fn, min_time=0.2, repeats=7):
+    """Median over `repeats` samples, each a loop long enough to be timed reliably."""
+    fn()
+    loops = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(loops):
+            fn()
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_time / repeats or loops >= 1 << 20:
+            break
+        loops *= 2
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(loops):
+            fn()
+        samples.append((time.perf_counter() - start) / loops)
+    return statistics.median(samples)
+
+
+def blas_name():
+    try:
+        config = np.show_config(mode="dicts")
+        return config["Build Dependencies"]["blas"]["name"]
+    except Exception:  # older numpy: no dict mode
+        return "unknown"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="fewer sizes")
+    parser.add_argument("--json", help="write the results here too")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    results = {
+        "isa": native.kernel_isa(),
+        "blas": blas_name(),
+        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+        "threads": os.cpu_count(),
+    }
+    print(f"kernel ISA {results['isa']}, numpy BLAS {results['blas']}, OPENBLAS_CORETYPE={results['OPENBLAS_CORETYPE']}")
+
+    peaks = {}
+    for isa in [i for i in native.supported_isas() if i != "generic"]:
+        for threads in sorted({1, os.cpu_count() or 1}):
+            runs = [native.peak_f32_flops(isa, threads, 50_000_000) for _ in range(5)]
+            peaks[f"{isa}x{threads}"] = statistics.median(runs) / 1e9
+    results["peak_gflops"] = peaks
+    print("FMA peak GFLOP/s:", ", ".join(f"{k} {v:.1f}" for k, v in peaks.items()))
+
+    print(f"\n{'square':>8} {'dtype':>8} {'amber':>9} {'numpy':>9} {'ratio':>6}  (GFLOP/s)")
+    sizes = [64, 256, 1024] if args.quick else [64, 128, 256, 512, 1024, 2048]
+    squares = []
+    for dtype in (np.float32, np.float64):
+        for n in sizes:
+            if dtype == np.float64 and n > 1024:
+                continue
+            a = rng.standard_normal((n, n)).astype(dtype)
+            b = rng.standard_normal((n, n)).astype(dtype)
+            out = np.empty((n, n), dtype)
+            flops = 2.0 * n**3
+            ours = flops / median_seconds(lambda: native.matmul(a, b, out=out)) / 1e9
+            theirs = flops / median_seconds(lambda: np.matmul(a, b, out=out)) / 1e9
+            squares.append({"n": n, "dtype": np.dtype(dtype).name, "amber": ours, "numpy": theirs})
+            print(f"{n:>8} {np.dtype(dtype).name:>8} {ours:>9.1f} {theirs:>9.1f} {ours / theirs:>6.2f}")
+    results["squares"] = squares
+
+    print(f"\n{'batch':>6} {'shape':>8} {'amber dense':>12} {'numpy 3 ops':>12} {'speedup':>8} {'amber mm':>9} {'numpy mm':>9}  (us)")
+    dense = []
+    for din, dout in [(784, 64), (64, 64), (64, 10)]:
+        for batch in [1, 32, 256, 1024]:
+            x = rng.standard_normal((batch, din)).astype(np.float32)
+            w = rng.standard_normal((din, dout)).astype(np.float32)
+            bias = rng.standard_normal(dout).astype(np.float32)
+            fused = median_seconds(lambda: native.dense(x, w, bias, "relu"))
+            three = median_seconds(lambda: np.maximum(x @ w + bias, 0))
+            mm_ours = median_seconds(lambda: native.matmul(x, w))
+            mm_numpy = median_seconds(lambda: x @ w)
+            dense.append({"batch": batch, "in": din, "out": dout, "amber_dense_us": fused * 1e6,
+                          "numpy_three_ops_us": three * 1e6, "amber_matmul_us": mm_ours * 1e6,
+                          "numpy_matmul_us": mm_numpy * 1e6})
+            print(f"{batch:>6} {f'{din}->{dout}':>8} {fused * 1e6:>12.1f} {three * 1e6:>12.1f} {three / fused:>8.2f}"
+                  f" {mm_ours * 1e6:>9.1f} {mm_numpy * 1e6:>9.1f}")
+    results["dense_relu_f32"] = dense
+
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+//! amber's f32 GEMM against the `gemm` and `matrixmultiply` crates on square products
+//! (64 to 2048) and the Dense shapes (batch x 784->64, 64->64, 64->10), all on row-major
+//! operands and all with their default threading. Throughput is reported in elements of C;
+//! GFLOP/s = 2 * k * elements / time.
+
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+use amber_core::kernels::{matmul, MatMut, MatRef};
+
+fn inputs(m: usize, k: usize, n: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let a = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
+    let b = (0..k * n).map(|i| ((i * 104_729) % 1000) as f32 / 1000.0 - 0.5).collect();
+    (a, b, vec![0.0; m * n])
+}
+
+fn bench_shape(c: &mut Criterion, group_name: &str, label: String, m: usize, k: usize, n: usize) {
+    let mut group = c.benchmark_group(group_name);
+    group.throughput(Throughput::Elements((2 * m * k * n) as u64));
+    if m * k * n >= 512 * 512 * 512 {
+        group.sample_size(10);
+    }
+    let (a, b, mut out) = inputs(m, k, n);
+    group.bench_function(BenchmarkId::new("amber", &label), |bench| {
+        bench.iter(|| {
+            let av = MatRef::row_major(&a, m, k).unwrap();
+            let bv = MatRef::row_major(&b, k, n).unwrap();
+            matmul(av, bv, MatMut::row_major(&mut out, m, n).unwrap()).unwrap();
+            black_box(&out);
+        })
+    });
+    let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1);
+    group.bench_function(BenchmarkId::new("gemm", &label), |bench| {
+        bench.iter(|| unsafe {
+            gemm::gemm(
+                m, n, k,
+                out.as_mut_ptr(), 1, n as isize,
+                false,
+                a.as_ptr(), 1, k as isize,
+                b.as_ptr(), 1, n as isize,
+                0.0f32, 1.0f32,
+                false, false, false,
+                gemm::Parallelism::Rayon(threads),
+            );
+            black_box(&out);
+        })
+    });
+    group.bench_function(BenchmarkId::new("matrixmultiply", &label), |bench| {
+        bench.iter(|| unsafe {
+            matrixmultiply::sgemm(
+                m, k, n, 1.0,
+                a.as_ptr(), k as isize, 1,
+                b.as_ptr(), n as isize, 1,
+                0.0, out.as_mut_ptr(), n as isize, 1,
+            );
+            black_box(&out);
+        })
+    });
+    group.finish();
+}
+
+fn squares(c: &mut Criterion) {
+    for n in [64, 128, 256, 512, 1024, 2048] {
+        bench_shape(c, "square_f32", n.to_string(), n, n, n);
+    }
+}
+
+fn dense_shapes(c: &mut Criterion) {
+    for (din, dout) in [(784, 64), (64, 64), (64, 10)] {
+        for batch in [1, 32, 256, 1024] {
+            bench_shape(c, "dense_f32", format!("{batch}x{din}->{dout}"), batch, din, dout);
+        }
+    }
+}
+
+criterion_group!(benches, squares, dense_shapes);
+criterion_main!(benches);

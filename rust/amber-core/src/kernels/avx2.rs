@@ -1,0 +1,54 @@
+//! AVX2 + FMA kernels (x86-64): 6 x 16 f32 and 6 x 8 f64 register tiles, 12 accumulators in
+//! 16 ymm registers, which hides the FMA latency of two pipes.
+
+use std::arch::x86_64::*;
+
+use super::activation::{backward_slice, finish_row, Activation};
+use super::microkernel::{kernels_by_rows, simd_microkernel, Kernel, MicroKernel};
+
+simd_microkernel!(microkernel_f32, "avx2,fma", f32, __m256, 8, 2,
+    zero = _mm256_setzero_ps, load = _mm256_loadu_ps, store = _mm256_storeu_ps,
+    splat = _mm256_set1_ps, fma = _mm256_fmadd_ps, add = _mm256_add_ps);
+
+simd_microkernel!(microkernel_f64, "avx2,fma", f64, __m256d, 4, 2,
+    zero = _mm256_setzero_pd, load = _mm256_loadu_pd, store = _mm256_storeu_pd,
+    splat = _mm256_set1_pd, fma = _mm256_fmadd_pd, add = _mm256_add_pd);
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn finish_row_f32(act: Activation, row: &mut [f32], bias: Option<&[f32]>) {
+    finish_row(act, row, bias)
+}
+#[target_feature(enable = "avx2,fma")]
+unsafe fn finish_row_f64(act: Activation, row: &mut [f64], bias: Option<&[f64]>) {
+    finish_row(act, row, bias)
+}
+#[target_feature(enable = "avx2,fma")]
+unsafe fn backward_f32(act: Activation, z: &[f32], dy: &[f32], out: &mut [f32]) {
+    backward_slice(act, z, dy, out)
+}
+#[target_feature(enable = "avx2,fma")]
+unsafe fn backward_f64(act: Activation, z: &[f64], dy: &[f64], out: &mut [f64]) {
+    backward_slice(act, z, dy, out)
+}
+
+pub(crate) static F32: Kernel<f32> = Kernel {
+    mr: 6,
+    nr: 16,
+    mc: 144,
+    kc: 256,
+    nc: 512,
+    by_rows: kernels_by_rows!(microkernel_f32; 1 2 3 4 5 6),
+    finish_row: finish_row_f32,
+    backward: backward_f32,
+};
+
+pub(crate) static F64: Kernel<f64> = Kernel {
+    mr: 6,
+    nr: 8,
+    mc: 144,
+    kc: 256,
+    nc: 256,
+    by_rows: kernels_by_rows!(microkernel_f64; 1 2 3 4 5 6),
+    finish_row: finish_row_f64,
+    backward: backward_f64,
+};

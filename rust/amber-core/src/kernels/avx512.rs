@@ -1,0 +1,54 @@
+//! AVX-512F kernels (x86-64): 12 x 32 f32 and 12 x 16 f64 register tiles, 24 accumulators
+//! in 32 zmm registers.
+
+use std::arch::x86_64::*;
+
+use super::activation::{backward_slice, finish_row, Activation};
+use super::microkernel::{kernels_by_rows, simd_microkernel, Kernel, MicroKernel};
+
+simd_microkernel!(microkernel_f32, "avx512f", f32, __m512, 16, 2,
+    zero = _mm512_setzero_ps, load = _mm512_loadu_ps, store = _mm512_storeu_ps,
+    splat = _mm512_set1_ps, fma = _mm512_fmadd_ps, add = _mm512_add_ps);
+
+simd_microkernel!(microkernel_f64, "avx512f", f64, __m512d, 8, 2,
+    zero = _mm512_setzero_pd, load = _mm512_loadu_pd, store = _mm512_storeu_pd,
+    splat = _mm512_set1_pd, fma = _mm512_fmadd_pd, add = _mm512_add_pd);
+
+#[target_feature(enable = "avx512f")]
+unsafe fn finish_row_f32(act: Activation, row: &mut [f32], bias: Option<&[f32]>) {
+    finish_row(act, row, bias)
+}
+#[target_feature(enable = "avx512f")]
+unsafe fn finish_row_f64(act: Activation, row: &mut [f64], bias: Option<&[f64]>) {
+    finish_row(act, row, bias)
+}
+#[target_feature(enable = "avx512f")]
+unsafe fn backward_f32(act: Activation, z: &[f32], dy: &[f32], out: &mut [f32]) {
+    backward_slice(act, z, dy, out)
+}
+#[target_feature(enable = "avx512f")]
+unsafe fn backward_f64(act: Activation, z: &[f64], dy: &[f64], out: &mut [f64]) {
+    backward_slice(act, z, dy, out)
+}
+
+pub(crate) static F32: Kernel<f32> = Kernel {
+    mr: 12,
+    nr: 32,
+    mc: 288,
+    kc: 128,
+    nc: 512,
+    by_rows: kernels_by_rows!(microkernel_f32; 1 2 3 4 5 6 7 8 9 10 11 12),
+    finish_row: finish_row_f32,
+    backward: backward_f32,
+};
+
+pub(crate) static F64: Kernel<f64> = Kernel {
+    mr: 12,
+    nr: 16,
+    mc: 144,
+    kc: 256,
+    nc: 256,
+    by_rows: kernels_by_rows!(microkernel_f64; 1 2 3 4 5 6 7 8 9 10 11 12),
+    finish_row: finish_row_f64,
+    backward: backward_f64,
+};

@@ -1,0 +1,79 @@
+//! Portable kernels: plain Rust the compiler may vectorise for the baseline target. The
+//! reference path for machines without a SIMD path, and for checking the others.
+
+use super::activation::{backward_slice, finish_row, Activation};
+use super::element::Element;
+use super::microkernel::{kernels_by_rows, Kernel, MicroKernel};
+
+const NR: usize = 8;
+
+unsafe fn microkernel<T: Element, const R: usize>(
+    k: usize,
+    a: *const T,
+    b: *const T,
+    rs_b: usize,
+    c: *mut T,
+    rs_c: usize,
+    accumulate: bool,
+) {
+    let mut acc = [[T::ZERO; NR]; R];
+    let mut a = a;
+    let mut b = b;
+    for _ in 0..k {
+        let mut bv = [T::ZERO; NR];
+        for (j, slot) in bv.iter_mut().enumerate() {
+            *slot = *b.add(j);
+        }
+        for (i, row) in acc.iter_mut().enumerate() {
+            let ai = *a.add(i);
+            for (slot, &bj) in row.iter_mut().zip(&bv) {
+                *slot += ai * bj;
+            }
+        }
+        a = a.add(R);
+        b = b.add(rs_b);
+    }
+    for (i, row) in acc.iter().enumerate() {
+        let out = c.add(i * rs_c);
+        for (j, &value) in row.iter().enumerate() {
+            let p = out.add(j);
+            *p = if accumulate { *p + value } else { value };
+        }
+    }
+}
+
+unsafe fn microkernel_f32<const R: usize>(k: usize, a: *const f32, b: *const f32, rs_b: usize, c: *mut f32, rs_c: usize, acc: bool) {
+    microkernel::<f32, R>(k, a, b, rs_b, c, rs_c, acc)
+}
+unsafe fn microkernel_f64<const R: usize>(k: usize, a: *const f64, b: *const f64, rs_b: usize, c: *mut f64, rs_c: usize, acc: bool) {
+    microkernel::<f64, R>(k, a, b, rs_b, c, rs_c, acc)
+}
+
+unsafe fn finish_row_any<T: Element>(act: Activation, row: &mut [T], bias: Option<&[T]>) {
+    finish_row(act, row, bias)
+}
+unsafe fn backward_any<T: Element>(act: Activation, z: &[T], dy: &[T], out: &mut [T]) {
+    backward_slice(act, z, dy, out)
+}
+
+pub(crate) static F32: Kernel<f32> = Kernel {
+    mr: 4,
+    nr: NR,
+    mc: 128,
+    kc: 256,
+    nc: 512,
+    by_rows: kernels_by_rows!(microkernel_f32; 1 2 3 4),
+    finish_row: finish_row_any::<f32>,
+    backward: backward_any::<f32>,
+};
+
+pub(crate) static F64: Kernel<f64> = Kernel {
+    mr: 4,
+    nr: NR,
+    mc: 128,
+    kc: 256,
+    nc: 256,
+    by_rows: kernels_by_rows!(microkernel_f64; 1 2 3 4),
+    finish_row: finish_row_any::<f64>,
+    backward: backward_any::<f64>,
+};

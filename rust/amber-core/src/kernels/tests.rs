@@ -1,0 +1,220 @@
+//! Every ISA path this CPU has against a naive f64 triple loop, on edge and random shapes,
+//! any strides, with and without the fused epilogue.
+
+use super::*;
+
+/// Deterministic values in [-1, 1) (a 64-bit LCG; no test dependency needed).
+fn values(len: usize, seed: u64) -> Vec<f64> {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// Reference `act(a·b + bias)` in f64 from views read element by element.
+fn reference<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, bias: Option<&[T]>, act: Activation) -> Vec<f64> {
+    let (m, k, n) = (a.rows(), a.cols(), b.cols());
+    let mut out = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut sum = 0.0;
+            for p in 0..k {
+                sum += a.get(i, p).unwrap().to_f64() * b.get(p, j).unwrap().to_f64();
+            }
+            if let Some(bias) = bias {
+                sum += bias[j].to_f64();
+            }
+            out[i * n + j] = act.apply(sum);
+        }
+    }
+    out
+}
+
+/// Layouts of an operand: row-major, column-major (a transposed view), and a strided window.
+#[derive(Clone, Copy, Debug)]
+enum Layout {
+    RowMajor,
+    ColMajor,
+    Strided,
+}
+
+fn make<T: Float>(rows: usize, cols: usize, layout: Layout, seed: u64) -> (Vec<T>, usize, usize) {
+    let (rs, cs, len) = match layout {
+        Layout::RowMajor => (cols, 1, rows * cols),
+        Layout::ColMajor => (1, rows, rows * cols),
+        Layout::Strided => (3 * cols + 1, 2, rows * (3 * cols + 1) + 1),
+    };
+    let data = values(len, seed).into_iter().map(T::from_f64).collect();
+    (data, rs, cs)
+}
+
+fn check<T: Float>(isa: Isa, m: usize, k: usize, n: usize, la: Layout, lb: Layout, with_bias: bool, act: Activation, tol: f64) {
+    let (ad, ars, acs) = make::<T>(m, k, la, 1 + m as u64);
+    let (bd, brs, bcs) = make::<T>(k, n, lb, 7 + n as u64);
+    let a = MatRef::new(&ad, m, k, ars, acs).unwrap();
+    let b = MatRef::new(&bd, k, n, brs, bcs).unwrap();
+    let bias: Vec<T> = values(n, 99).into_iter().map(T::from_f64).collect();
+    let bias = if with_bias { Some(&bias[..]) } else { None };
+    let want = reference(a, b, bias, act);
+    // Output with a padded row stride, prefilled with garbage the kernel must overwrite.
+    let ldc = n + 3;
+    let mut out = vec![T::from_f64(1234.5); m * ldc];
+    gemm_on(isa, a, b, bias, act, MatMut::new(&mut out, m, n, ldc, 1).unwrap()).unwrap();
+    let bound = tol * (k as f64 + 1.0);
+    for i in 0..m {
+        for j in 0..n {
+            let got = out[i * ldc + j].to_f64();
+            let w = want[i * n + j];
+            assert!(
+                (got - w).abs() <= bound * (1.0 + w.abs()),
+                "{isa:?} {m}x{k}x{n} {la:?}/{lb:?} bias={with_bias} {act:?}: C[{i},{j}] = {got}, want {w}"
+            );
+        }
+        // The padding between rows is untouched.
+        for j in n..ldc {
+            assert_eq!(out[i * ldc + j].to_f64(), 1234.5);
+        }
+    }
+}
+
+const SHAPES: &[(usize, usize, usize)] = &[
+    (1, 1, 1),
+    (1, 17, 1),
+    (1, 64, 40),
+    (40, 64, 1),
+    (7, 13, 11),
+    (12, 256, 32),
+    (13, 257, 33),
+    (37, 300, 71),
+    (150, 70, 1030),
+    (0, 5, 3),
+    (3, 0, 4),
+    (4, 5, 0),
+];
+
+#[test]
+fn matmul_matches_reference_on_every_isa_and_layout() {
+    for isa in supported_isas() {
+        for &(m, k, n) in SHAPES {
+            for la in [Layout::RowMajor, Layout::ColMajor, Layout::Strided] {
+                for lb in [Layout::RowMajor, Layout::ColMajor, Layout::Strided] {
+                    check::<f32>(isa, m, k, n, la, lb, false, Activation::Linear, 2e-7);
+                    check::<f64>(isa, m, k, n, la, lb, false, Activation::Linear, 1e-15);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn fused_dense_matches_reference_for_every_activation() {
+    for isa in supported_isas() {
+        for act in Activation::ALL {
+            for &(m, k, n) in &[(1, 784, 64), (33, 64, 10), (5, 0, 7), (64, 300, 70)] {
+                check::<f32>(isa, m, k, n, Layout::RowMajor, Layout::RowMajor, true, act, 4e-7);
+                check::<f64>(isa, m, k, n, Layout::RowMajor, Layout::ColMajor, true, act, 1e-14);
+            }
+            check::<f32>(isa, 9, 20, 5, Layout::RowMajor, Layout::RowMajor, false, act, 4e-7);
+        }
+    }
+}
+
+#[test]
+fn strided_output_and_large_threaded_products() {
+    let isa = detected_isa();
+    // Column-major output (col stride > 1) goes through the staging tile.
+    let (m, k, n) = (70, 90, 50);
+    let (ad, _, _) = make::<f32>(m, k, Layout::RowMajor, 3);
+    let (bd, _, _) = make::<f32>(k, n, Layout::RowMajor, 4);
+    let a = MatRef::row_major(&ad, m, k).unwrap();
+    let b = MatRef::row_major(&bd, k, n).unwrap();
+    let mut out = vec![0.0f32; m * n];
+    gemm_on(isa, a, b, None, Activation::Relu, MatMut::new(&mut out, m, n, 1, m).unwrap()).unwrap();
+    let want = reference(a, b, None, Activation::Relu);
+    for i in 0..m {
+        for j in 0..n {
+            assert!((out[j * m + i] as f64 - want[i * n + j]).abs() < 1e-4);
+        }
+    }
+    // Large enough to be split across threads, with more than one depth block.
+    check::<f32>(isa, 300, 600, 260, Layout::RowMajor, Layout::RowMajor, true, Activation::Tanh, 3e-7);
+    check::<f32>(isa, 520, 300, 90, Layout::ColMajor, Layout::RowMajor, false, Activation::Linear, 3e-7);
+}
+
+#[test]
+fn dense_backward_matches_reference() {
+    let (m, k, n) = (9, 14, 6);
+    let x: Vec<f64> = values(m * k, 5);
+    let w: Vec<f64> = values(k * n, 6);
+    let dz: Vec<f64> = values(m * n, 8);
+    let mut dx = vec![0.0; m * k];
+    let mut dw = vec![0.0; k * n];
+    let mut db = vec![0.0; n];
+    dense_backward(
+        MatRef::row_major(&x, m, k).unwrap(),
+        MatRef::row_major(&w, k, n).unwrap(),
+        MatRef::row_major(&dz, m, n).unwrap(),
+        Some(MatMut::row_major(&mut dx, m, k).unwrap()),
+        Some(MatMut::row_major(&mut dw, k, n).unwrap()),
+        Some(&mut db),
+    )
+    .unwrap();
+    for i in 0..m {
+        for p in 0..k {
+            let want: f64 = (0..n).map(|j| dz[i * n + j] * w[p * n + j]).sum();
+            assert!((dx[i * k + p] - want).abs() < 1e-12);
+        }
+    }
+    for p in 0..k {
+        for j in 0..n {
+            let want: f64 = (0..m).map(|i| x[i * k + p] * dz[i * n + j]).sum();
+            assert!((dw[p * n + j] - want).abs() < 1e-12);
+        }
+    }
+    for j in 0..n {
+        let want: f64 = (0..m).map(|i| dz[i * n + j]).sum();
+        assert!((db[j] - want).abs() < 1e-12);
+    }
+}
+
+#[test]
+fn activation_backward_is_dy_times_derivative() {
+    let z: Vec<f32> = values(100, 11).into_iter().map(|v| (v * 8.0) as f32).collect();
+    let dy: Vec<f32> = values(100, 12).into_iter().map(|v| v as f32).collect();
+    for act in Activation::ALL {
+        let mut out = vec![0.0f32; 100];
+        activation_backward(act, &z, &dy, &mut out).unwrap();
+        for i in 0..100 {
+            let want = dy[i] as f64 * act.derivative(z[i] as f64);
+            assert!((out[i] as f64 - want).abs() < 1e-5, "{act:?} z={}", z[i]);
+        }
+    }
+}
+
+#[test]
+fn shape_errors_are_reported() {
+    let a = [0.0f32; 6];
+    let b = [0.0f32; 6];
+    let mut c = [0.0f32; 4];
+    let err = matmul(
+        MatRef::row_major(&a, 2, 3).unwrap(),
+        MatRef::row_major(&b, 2, 3).unwrap(),
+        MatMut::row_major(&mut c, 2, 2).unwrap(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("inner dimensions differ"), "{err}");
+    let err = dense(
+        MatRef::row_major(&a, 2, 3).unwrap(),
+        MatRef::row_major(&b, 3, 2).unwrap(),
+        Some(&[1.0, 2.0, 3.0]),
+        Activation::Relu,
+        MatMut::row_major(&mut c, 2, 2).unwrap(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("bias has 3 values, expected 2"), "{err}");
+    assert!(set_isa(Some(Isa::Generic)).is_ok());
+    set_isa(None).unwrap();
+}
