@@ -336,3 +336,33 @@ def test_absurd_shapes_are_refused_before_allocating():
         layers.InputLayer(batch_shape=[None, -3])
     with pytest.raises(ValueError, match="non-negative integer"):
         layers.InputLayer(batch_shape=[None, "7"])
+
+
+def test_auto_config_of_subclass_without_get_config_matches_keras(keras):
+    def make(lib):
+        class Scale(lib.layers.Layer):
+            def __init__(self, factor, offsets=(1, 2), label="s", **kwargs):
+                super().__init__(**kwargs)
+                self.factor = factor
+
+            def call(self, x):
+                return x * self.factor
+
+        return Scale(2.5, offsets=[3, 4], name="scale")
+
+    ours, theirs = make(amber), make(keras)
+    assert json.loads(json.dumps(ours.get_config())) == json.loads(json.dumps(theirs.get_config()))
+    again = type(ours).from_config(ours.get_config())
+    assert again.factor == 2.5 and again.name == "scale"
+
+
+def test_symbolic_shape_inference_by_running_call():
+    class Doubler(layers.Layer):
+        def call(self, x):
+            return ops.concatenate([x, x], axis=-1)
+
+    seq_in = amber.Input((None, 3))
+    out = Doubler()(seq_in)
+    assert out.shape == (None, None, 6)
+    model = amber.Model(seq_in, out)
+    np.testing.assert_array_equal(model.predict(np.ones((2, 5, 3), "float32"), verbose=0), np.ones((2, 5, 6)))

@@ -823,6 +823,7 @@ class Layer:
             bound = inspect.signature(init).bind(None, *args, **kwargs)
         except TypeError:
             return None
+        bound.apply_defaults()  # Keras lists defaulted arguments too
         extra = {}
         for key, value in list(bound.arguments.items())[1:]:
             param = inspect.signature(init).parameters[key]
