@@ -284,3 +284,28 @@ def test_duplicate_keys_invalid_utf8_and_size():
         loads("{nope}", label="config.json")
     # Brackets inside strings do not count as nesting.
     assert loads('{"s": "' + "[" * 1000 + '"}')["s"] == "[" * 1000
+
+
+def test_depth_measure_matches_a_plain_counter_across_chunks():
+    from amber.saving.json_safety import _nesting_depth
+
+    text = json.dumps({"a": [[1, {"b": "[[[["}], [[[2]]]], "c": {"d": [{"e": []}]}}).encode()
+
+    def reference(data):
+        depth = deepest = 0
+        in_string = escaped = False
+        for ch in data.decode():
+            if in_string:
+                escaped, in_string = (not escaped and ch == "\\"), in_string and not (ch == '"' and not escaped)
+                continue
+            if ch == '"':
+                in_string = True
+            elif ch in "[{":
+                depth += 1
+                deepest = max(deepest, depth)
+            elif ch in "]}":
+                depth -= 1
+        return deepest
+
+    for chunk in (1, 2, 3, 7, 1 << 20):
+        assert _nesting_depth(text, chunk=chunk) == reference(text) == 5

@@ -21,15 +21,22 @@ class ConfigError(ValueError):
     """A config that is malformed, oversized, or names something it may not."""
 
 
-def _nesting_depth(data):
+def _nesting_depth(data, chunk=1 << 20):
+    """Deepest bracket nesting outside strings, in bounded memory (chunk by chunk)."""
     stripped = _STRING.sub(b'""', data)
     codes = np.frombuffer(stripped, dtype=np.uint8)
-    steps = np.zeros(codes.shape, dtype=np.int32)
-    steps[(codes == ord("[")) | (codes == ord("{"))] = 1
-    steps[(codes == ord("]")) | (codes == ord("}"))] = -1
-    if steps.size == 0:
-        return 0
-    return int(np.cumsum(steps).max())
+    depth = deepest = 0
+    for start in range(0, codes.size, chunk):
+        part = codes[start:start + chunk]
+        steps = (np.isin(part, _OPEN).astype(np.int32) - np.isin(part, _CLOSE).astype(np.int32))
+        running = np.cumsum(steps) + depth
+        deepest = max(deepest, int(running.max()))
+        depth = int(running[-1])
+    return deepest
+
+
+_OPEN = np.frombuffer(b"[{", dtype=np.uint8)
+_CLOSE = np.frombuffer(b"]}", dtype=np.uint8)
 
 
 def _refuse_duplicates(label):
