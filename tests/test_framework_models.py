@@ -366,3 +366,29 @@ def test_subclass_of_model_with_functional_constructor():
     layer = model.get_layer("w_dense")
     np.testing.assert_allclose(model.predict(x, verbose=0), x @ layer.kernel.numpy() + layer.bias.numpy(),
                                rtol=1e-6)
+
+
+def test_concurrent_predict_threads_keep_their_own_call_state():
+    import threading
+
+    model = _build_mlp(amber)
+    x = np.random.default_rng(5).normal(size=(4, 784)).astype("float32")
+    expected = model.predict(x, verbose=0)
+    errors = []
+
+    def worker():
+        try:
+            for _ in range(30):
+                np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-6)
+        except Exception as error:  # collected and re-raised in the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    layer = amber.layers.Dense(2, name="after_threads")
+    layer.build((None, 3))
+    assert layer.kernel.path == "after_threads/kernel"

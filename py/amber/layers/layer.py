@@ -8,6 +8,7 @@ assignment order, and a ``training`` flag that sublayers inherit from the outerm
 
 import inspect
 import re
+import threading
 
 import numpy as np
 
@@ -35,28 +36,26 @@ def unique_name(prefix):
 
 # ------------------------------------------------------------------- scopes and context
 
-# Names of the layers whose build/call is running, outermost first; a variable's path is
-# this stack joined with "/" plus its own name. Entries are (name, owner) pairs so a layer
-# re-entering its own scope (build inside __call__) does not repeat its name.
-_SCOPE = []
-
-
-def current_path():
-    return "/".join(name for name, _ in _SCOPE)
-
-
-class _CallContext:
-    """What the outermost running call decided: training mode, symbolic (shape-only) run."""
-
-    __slots__ = ("training", "depth", "symbolic")
+class _CallContext(threading.local):
+    """Per-thread call state, so concurrent predict calls do not see each other's:
+    - ``scope``: names of the layers whose build/call is running, outermost first; a
+      variable's path is this stack joined with "/" plus its own name. Entries are (name,
+      owner) pairs so a layer re-entering its own scope (build inside __call__) does not
+      repeat its name.
+    - ``training``: what the outermost call decided; ``symbolic``: a shape-only run."""
 
     def __init__(self):
+        self.scope = []
         self.training = None
         self.depth = 0
         self.symbolic = False
 
 
 CALL_CONTEXT = _CallContext()
+
+
+def current_path():
+    return "/".join(name for name, _ in CALL_CONTEXT.scope)
 
 # Set once any layer uses add_loss, so the per-call clearing costs nothing otherwise.
 _LOSSES_IN_USE = [False]
@@ -234,7 +233,7 @@ def _wrap_build(build):
             result = build(self, *args, **kwargs)
         finally:
             if pushed:
-                _SCOPE.pop()
+                CALL_CONTEXT.scope.pop()
             self._in_build = False
         shape = args[0] if args else (next(iter(kwargs.values())) if kwargs else None)
         self._build_input_shape = _plain_shape(shape)
@@ -350,9 +349,9 @@ class Layer:
 
     def _enter_scope(self):
         """Push this layer's name unless it is already the innermost scope."""
-        if _SCOPE and _SCOPE[-1][1] is self:
+        if CALL_CONTEXT.scope and CALL_CONTEXT.scope[-1][1] is self:
             return False
-        _SCOPE.append((self.name, self))
+        CALL_CONTEXT.scope.append((self.name, self))
         return True
 
     # ------------------------------------------------------------------ properties
@@ -462,7 +461,7 @@ class Layer:
             scope = current_path()
         finally:
             if pushed:
-                _SCOPE.pop()
+                CALL_CONTEXT.scope.pop()
         variable_name = name if name else getattr(variable, "name", "variable")
         try:
             variable.path = f"{scope}/{variable_name}" if scope else variable_name
@@ -657,7 +656,7 @@ class Layer:
             context.depth -= 1
             context.training = outer_training
             if pushed:
-                _SCOPE.pop()
+                CALL_CONTEXT.scope.pop()
         if self.activity_regularizer is not None and not context.symbolic:
             for output in tree.flatten(outputs):
                 self.add_loss(self.activity_regularizer(output))
@@ -673,7 +672,7 @@ class Layer:
                 self._maybe_build(inputs)
             finally:
                 if pushed:
-                    _SCOPE.pop()
+                    CALL_CONTEXT.scope.pop()
         call_kwargs = {k: v for k, v in kwargs.items() if k != "training" or v is not None}
         # Keras records an explicit mask=None for layers whose call takes a mask (all of
         # Keras's such layers support masking; requiring both keeps layers that only accept
@@ -738,7 +737,7 @@ class Layer:
             return self.call(*run_args, **run_kwargs)
         finally:
             if pushed:
-                _SCOPE.pop()
+                CALL_CONTEXT.scope.pop()
             context.depth -= 1
             context.symbolic, context.training = was_symbolic, outer_training
 
