@@ -125,3 +125,13 @@ __all__ += [
     "SeparableConv1D", "SeparableConv2D", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
     "UpSampling1D", "UpSampling2D", "UpSampling3D", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
 ]
+
+# Recurrent layers and their wrappers.
+from amber.layers.rnn import (  # noqa: E402,F401
+    GRU, LSTM, RNN, Bidirectional, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell, StackedRNNCells, TimeDistributed,
+)
+
+__all__ += [
+    "Bidirectional", "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "SimpleRNN", "SimpleRNNCell", "StackedRNNCells",
+    "TimeDistributed",
+]
