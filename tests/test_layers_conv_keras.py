@@ -345,3 +345,13 @@ def test_functional_model_with_unknown_spatial_sizes_matches_keras(keras):
     for size in ((9, 7), (12, 16)):
         x = np.random.default_rng(size[0]).random((2,) + size + (3,)).astype("float32")
         np.testing.assert_allclose(np.asarray(ours(x)), np.asarray(theirs(x)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted({case[0] for case in CASES}))
+def test_call_arguments_match_keras(keras, name):
+    """The call signature decides which kwargs (training, mask) a saved graph records."""
+    import inspect
+
+    ours = list(inspect.signature(getattr(layers, name).call).parameters)
+    theirs = list(inspect.signature(getattr(keras.layers, name).call).parameters)
+    assert ours == theirs

@@ -15,24 +15,15 @@ class BaseGlobalPooling(Layer):
         self.data_format = standardize_data_format(data_format)
         self.keepdims = bool(keepdims)
         self.input_spec = InputSpec(ndim=self.rank + 2)
-        self.supports_masking = self.rank == 1 and self.mode == "average"
 
     def _axes(self):
         start = 2 if self.data_format == "channels_first" else 1
         return tuple(range(start, start + self.rank))
 
-    def call(self, inputs, mask=None):
+    def call(self, inputs):
         check_rank(self, inputs)
-        axes = self._axes()
-        if self.mode == "max":
-            return ops.max(inputs, axis=axes, keepdims=self.keepdims)
-        if mask is not None:
-            # Keras's masked mean over steps: masked steps count for nothing.
-            steps = 2 if self.data_format == "channels_first" else 1
-            weights = ops.cast(ops.expand_dims(mask, axis=1 if steps == 2 else -1), getattr(inputs, "dtype", "float32"))
-            total = ops.sum(ops.multiply(inputs, weights), axis=axes, keepdims=self.keepdims)
-            return ops.divide(total, ops.sum(weights, axis=axes, keepdims=self.keepdims))
-        return ops.mean(inputs, axis=axes, keepdims=self.keepdims)
+        reduce = ops.max if self.mode == "max" else ops.mean
+        return reduce(inputs, axis=self._axes(), keepdims=self.keepdims)
 
     def compute_output_shape(self, input_shape):
         input_shape = tuple(input_shape)
@@ -58,6 +49,28 @@ def _global_class(name, rank, mode):
 GlobalMaxPooling1D = _global_class("GlobalMaxPooling1D", 1, "max")
 GlobalMaxPooling2D = _global_class("GlobalMaxPooling2D", 2, "max")
 GlobalMaxPooling3D = _global_class("GlobalMaxPooling3D", 3, "max")
-GlobalAveragePooling1D = _global_class("GlobalAveragePooling1D", 1, "average")
 GlobalAveragePooling2D = _global_class("GlobalAveragePooling2D", 2, "average")
 GlobalAveragePooling3D = _global_class("GlobalAveragePooling3D", 3, "average")
+
+
+class GlobalAveragePooling1D(BaseGlobalPooling):
+    """The one global pooling that takes a mask (as in Keras): masked steps are left out of
+    the mean."""
+
+    rank = 1
+    mode = "average"
+
+    def __init__(self, data_format=None, keepdims=False, **kwargs):
+        super().__init__(data_format=data_format, keepdims=keepdims, **kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            return super().call(inputs)
+        check_rank(self, inputs)
+        steps_axis = 2 if self.data_format == "channels_first" else 1
+        # the mask is (batch, steps): give it a size-1 feature axis to broadcast over
+        weights = ops.cast(ops.expand_dims(mask, axis=1 if steps_axis == 2 else -1),
+                           getattr(inputs, "dtype", "float32"))
+        total = ops.sum(ops.multiply(inputs, weights), axis=steps_axis, keepdims=self.keepdims)
+        return ops.divide(total, ops.sum(weights, axis=steps_axis, keepdims=self.keepdims))
