@@ -135,3 +135,8 @@ __all__ += [
     "Bidirectional", "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "SimpleRNN", "SimpleRNNCell", "StackedRNNCells",
     "TimeDistributed",
 ]
+
+# Attention layers and EinsumDense.
+from amber.layers.attention import AdditiveAttention, Attention, EinsumDense, MultiHeadAttention  # noqa: E402,F401
+
+__all__ += ["AdditiveAttention", "Attention", "EinsumDense", "MultiHeadAttention"]
