@@ -180,12 +180,8 @@ def test_keras_loads_amber_legacy_h5(tmp_path, native_io):
 
 
 CORPUS = __import__("pathlib").Path(__file__).resolve().parents[1].parent / "shared" / "interop" / "fixtures"
-# The framework writes `"mask": null` into the call kwargs of GlobalAveragePooling layers,
-# which Keras 3.15 refuses ("unexpected keyword argument 'mask'") when it rebuilds the graph.
-_MASK_KWARG = pytest.mark.xfail(strict=True, reason="framework writes mask=None into inbound node kwargs")
 RESAVED = ["seed_dense", "mlp_3layer", "seq_bn_dropout", "multi_io", "nested_pretrained", "opt_nadam",
-           "sharded_weights", pytest.param("cnn_small", marks=_MASK_KWARG),
-           pytest.param("mobilenetv2_small", marks=_MASK_KWARG)]
+           "sharded_weights", "cnn_small", "mobilenetv2_small"]
 
 KERAS_BATCH_SCRIPT = textwrap.dedent(
     """
@@ -204,9 +200,9 @@ KERAS_BATCH_SCRIPT = textwrap.dedent(
     """
 )
 
-# Keys the framework part writes differently from Keras (model-level build/compile configs,
-# an explicit mask=None in call kwargs); everything else must match.
-FRAMEWORK_OWNED = ("/build_config", "/compile_config", "/kwargs/mask")
+# Keys the framework part writes differently from Keras (model-level build/compile configs);
+# everything else must match.
+FRAMEWORK_OWNED = ("/build_config", "/compile_config")
 
 
 @needs_keras

@@ -12,6 +12,17 @@ import numpy as np
 MAX_COPIED_ENTRY = 16 * 1024 ** 3
 
 
+def aligned(array):
+    """``array`` itself when its address suits its dtype, else an aligned copy.
+
+    Files written by others (Keras places datasets at arbitrary offsets inside the zip) can
+    put an element at an odd address; numpy copes, but compute kernels need aligned data.
+    """
+    if isinstance(array, np.ndarray) and not array.flags.aligned:
+        return np.array(array, copy=True)
+    return array
+
+
 def _native():
     from amber import _native
 
@@ -71,7 +82,7 @@ class H5Reader:
 
     def read(self, path):
         """The dataset as an array: a read-only view of the mapped file when possible."""
-        return self._file.read(path)
+        return aligned(self._file.read(path))
 
     def visit(self):
         return list(self._file.visit())
@@ -137,7 +148,8 @@ def archive_writer(path):
 
 
 def safetensors_load(path):
-    return _require("safetensors_load")(os.fspath(path))
+    tensors, metadata = _require("safetensors_load")(os.fspath(path))
+    return {name: aligned(array) for name, array in tensors.items()}, metadata
 
 
 def safetensors_save(path, tensors, metadata=None):
