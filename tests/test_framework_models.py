@@ -84,9 +84,10 @@ def test_keras_config_rebuilds_same_predictions(keras, builder):
     if isinstance(expected, dict):
         assert set(got) == set(expected)
         for key in expected:
-            np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-5)
     else:
-        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+        # float32 sums of 784 terms differ by ~1e-6 between kernels' summation orders
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
     # our config of the rebuilt model is Keras's config again
     assert json.loads(json.dumps(ours.get_config())) == json.loads(json.dumps(theirs.get_config()))
 
@@ -197,7 +198,7 @@ def test_layer_input_output_and_submodel_cut(keras):
     cut_ours = amber.Model(ours.inputs, ours.layers[-1].input)
     cut_theirs = keras.Model(theirs.inputs, theirs.layers[-1].input)
     np.testing.assert_allclose(cut_ours.predict(x, verbose=0), cut_theirs.predict(x, verbose=0), rtol=1e-5,
-                               atol=1e-6)
+                               atol=1e-5)
 
 
 def test_graph_disconnected_is_a_clear_error():

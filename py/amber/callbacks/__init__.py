@@ -128,8 +128,20 @@ class CallbackList:
                 callback.set_model(model)
         if model is not None and self._history is not None:
             model.history = self._history
-        # Building batch logs costs a little; only do it when someone listens.
-        self.wants_batch_logs = any(_overrides_batch_hooks(c) for c in self.callbacks)
+        # Building batch logs costs a little; only do it when someone listens. A progress
+        # bar alone redraws at most every 0.1 s, so it only needs logs that often.
+        self._progbars = [c for c in self.callbacks if isinstance(c, ProgbarLogger)]
+        self._user_batch_hooks = any(_overrides_batch_hooks(c) for c in self.callbacks
+                                     if not isinstance(c, ProgbarLogger))
+        self.wants_batch_logs = self._user_batch_hooks or any(c._verbose() == 1 for c in self._progbars)
+
+    def batch_logs_due(self):
+        """True when some callback will use this batch's logs."""
+        if self._user_batch_hooks:
+            return True
+        now = time.perf_counter()
+        return any(c._verbose() == 1 and now - c._last_draw >= ProgbarLogger.REDRAW_SECONDS
+                   for c in self._progbars)
 
     def append(self, callback):
         self.callbacks.append(callback)
@@ -212,9 +224,13 @@ def _format_logs(logs):
 class ProgbarLogger(Callback):
     """verbose=1: a progress bar per epoch; verbose=2: one line per epoch."""
 
+    REDRAW_SECONDS = 0.1
+
     def __init__(self, count_mode=None):
         super().__init__()
         self._mode = "train"
+        self._last_draw = 0.0
+        self._start = time.perf_counter()
 
     def _verbose(self):
         return (self.params or {}).get("verbose", 1)
@@ -242,7 +258,7 @@ class ProgbarLogger(Callback):
     def _draw(self, step, logs, final):
         total = (self.params or {}).get("steps") or 0
         now = time.perf_counter()
-        if not final and now - self._last_draw < 0.1:
+        if not final and now - self._last_draw < self.REDRAW_SECONDS:
             return
         self._last_draw = now
         elapsed = now - self._start

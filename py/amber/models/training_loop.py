@@ -127,7 +127,7 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
             batch_len = _num_samples(bx)
             compiled.loss_tracker.update(ops.convert_to_numpy(loss), batch_len)
             compiled.update_metrics(by, y_pred, bsw)
-            if callback_list.wants_batch_logs:
+            if callback_list.wants_batch_logs and callback_list.batch_logs_due():
                 callback_list.on_train_batch_end(step, compiled.results())
             if model.stop_training:
                 break
@@ -172,7 +172,7 @@ def evaluate(model, x, y=None, batch_size=None, verbose="auto", sample_weight=No
         loss, y_pred = model.test_step(bx, by, bsw)
         compiled.loss_tracker.update(ops.convert_to_numpy(loss), _num_samples(bx))
         compiled.update_metrics(by, y_pred, bsw)
-        if callback_list and callback_list.wants_batch_logs:
+        if callback_list and callback_list.wants_batch_logs and callback_list.batch_logs_due():
             callback_list.on_test_batch_end(step, compiled.results())
     logs = compiled.results()
     if saved is not None:
