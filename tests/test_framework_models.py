@@ -393,3 +393,16 @@ def test_concurrent_predict_threads_keep_their_own_call_state():
     layer = amber.layers.Dense(2, name="after_threads")
     layer.build((None, 3))
     assert layer.kernel.path == "after_threads/kernel"
+
+
+def test_summary_counts_built_optimizer_params_like_keras(keras):
+    lines = {}
+    for lib in (amber, keras):
+        model = _build_mlp(lib)
+        model.compile(optimizer=lib.optimizers.Adam(), loss="mse")
+        model.optimizer.build(model.trainable_variables)
+        out = []
+        model.summary(print_fn=lambda line, **_: out.extend(line.splitlines()))
+        lines[lib.__name__] = _summary_totals(out)
+    assert lines["amber"] == lines["keras"]
+    assert any(line.startswith("Optimizer params:") for line in lines["amber"])
