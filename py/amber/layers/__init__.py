@@ -140,3 +140,8 @@ __all__ += [
 from amber.layers.attention import AdditiveAttention, Attention, EinsumDense, MultiHeadAttention  # noqa: E402,F401
 
 __all__ += ["AdditiveAttention", "Attention", "EinsumDense", "MultiHeadAttention"]
+
+# More normalization.
+from amber.layers.normalization_extra import GroupNormalization, Normalization, UnitNormalization  # noqa: E402,F401
+
+__all__ += ["GroupNormalization", "Normalization", "UnitNormalization"]
