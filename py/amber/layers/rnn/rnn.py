@@ -9,7 +9,7 @@ elementwise ops.
 import numpy as np
 
 from amber import ops
-from amber.backend.autodiff import Tensor
+from amber.backend.autodiff import Tensor, differentiable_input, is_recording
 from amber.layers.layer import Layer
 from amber.layers.rnn.cells import DropoutRNNCell, _GatedCell
 
@@ -21,8 +21,8 @@ def _shape(x):
 
 
 def _time_step(x, t):
-    """``x[:, t]``: a free view for arrays, a recorded slice for Tensors."""
-    if type(x) is np.ndarray:
+    """``x[:, t]``: a free view for arrays, a recorded slice for Tensors and watched arrays."""
+    if type(x) is np.ndarray and (not is_recording() or differentiable_input(x) is None):
         return x[:, t]
     return ops.get_item(x, (slice(None), t))
 
@@ -70,7 +70,8 @@ class RNN(Layer):
     def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False, stateful=False,
                  unroll=False, zero_output_for_mask=False, **kwargs):
         if isinstance(cell, (list, tuple)):
-            cell = StackedRNNCells(cell)
+            # The stack computes in the RNN's dtype (it would otherwise cast float64 steps to float32).
+            cell = StackedRNNCells(cell, dtype=kwargs.get("dtype"))
         if "call" not in dir(cell):
             raise ValueError(f"Argument `cell` should have a `call` method. Received: cell={cell}")
         state_size = getattr(cell, "state_size", None)
