@@ -4,6 +4,10 @@
   memory-mapped, check predictions and continued training, and write/read weights files.
 - ``amber inspect FILE``: what a ``.keras``, ``.h5``, ``.weights.h5`` or ``.safetensors`` file
   holds (entries, datasets, shapes, dtypes).
+- ``amber diff A B``: compare the tensors of two model or weights files (names, shapes, dtypes,
+  largest absolute difference).
+- ``amber convert SRC DST``: load a whole model (``.keras`` or legacy ``.h5``) and save it as
+  ``.keras``, legacy ``.h5``, ``.weights.h5``, ``.safetensors`` or sharded ``.weights.json``.
 """
 
 from __future__ import annotations
@@ -105,6 +109,53 @@ def _inspect(path: str, limit: int | None = None) -> None:
     show_h5(h5)
 
 
+def _tensors(path: str) -> dict:
+    """Every stored tensor of a model or weights file, by its path in the file (mapped)."""
+    from amber import _native
+
+    if path.endswith(".safetensors"):
+        return dict(_native.safetensors_load(path)[0])
+    if path.endswith(".keras"):
+        h5 = _native.Archive.open(path).open_h5("model.weights.h5")
+    else:
+        h5 = _native.H5File.open(path)
+    return {p: h5.read(p) for p, kind in h5.visit() if kind == "dataset"}
+
+
+def _diff(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    a, b = _tensors(args.a), _tensors(args.b)
+    differ = 0
+    for name in sorted(set(a) | set(b)):
+        if name not in b or name not in a:
+            print(f"  only in {'A' if name in a else 'B'}: {name}")
+            differ += 1
+        elif a[name].shape != b[name].shape or a[name].dtype != b[name].dtype:
+            print(f"  {name}: {a[name].dtype}{a[name].shape} vs {b[name].dtype}{b[name].shape}")
+            differ += 1
+        elif a[name].size:
+            gap = float(np.max(np.abs(a[name].astype("float64") - b[name].astype("float64"))))
+            if gap > args.atol:
+                print(f"  {name}: max |A-B| = {gap:.3g}")
+                differ += 1
+    print(f"{len(set(a) | set(b))} tensors compared, {differ} differ")
+    return 1 if differ else 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    import amber as keras
+
+    model = keras.models.load_model(args.src, compile=not args.no_compile)
+    dst = args.dst
+    if dst.endswith((".keras", ".h5")) and not dst.endswith(".weights.h5"):
+        model.save(dst)
+    else:
+        model.save_weights(dst)
+    print(f"{args.src} -> {dst}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="amber", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -115,9 +166,21 @@ def main(argv: list[str] | None = None) -> int:
     insp = sub.add_parser("inspect", help="list what a model or weights file holds")
     insp.add_argument("path")
     insp.set_defaults(func=lambda a: _inspect(a.path) or 0)
+    diff = sub.add_parser("diff", help="compare the tensors of two model or weights files")
+    diff.add_argument("a")
+    diff.add_argument("b")
+    diff.add_argument("--atol", type=float, default=0.0, help="ignore differences up to this")
+    diff.set_defaults(func=_diff)
+    conv = sub.add_parser("convert", help="re-save a model in another format")
+    conv.add_argument("src")
+    conv.add_argument("dst")
+    conv.add_argument("--no-compile", action="store_true", help="drop the training configuration")
+    conv.set_defaults(func=_convert)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # output piped into `head` and the like
+        return 0
     except (ValueError, OSError, KeyError) as e:
         print(f"amber: {e}", file=sys.stderr)
         return 2
