@@ -366,3 +366,9 @@ def test_symbolic_shape_inference_by_running_call():
     assert out.shape == (None, None, 6)
     model = amber.Model(seq_in, out)
     np.testing.assert_array_equal(model.predict(np.ones((2, 5, 3), "float32"), verbose=0), np.ones((2, 5, 6)))
+
+
+def test_call_errors_name_the_layer_and_shapes():
+    model = amber.Sequential([amber.Input((4,)), layers.Dense(3, name="first"), layers.Dense(2, name="second")])
+    with pytest.raises(ValueError, match=r"calling layer 'first' \(Dense\) on inputs of shape \(2, 5\)"):
+        model(np.ones((2, 5), dtype="float32"))

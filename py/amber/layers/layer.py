@@ -652,6 +652,11 @@ class Layer:
             if not self.built:
                 self._maybe_build(inputs)
             outputs = self.call(*args, **kwargs)
+        except (ValueError, TypeError) as error:
+            wrapped = _with_layer_context(error, self, inputs)
+            if wrapped is error:
+                raise
+            raise wrapped from error
         finally:
             context.depth -= 1
             context.training = outer_training
@@ -874,6 +879,25 @@ def _check_variable_size(layer, name, shape, dtype):
         if nbytes > MAX_VARIABLE_BYTES:
             raise ValueError(f"Layer '{layer.name}': variable '{name}' of shape {shape} and dtype {dtype} would "
                              f"need more than {MAX_VARIABLE_BYTES} bytes; refusing to allocate it")
+
+
+_CONTEXT_PREFIX = "Exception encountered when calling layer"
+
+
+def _with_layer_context(error, layer, inputs):
+    """The same error type, its message prefixed with the innermost layer and input shapes."""
+    message = str(error)
+    if message.startswith(_CONTEXT_PREFIX):
+        return error
+    try:
+        shapes = _shapes_of(inputs)
+    except Exception:  # shapes are only decoration for the message
+        shapes = "?"
+    try:
+        return type(error)(f"{_CONTEXT_PREFIX} '{layer.name}' ({type(layer).__name__}) on inputs of shape "
+                           f"{shapes}: {message}")
+    except Exception:
+        return error
 
 
 def _is_plain(value):
