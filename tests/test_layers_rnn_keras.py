@@ -399,3 +399,62 @@ def test_text_lstm_forward_time_batch_32():
     per_call = (time.perf_counter() - start) / runs
     print(f"text_lstm forward, batch 32: {per_call * 1e3:.3f} ms")
     assert per_call < 0.05
+
+
+# ----------------------------------------------------------------------- inside models
+
+
+def _token_models(L):
+    return [
+        [L.Input((6,), dtype="int32"), L.Embedding(12, 4, mask_zero=True), L.LSTM(3, return_sequences=True),
+         L.GRU(2)],
+        [L.Input((6,), dtype="int32"), L.Embedding(12, 4, mask_zero=True),
+         L.Bidirectional(L.LSTM(3, return_sequences=True)), L.SimpleRNN(2)],
+    ]
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_embedding_mask_zero_reaches_recurrent_layers_like_keras(keras, index):
+    tokens = np.array([[3, 4, 5, 0, 0, 0], [1, 2, 0, 0, 0, 0], [6, 7, 8, 9, 1, 2]], dtype="int32")
+    reference = keras.Sequential(_token_models(keras.layers)[index])
+    ours = amber.Sequential(_token_models(layers)[index])
+    ours.set_weights(reference.get_weights())
+    expected = np.asarray(reference.predict(tokens, verbose=0))
+    np.testing.assert_allclose(ours.predict(tokens), expected, rtol=1e-5, atol=1e-6)
+    # The padded rows really depend on the mask: without it the outputs differ.
+    unmasked = amber.Sequential(_token_models(layers)[index])
+    unmasked.layers[0].mask_zero = False
+    unmasked.layers[0].supports_masking = False
+    unmasked.set_weights(reference.get_weights())
+    assert np.abs(unmasked.predict(tokens)[:2] - expected[:2]).max() > 1e-4
+
+
+def _state_model(L, Model):
+    inputs = L.Input((5, 3))
+    sequence, h, c = L.LSTM(4, return_sequences=True, return_state=True)(inputs)
+    both = L.Bidirectional(L.GRU(2, return_sequences=True))(sequence, initial_state=None)
+    steps = L.TimeDistributed(L.Dense(3))(both)
+    stacked = L.RNN([L.SimpleRNNCell(3), L.GRUCell(2, reset_after=False)])(steps)
+    return Model(inputs, [L.Concatenate()([h, c]), stacked])
+
+
+def test_recurrent_functional_model_saved_by_amber_loads_in_keras(keras, tmp_path):
+    x = _seq((2, 5, 3), seed=30)
+    reference = _state_model(keras.layers, keras.Model)
+    ours = _state_model(layers, amber.Model)
+    assert [w.shape for w in ours.weights] == [tuple(w.shape) for w in reference.weights]
+    ours.set_weights(reference.get_weights())
+    expected = [np.asarray(o) for o in reference.predict(x, verbose=0)]
+    actual = ours.predict(x)
+    for e, a in zip(expected, actual):
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6)
+    path = tmp_path / "recurrent.keras"
+    ours.save(str(path))
+    reloaded = keras.models.load_model(str(path))
+    for e, a in zip(expected, reloaded.predict(x, verbose=0)):
+        np.testing.assert_allclose(np.asarray(a), e, rtol=1e-5, atol=1e-6)
+    keras_path = tmp_path / "recurrent_keras.keras"
+    reference.save(str(keras_path))
+    back = amber.models.load_model(str(keras_path))
+    for e, a in zip(expected, back.predict(x)):
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6)
