@@ -10,6 +10,7 @@ product inside it (``recurrent_step``): the per-step Python work is then a handf
 import numpy as np
 
 from amber import ops
+from amber.backend.autodiff import is_recording
 from amber.layers.layer import Layer
 
 
@@ -282,6 +283,13 @@ class LSTMCell(_GatedCell):
     def recurrent_step(self, projected, states, training=False):
         h_prev, c_prev = states[0], states[1]
         z = ops.add(projected, ops.matmul(self._recurrent_input(h_prev, training), self.recurrent_kernel))
+        u = self.units
+        if not is_recording():
+            # Inference: one activation call over all gates, then views (no split, no graph).
+            gates = self.recurrent_activation(z)
+            c = gates[:, u:2 * u] * c_prev + gates[:, :u] * self.activation(z[:, 2 * u:3 * u])
+            h = gates[:, 3 * u:] * self.activation(c)
+            return h, [h, c]
         z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
         i = self.recurrent_activation(z_i)
         f = self.recurrent_activation(z_f)
@@ -331,6 +339,16 @@ class GRUCell(_GatedCell):
         h_prev = states[0] if isinstance(states, (list, tuple)) else states
         h_in = self._recurrent_input(h_prev, training)
         u = self.units
+        if self.reset_after and not is_recording():
+            # Inference: the update and reset gates share one activation call, slices are views.
+            inner = ops.matmul(h_in, self.recurrent_kernel)
+            if self.bias is not None:
+                inner = inner + self.bias.value[1]
+            zr = self.recurrent_activation(projected[:, :2 * u] + inner[:, :2 * u])
+            z = zr[:, :u]
+            hh = self.activation(projected[:, 2 * u:] + zr[:, u:] * inner[:, 2 * u:])
+            h = z * h_prev + (1 - z) * hh
+            return h, [h]
         x_z, x_r, x_h = ops.split(projected, 3, axis=-1)
         if self.reset_after:
             inner = ops.matmul(h_in, self.recurrent_kernel)

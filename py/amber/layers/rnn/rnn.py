@@ -183,7 +183,10 @@ class RNN(Layer):
                 initial_state = self.get_initial_state(batch)
         if not _is_nested(initial_state):
             initial_state = [initial_state]
-        initial_state = list(initial_state)
+        dtype = getattr(self.cell, "compute_dtype", self.compute_dtype)
+        flat = [s if type(s) is Tensor else np.asarray(ops.convert_to_numpy(s), dtype=dtype)
+                for s in _flatten(initial_state)]
+        initial_state = _pack_like(list(initial_state), flat)
         if mask is not None:
             mask = np.asarray(ops.convert_to_numpy(mask)).astype(bool)
             if mask.ndim != 2 or mask.shape[0] != batch or mask.shape[1] != steps:
