@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pytest
 
-from test_saving_native_standin import native_io  # noqa: F401  (fixture)
 
 
 def _model(keras):

@@ -8,7 +8,6 @@ import zipfile
 import numpy as np
 import pytest
 
-from test_saving_native_standin import native_io  # noqa: F401  (fixture)
 
 h5py = pytest.importorskip("h5py")
 

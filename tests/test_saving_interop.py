@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_saving_native_standin import native_io  # noqa: F401  (fixture)
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FIXTURES = SHARED / "interop" / "fixtures"

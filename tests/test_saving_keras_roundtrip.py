@@ -11,7 +11,6 @@ import zipfile
 import numpy as np
 import pytest
 
-from test_saving_native_standin import native_io  # noqa: F401  (fixture)
 
 KERAS_SCRIPT = textwrap.dedent(
     """

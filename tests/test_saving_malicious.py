@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from test_saving_native_standin import native_io  # noqa: F401  (fixture)
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CORPUS = SHARED / "malicious"
