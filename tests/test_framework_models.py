@@ -406,3 +406,28 @@ def test_summary_counts_built_optimizer_params_like_keras(keras):
         lines[lib.__name__] = _summary_totals(out)
     assert lines["amber"] == lines["keras"]
     assert any(line.startswith("Optimizer params:") for line in lines["amber"])
+
+
+def test_embedding_mask_propagates_like_keras(keras):
+    ids = np.array([[3, 5, 0, 0], [7, 0, 0, 0], [1, 2, 3, 4]], dtype="int32")
+    outputs = {}
+    weights = None
+    for lib in (keras, amber):
+        inputs = lib.Input((4,), dtype="int32")
+        x = lib.layers.Embedding(10, 3, mask_zero=True)(inputs)
+        x = lib.layers.GlobalAveragePooling1D()(x)
+        functional = lib.Model(inputs, lib.layers.Dense(2)(x))
+        sequential = lib.Sequential([lib.Input((4,), dtype="int32"), lib.layers.Embedding(10, 3, mask_zero=True),
+                                     lib.layers.GlobalAveragePooling1D(), lib.layers.Dense(2)])
+        if weights is None:
+            weights = functional.get_weights()
+        functional.set_weights(weights)
+        sequential.set_weights(weights)
+        outputs[lib.__name__] = (functional.predict(ids, verbose=0), sequential.predict(ids, verbose=0))
+    expected = outputs["keras"][0]
+    # the mask matters: an unmasked mean differs
+    table, kernel, bias = weights
+    unmasked = table[ids].mean(axis=1) @ kernel + bias
+    assert not np.allclose(expected, unmasked)
+    np.testing.assert_allclose(outputs["amber"][0], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(outputs["amber"][1], outputs["keras"][1], rtol=1e-5, atol=1e-6)

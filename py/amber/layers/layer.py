@@ -746,6 +746,17 @@ class Layer:
             context.depth -= 1
             context.symbolic, context.training = was_symbolic, outer_training
 
+    # ------------------------------------------------------------------ masks
+
+    def compute_mask(self, inputs, previous_mask=None):
+        """The mask of this layer's output: passed through by layers that support masking."""
+        return previous_mask if self.supports_masking else None
+
+    @classmethod
+    def _produces_masks(cls):
+        """Whether the class overrides compute_mask (it may create a mask from nothing)."""
+        return cls.compute_mask is not Layer.compute_mask
+
     # ------------------------------------------------------------------ losses
 
     def add_loss(self, loss):

@@ -216,9 +216,14 @@ class Functional(Model):
                     value = value.astype(tensor.dtype)
             values[id(tensor)] = value
         context = CALL_CONTEXT
+        masks = {}
         for layer, args, kwargs, out_ids, single in self._plan:
             x = values[id(args[0])] if single else None
-            if single and layer.built and getattr(x, "dtype", None) == layer._dtype_name and _is_leaf_layer(layer):
+            mask = masks.get(id(args[0])) if single and masks else None
+            if mask is not None:
+                # Keras-style mask propagation (e.g. from Embedding(mask_zero=True)).
+                outputs = layer(x, mask=mask) if layer._call_params()[2] else layer(x)
+            elif single and layer.built and getattr(x, "dtype", None) == layer._dtype_name and _is_leaf_layer(layer):
                 # A built layer without sublayers or activity regularizer, input already in its
                 # dtype: call it directly (the outer __call__ set the training context).
                 _, takes_training, _, training_default = layer._call_params()
@@ -235,6 +240,10 @@ class Functional(Model):
                 call_kwargs = tree.map_structure(
                     lambda x: values[id(x)] if isinstance(x, KerasTensor) else x, dict(kwargs))
                 outputs = layer(*call_args, **call_kwargs)
+            if single and len(out_ids) == 1 and (mask is not None or layer._produces_masks()):
+                out_mask = layer.compute_mask(x, mask)
+                if out_mask is not None and not tree.is_nested(out_mask):
+                    masks[out_ids[0]] = out_mask
             if len(out_ids) == 1:
                 values[out_ids[0]] = outputs if not tree.is_nested(outputs) else tree.flatten(outputs)[0]
             else:

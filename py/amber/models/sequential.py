@@ -100,7 +100,13 @@ class Sequential(Model):
         for layer in self._layers:
             if isinstance(layer, InputLayer):
                 continue
-            x = layer(x)
+            if mask is not None and layer._call_params()[2]:
+                y = layer(x, mask=mask)
+            else:
+                y = layer(x)
+            if mask is not None or layer._produces_masks():
+                mask = layer.compute_mask(x, mask)
+            x = y
         return x
 
     def compute_output_spec(self, *args, **kwargs):
