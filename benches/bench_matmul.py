@@ -3,7 +3,8 @@ machine's measured FMA peak. One run; each number is the median of several timed
 
     python benches/bench_matmul.py [--quick] [--json out.json]
 
-Build the extension with `maturin develop --release` first. The machine may be shared: the
+Build the extension with `maturin develop --release` first. For a single-core comparison run it with
+AMBER_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1. The machine may be shared: the
 peak is measured on 1 and on all threads, so contention shows up as a 2-thread peak below
 twice the 1-thread one.
 """
@@ -59,6 +60,8 @@ def main():
         "blas": blas_name(),
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
         "threads": os.cpu_count(),
+        "AMBER_NUM_THREADS": os.environ.get("AMBER_NUM_THREADS"),
+        "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
     }
     print(f"kernel ISA {results['isa']}, numpy BLAS {results['blas']}, OPENBLAS_CORETYPE={results['OPENBLAS_CORETYPE']}")
 

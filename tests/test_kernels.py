@@ -226,3 +226,29 @@ def test_large_product_uses_threads_and_stays_correct(isa):
     b = rng.standard_normal((700, 385)).astype(np.float32)
     assert_product(native.matmul(a, b), a, b)
     assert_product(native.matmul(b.T, a.T), b.T, a.T)
+
+
+@pytest.mark.parametrize("name", ISAS)
+def test_isa_forced_by_environment(name):
+    """AMBER_KERNEL_ISA is read once at first use and picks the path; results still match."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, amber._native as n\n"
+        "a = np.arange(12, dtype=np.float32).reshape(3, 4); b = np.ones((4, 5), np.float32)\n"
+        "assert np.array_equal(n.matmul(a, b), a @ b)\n"
+        "print(n.kernel_isa())\n"
+    )
+    env = dict(os.environ, AMBER_KERNEL_ISA=name)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == name
+
+
+def test_broadcast_zero_stride_inputs_are_read_in_place():
+    row = np.arange(6, dtype=np.float32)
+    a = np.broadcast_to(row, (4, 6))  # row stride 0
+    b = np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32)
+    assert_product(native.matmul(a, b), np.array(a), b)

@@ -1,7 +1,7 @@
 //! amber's f32 GEMM against the `gemm` and `matrixmultiply` crates on square products
 //! (64 to 2048) and the Dense shapes (batch x 784->64, 64->64, 64->10), all on row-major
-//! operands and all with their default threading. Throughput is reported in elements of C;
-//! GFLOP/s = 2 * k * elements / time.
+//! operands and all with their default threading (AMBER_NUM_THREADS caps amber's). The
+//! throughput "elements" are flops (2 m k n per product), so Gelem/s reads as GFLOP/s.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 

@@ -134,29 +134,58 @@ fn gelu_tanh_inner<T: Element>(z: T) -> T {
 }
 
 /// `row[j] = act(row[j] + bias[j])` over a contiguous row. Inlined into each ISA's
-/// target-feature wrapper, where it vectorises.
+/// target-feature wrapper; the activation is matched once, outside the loop, so each loop
+/// body is straight-line code that vectorises.
 #[inline(always)]
 pub(crate) fn finish_row<T: Element>(act: Activation, row: &mut [T], bias: Option<&[T]>) {
-    match bias {
-        Some(bias) => {
-            for (v, &b) in row.iter_mut().zip(bias) {
-                *v = act.apply(*v + b);
+    macro_rules! each {
+        ($variant:expr) => {
+            match bias {
+                Some(bias) => map_row(row, bias, |z| $variant.apply(z)),
+                None => row.iter_mut().for_each(|v| *v = $variant.apply(*v)),
+            }
+        };
+    }
+    match act {
+        Activation::Linear => {
+            if let Some(bias) = bias {
+                map_row(row, bias, |z| z)
             }
         }
-        None if act == Activation::Linear => {}
-        None => {
-            for v in row.iter_mut() {
-                *v = act.apply(*v);
-            }
-        }
+        Activation::Relu => each!(Activation::Relu),
+        Activation::Sigmoid => each!(Activation::Sigmoid),
+        Activation::Tanh => each!(Activation::Tanh),
+        Activation::Gelu => each!(Activation::Gelu),
+        Activation::GeluTanh => each!(Activation::GeluTanh),
+        Activation::Silu => each!(Activation::Silu),
     }
 }
 
-/// `out[i] = dy[i] * act'(z[i])`.
+#[inline(always)]
+fn map_row<T: Element>(row: &mut [T], bias: &[T], f: impl Fn(T) -> T) {
+    for (v, &b) in row.iter_mut().zip(bias) {
+        *v = f(*v + b);
+    }
+}
+
+/// `out[i] = dy[i] * act'(z[i])`, matched once outside the loop like `finish_row`.
 #[inline(always)]
 pub(crate) fn backward_slice<T: Element>(act: Activation, z: &[T], dy: &[T], out: &mut [T]) {
-    for ((o, &zi), &g) in out.iter_mut().zip(z).zip(dy) {
-        *o = g * act.derivative(zi);
+    macro_rules! each {
+        ($variant:expr) => {
+            for ((o, &zi), &g) in out.iter_mut().zip(z).zip(dy) {
+                *o = g * $variant.derivative(zi);
+            }
+        };
+    }
+    match act {
+        Activation::Linear => each!(Activation::Linear),
+        Activation::Relu => each!(Activation::Relu),
+        Activation::Sigmoid => each!(Activation::Sigmoid),
+        Activation::Tanh => each!(Activation::Tanh),
+        Activation::Gelu => each!(Activation::Gelu),
+        Activation::GeluTanh => each!(Activation::GeluTanh),
+        Activation::Silu => each!(Activation::Silu),
     }
 }
 

@@ -37,7 +37,8 @@ pub(crate) static F32: Kernel<f32> = Kernel {
     mc: 288,
     kc: 128,
     nc: 512,
-    by_rows: kernels_by_rows!(microkernel_f32; 1 2 3 4 5 6 7 8 9 10 11 12),
+    by_rows: kernels_by_rows!(microkernel_f32, true; 1 2 3 4 5 6 7 8 9 10 11 12),
+    by_rows_strided: kernels_by_rows!(microkernel_f32, false; 1 2 3 4 5 6 7 8 9 10 11 12),
     finish_row: finish_row_f32,
     backward: backward_f32,
 };
@@ -48,7 +49,8 @@ pub(crate) static F64: Kernel<f64> = Kernel {
     mc: 144,
     kc: 256,
     nc: 256,
-    by_rows: kernels_by_rows!(microkernel_f64; 1 2 3 4 5 6 7 8 9 10 11 12),
+    by_rows: kernels_by_rows!(microkernel_f64, true; 1 2 3 4 5 6 7 8 9 10 11 12),
+    by_rows_strided: kernels_by_rows!(microkernel_f64, false; 1 2 3 4 5 6 7 8 9 10 11 12),
     finish_row: finish_row_f64,
     backward: backward_f64,
 };

@@ -119,6 +119,12 @@ fn should_pack_b<T>(kernel: &Kernel<T>, problem: &Problem<T>) -> bool {
     problem.b.cs != 1 || problem.m > 4 * kernel.mr
 }
 
+/// Packing A pays when each A micro-panel meets several B micro-panels; a product one
+/// panel wide (Dense layers with few units) reads A in place instead.
+fn should_pack_a<T>(kernel: &Kernel<T>, problem: &Problem<T>) -> bool {
+    problem.n > kernel.nr
+}
+
 unsafe fn serial<T: Element>(kernel: &Kernel<T>, p: Problem<T>) {
     let (mr, nr) = (kernel.mr, kernel.nr);
     let (m, n, k) = (p.m, p.n, p.k);
@@ -136,7 +142,9 @@ unsafe fn serial<T: Element>(kernel: &Kernel<T>, p: Problem<T>) {
     let mc = kernel.mc.min(m);
     let nc = kernel.nc.min(n);
     let pack_whole_b = should_pack_b(kernel, &p);
-    let mut a_buf = vec![T::ZERO; mc * kc];
+    let packed_a = should_pack_a(kernel, &p);
+    let mut a_buf = vec![T::ZERO; if packed_a { mc * kc } else { 0 }];
+    let micro_by_rows = if packed_a { kernel.by_rows } else { kernel.by_rows_strided };
     let b_cols = if pack_whole_b { nc.div_ceil(nr) * nr } else { nr };
     let mut b_buf = vec![T::ZERO; kc * b_cols];
     // Staging tile for tiles narrower than `nr` or a C without unit column stride.
@@ -162,7 +170,10 @@ unsafe fn serial<T: Element>(kernel: &Kernel<T>, p: Problem<T>) {
             let mut ic = 0;
             while ic < m {
                 let mb = mc.min(m - ic);
-                pack_a(p.a.ptr.add(ic * p.a.rs + pc * p.a.cs), p.a.rs, p.a.cs, mb, kb, mr, a_buf.as_mut_ptr());
+                let a_block = p.a.ptr.add(ic * p.a.rs + pc * p.a.cs);
+                if packed_a {
+                    pack_a(a_block, p.a.rs, p.a.cs, mb, kb, mr, a_buf.as_mut_ptr());
+                }
                 let mut jr = 0;
                 while jr < nb {
                     let w = nr.min(nb - jr);
@@ -177,13 +188,14 @@ unsafe fn serial<T: Element>(kernel: &Kernel<T>, p: Problem<T>) {
                     let mut ir = 0;
                     while ir < mb {
                         let r = mr.min(mb - ir);
-                        let micro = kernel.by_rows[r - 1];
-                        let a_panel = a_buf.as_ptr().add(ir * kb);
+                        let micro = micro_by_rows[r - 1];
+                        let a_panel =
+                            if packed_a { a_buf.as_ptr().add(ir * kb) } else { a_block.add(ir * p.a.rs) };
                         let c_tile = p.c.ptr.add((ic + ir) * p.c.rs + (jc + jr) * p.c.cs);
                         if direct {
-                            micro(kb, a_panel, b_panel, rs_b, c_tile, p.c.rs, accumulate);
+                            micro(kb, a_panel, p.a.rs, p.a.cs, b_panel, rs_b, c_tile, p.c.rs, accumulate);
                         } else {
-                            micro(kb, a_panel, b_panel, rs_b, tile.as_mut_ptr(), nr, false);
+                            micro(kb, a_panel, p.a.rs, p.a.cs, b_panel, rs_b, tile.as_mut_ptr(), nr, false);
                             for i in 0..r {
                                 for j in 0..w {
                                     let dst = c_tile.add(i * p.c.rs + j * p.c.cs);

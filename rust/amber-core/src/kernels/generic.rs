@@ -7,9 +7,11 @@ use super::microkernel::{kernels_by_rows, Kernel, MicroKernel};
 
 const NR: usize = 8;
 
-unsafe fn microkernel<T: Element, const R: usize>(
+unsafe fn microkernel<T: Element, const R: usize, const PACKED: bool>(
     k: usize,
     a: *const T,
+    rs_a: usize,
+    cs_a: usize,
     b: *const T,
     rs_b: usize,
     c: *mut T,
@@ -25,12 +27,12 @@ unsafe fn microkernel<T: Element, const R: usize>(
             *slot = *b.add(j);
         }
         for (i, row) in acc.iter_mut().enumerate() {
-            let ai = *a.add(i);
+            let ai = *a.add(if PACKED { i } else { i * rs_a });
             for (slot, &bj) in row.iter_mut().zip(&bv) {
                 *slot += ai * bj;
             }
         }
-        a = a.add(R);
+        a = a.add(if PACKED { R } else { cs_a });
         b = b.add(rs_b);
     }
     for (i, row) in acc.iter().enumerate() {
@@ -42,11 +44,13 @@ unsafe fn microkernel<T: Element, const R: usize>(
     }
 }
 
-unsafe fn microkernel_f32<const R: usize>(k: usize, a: *const f32, b: *const f32, rs_b: usize, c: *mut f32, rs_c: usize, acc: bool) {
-    microkernel::<f32, R>(k, a, b, rs_b, c, rs_c, acc)
+#[allow(clippy::too_many_arguments)]
+unsafe fn microkernel_f32<const R: usize, const P: bool>(k: usize, a: *const f32, rs_a: usize, cs_a: usize, b: *const f32, rs_b: usize, c: *mut f32, rs_c: usize, acc: bool) {
+    microkernel::<f32, R, P>(k, a, rs_a, cs_a, b, rs_b, c, rs_c, acc)
 }
-unsafe fn microkernel_f64<const R: usize>(k: usize, a: *const f64, b: *const f64, rs_b: usize, c: *mut f64, rs_c: usize, acc: bool) {
-    microkernel::<f64, R>(k, a, b, rs_b, c, rs_c, acc)
+#[allow(clippy::too_many_arguments)]
+unsafe fn microkernel_f64<const R: usize, const P: bool>(k: usize, a: *const f64, rs_a: usize, cs_a: usize, b: *const f64, rs_b: usize, c: *mut f64, rs_c: usize, acc: bool) {
+    microkernel::<f64, R, P>(k, a, rs_a, cs_a, b, rs_b, c, rs_c, acc)
 }
 
 unsafe fn finish_row_any<T: Element>(act: Activation, row: &mut [T], bias: Option<&[T]>) {
@@ -62,7 +66,8 @@ pub(crate) static F32: Kernel<f32> = Kernel {
     mc: 128,
     kc: 256,
     nc: 512,
-    by_rows: kernels_by_rows!(microkernel_f32; 1 2 3 4),
+    by_rows: kernels_by_rows!(microkernel_f32, true; 1 2 3 4),
+    by_rows_strided: kernels_by_rows!(microkernel_f32, false; 1 2 3 4),
     finish_row: finish_row_any::<f32>,
     backward: backward_any::<f32>,
 };
@@ -73,7 +78,8 @@ pub(crate) static F64: Kernel<f64> = Kernel {
     mc: 128,
     kc: 256,
     nc: 256,
-    by_rows: kernels_by_rows!(microkernel_f64; 1 2 3 4),
+    by_rows: kernels_by_rows!(microkernel_f64, true; 1 2 3 4),
+    by_rows_strided: kernels_by_rows!(microkernel_f64, false; 1 2 3 4),
     finish_row: finish_row_any::<f64>,
     backward: backward_any::<f64>,
 };

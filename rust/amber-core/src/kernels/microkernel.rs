@@ -7,10 +7,11 @@
 
 use super::activation::Activation;
 
-/// `(k, a, b, rs_b, c, rs_c, accumulate)`. Safety: `a` holds `k * MR` readable values, `b`
+/// `(k, a, rs_a, cs_a, b, rs_b, c, rs_c, accumulate)`; packed kernels ignore the A strides.
+/// Safety: `a` addresses `MR x k` readable values, `b`
 /// holds `k` rows of `NR` readable values `rs_b` apart, and C has `MR` rows of `NR` writable
 /// values `rs_c` apart that no other thread touches.
-pub type MicroKernel<T> = unsafe fn(usize, *const T, *const T, usize, *mut T, usize, bool);
+pub type MicroKernel<T> = unsafe fn(usize, *const T, usize, usize, *const T, usize, *mut T, usize, bool);
 
 /// `act(row + bias)` over a row, compiled for the ISA. Safety: the CPU supports the ISA.
 pub type RowEpilogue<T> = unsafe fn(Activation, &mut [T], Option<&[T]>);
@@ -28,8 +29,10 @@ pub struct Kernel<T: 'static> {
     pub mc: usize,
     pub kc: usize,
     pub nc: usize,
-    /// `by_rows[r - 1]` computes tiles of `r` rows, so the last rows of A need no padding.
+    /// `by_rows[r - 1]` computes tiles of `r` rows from packed A, so the last rows of A need
+    /// no padding; `by_rows_strided` reads A in place (used when packing A would not pay).
     pub by_rows: &'static [MicroKernel<T>],
+    pub by_rows_strided: &'static [MicroKernel<T>],
     pub finish_row: RowEpilogue<T>,
     pub backward: SliceBackward<T>,
 }
@@ -43,9 +46,11 @@ macro_rules! simd_microkernel {
         fma = $fma:path, add = $add:path
     ) => {
         #[target_feature(enable = $feature)]
-        pub(crate) unsafe fn $name<const R: usize>(
+        pub(crate) unsafe fn $name<const R: usize, const PACKED: bool>(
             k: usize,
             a: *const $t,
+            rs_a: usize,
+            cs_a: usize,
             b: *const $t,
             rs_b: usize,
             c: *mut $t,
@@ -70,12 +75,12 @@ macro_rules! simd_microkernel {
                     bv[v] = $load(b.add(v * $lanes));
                 }
                 for i in 0..R {
-                    let ai = $splat(*a.add(i));
+                    let ai = $splat(*a.add(if PACKED { i } else { i * rs_a }));
                     for v in 0..$nv {
                         acc[i][v] = $fma(ai, bv[v], acc[i][v]);
                     }
                 }
-                a = a.add(R);
+                a = a.add(if PACKED { R } else { cs_a });
                 b = b.add(rs_b);
             }
             for i in 0..R {
@@ -91,10 +96,10 @@ macro_rules! simd_microkernel {
 }
 pub(crate) use simd_microkernel;
 
-/// Lists `$kernel::<1>` .. `$kernel::<N>` as microkernel pointers.
+/// Lists `$kernel::<1, PACKED>` .. `$kernel::<N, PACKED>` as microkernel pointers.
 macro_rules! kernels_by_rows {
-    ($kernel:ident; $($r:literal)*) => {
-        &[$($kernel::<$r> as MicroKernel<_>),*]
+    ($kernel:ident, $packed:literal; $($r:literal)*) => {
+        &[$($kernel::<$r, $packed> as MicroKernel<_>),*]
     };
 }
 pub(crate) use kernels_by_rows;
