@@ -5,10 +5,36 @@ read-only memory-mapped view (what loaders hand over with ``_adopt``) safe to ho
 copy-on-write for free, and keeps arrays captured by a recorded graph unchanged.
 """
 
+import contextlib
+import threading
+
 import numpy as np
 
 from amber.backend import config
 from amber.backend.operand import Operand
+
+# Loaders build a model only to replace every value with stored weights; running the
+# initializers first would cost more than the load itself (seconds for a 500 MB model).
+_deferral = threading.local()
+
+
+@contextlib.contextmanager
+def deferred_initialization():
+    """Within this block, a variable made from an initializer gets a zero-cost placeholder (a
+    read-only broadcast of zero with the right shape and dtype) instead of running the
+    initializer. On leaving the block, every variable that still holds its placeholder (nothing
+    was adopted or assigned into it) runs its initializer, so no variable ends up with
+    placeholder values."""
+    outer = getattr(_deferral, "pending", None)
+    pending = []
+    _deferral.pending = pending
+    try:
+        yield
+    finally:
+        _deferral.pending = outer
+        for variable, placeholder in pending:
+            if variable._value is placeholder:
+                variable._value = variable._initial_value(placeholder.shape, placeholder.dtype)
 
 
 class Variable(Operand):
@@ -44,12 +70,12 @@ class Variable(Operand):
                 )
             dtype = config.standardize_dtype(dtype)
             shape = tuple(int(d) for d in shape)
-            value = np.asarray(initializer(shape, dtype=dtype), dtype=dtype)
-            if value.shape != shape:
-                raise ValueError(
-                    f"Variable {name!r}: initializer returned shape {value.shape}, "
-                    f"expected {shape}"
-                )
+            pending = getattr(_deferral, "pending", None)
+            if pending is not None:
+                value = np.broadcast_to(np.zeros((), dtype=dtype), shape)
+                pending.append((self, value))
+            else:
+                value = self._initial_value(shape, dtype)
         else:
             value = _to_array(initializer, dtype)
             if shape is not None and tuple(shape) != value.shape:
@@ -58,6 +84,15 @@ class Variable(Operand):
                     f"expected {tuple(shape)}"
                 )
         self._value = value
+
+    def _initial_value(self, shape, dtype):
+        value = np.asarray(self._initializer(shape, dtype=dtype), dtype=dtype)
+        if value.shape != tuple(shape):
+            raise ValueError(
+                f"Variable {self._name!r}: initializer returned shape {value.shape}, "
+                f"expected {tuple(shape)}"
+            )
+        return value
 
     # --- identity
     @property

@@ -3,6 +3,7 @@
 import os
 
 from amber.saving import json_safety
+from amber.backend.variable import deferred_initialization
 
 _H5_EXTENSIONS = (".h5", ".hdf5")
 
@@ -56,13 +57,15 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True, mmap
     if path.endswith(_H5_EXTENSIONS):
         from amber.saving import legacy_h5
 
-        return legacy_h5.load_model(path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode,
-                                    mmap=mmap)
+        with deferred_initialization():
+            return legacy_h5.load_model(path, custom_objects=custom_objects, compile=compile,
+                                        safe_mode=safe_mode, mmap=mmap)
     if path.endswith(".keras") or os.path.isdir(path):
         from amber.saving import keras_file
 
-        return keras_file.load_model(path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode,
-                                     mmap=mmap)
+        with deferred_initialization():
+            return keras_file.load_model(path, custom_objects=custom_objects, compile=compile,
+                                         safe_mode=safe_mode, mmap=mmap)
     raise ValueError(
         f"File format not supported: filepath={path}. amber loads '.keras' files, model directories "
         "and legacy '.h5' files."
