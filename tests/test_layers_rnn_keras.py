@@ -472,3 +472,59 @@ def test_recorded_forward_equals_inference_forward(name, kwargs):
     recorded = recorded if isinstance(recorded, (list, tuple)) else [recorded]
     for p, r in zip(plain, recorded):
         np.testing.assert_allclose(np.asarray(amber.ops.convert_to_numpy(r)), p, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["SimpleRNN", "LSTM", "GRU"])
+def test_layer_configs_with_regularizers_constraints_and_dropout_match_keras(keras, name):
+    kwargs = {"dropout": 0.2, "recurrent_dropout": 0.1, "seed": 5, "kernel_regularizer": "l2",
+              "recurrent_regularizer": "l1", "activity_regularizer": "l1", "bias_constraint": "non_neg",
+              "kernel_initializer": "he_normal", "return_sequences": True}
+    ours, reference = getattr(layers, name)(3, **kwargs), getattr(keras.layers, name)(3, **kwargs)
+    assert _strip_names(_plain(ours.get_config())) == _strip_names(_plain(reference.get_config()))
+    rebuilt = getattr(layers, name).from_config(ours.get_config())
+    assert _strip_names(_plain(rebuilt.get_config())) == _strip_names(_plain(reference.get_config()))
+
+
+def test_recurrent_dropout_applies_only_in_training():
+    layer = layers.LSTM(4, dropout=0.5, recurrent_dropout=0.5, return_sequences=True)
+    x = _seq((3, 5, 2), seed=50)
+    inference = layer(x)
+    np.testing.assert_array_equal(layer(x, training=False), inference)
+    trained = layer(x, training=True)
+    assert np.abs(trained - inference).max() > 1e-3
+    # masks are drawn per call: two training calls differ
+    assert np.abs(layer(x, training=True) - trained).max() > 1e-6
+    assert layer.losses == [] and layer.cell._dropout_mask is None
+
+
+def test_registered_custom_cell_model_saves_and_loads(tmp_path):
+    @amber.saving.register_keras_serializable(package="RnnTests")
+    class ElmanCell(layers.Layer):
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+            self.state_size = units
+
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1], self.units), name="w")
+            self.u = self.add_weight(shape=(self.units, self.units), name="u")
+
+        def call(self, inputs, states):
+            h = amber.ops.tanh(amber.ops.add(amber.ops.matmul(inputs, self.w), amber.ops.matmul(states[0], self.u)))
+            return h, [h]
+
+        def get_config(self):
+            config = super().get_config()
+            config["units"] = self.units
+            return config
+
+    model = amber.Sequential([amber.Input((4, 3)), layers.RNN(ElmanCell(5))])
+    x = _seq((2, 4, 3), seed=60)
+    cell = model.layers[0].cell
+    h = np.zeros((2, 5), dtype="float32")
+    for t in range(4):
+        h = np.tanh(x[:, t] @ cell.w.numpy() + h @ cell.u.numpy())
+    np.testing.assert_allclose(model.predict(x), h, rtol=1e-5, atol=1e-6)
+    path = tmp_path / "elman.keras"
+    model.save(str(path))
+    np.testing.assert_allclose(amber.models.load_model(str(path)).predict(x), h, rtol=1e-5, atol=1e-6)

@@ -16,12 +16,15 @@ class _CellLayer(RNN):
     _cell_name = None
     # Config keys Keras writes for the layer, beyond the base Layer keys and the RNN flags.
     _writes_seed = True
+    _keeps_activity_regularizer = True
 
     def __init__(self, units, **kwargs):
         rnn_kwargs = {k: kwargs.pop(k) for k in _RNN_ARGS if k in kwargs}
         kwargs.pop("use_cudnn", None)
         kwargs.pop("implementation", None)
         activity_regularizer = kwargs.pop("activity_regularizer", None)
+        if not self._keeps_activity_regularizer:
+            activity_regularizer = None
         layer_kwargs = {k: kwargs.pop(k) for k in list(kwargs)
                         if k in ("name", "input_shape", "input_dim", "batch_input_shape", "batch_size",
                                  "input_dtype", "autocast", "weights")}
@@ -72,6 +75,8 @@ class SimpleRNN(_CellLayer):
     _cell_class = SimpleRNNCell
     _cell_name = "simple_rnn_cell"
     _writes_seed = False
+    # Keras 3's SimpleRNN accepts activity_regularizer but never applies or saves it.
+    _keeps_activity_regularizer = False
 
 
 class LSTM(_CellLayer):
