@@ -106,7 +106,8 @@ class RNN(Layer):
         output_shape = (batch, length, output_size) if self.return_sequences else (batch, output_size)
         if not self.return_state:
             return output_shape
-        states = [(batch, s) for s in _flatten(self.state_size)]
+        # One shape per state, nested like the states themselves (a stacked LSTM cell has two).
+        states = [[(batch, i) for i in s] if _is_nested(s) else (batch, s) for s in self.state_size]
         return [output_shape] + states
 
     def compute_mask(self, inputs, mask=None):
