@@ -528,3 +528,26 @@ def test_registered_custom_cell_model_saves_and_loads(tmp_path):
     path = tmp_path / "elman.keras"
     model.save(str(path))
     np.testing.assert_allclose(amber.models.load_model(str(path)).predict(x), h, rtol=1e-5, atol=1e-6)
+
+
+def _symbolic_shapes(L, Input):
+    flat = amber.layers.tree.flatten
+    inputs = Input((5, 3))
+    makers = [
+        lambda: L.LSTM(4, return_state=True),
+        lambda: L.Bidirectional(L.LSTM(4, return_state=True, return_sequences=True)),
+        lambda: L.Bidirectional(L.GRU(4, return_state=True), merge_mode=None),
+        lambda: L.RNN([L.LSTMCell(2), L.GRUCell(3)], return_state=True),
+        lambda: L.TimeDistributed(L.Dense(2)),
+    ]
+    result = []
+    for make in makers:
+        out = make()(inputs)
+        nesting = [type(o).__name__ == "list" for o in out] if isinstance(out, (list, tuple)) else None
+        result.append(([tuple(t.shape) for t in flat(list(out) if isinstance(out, (list, tuple)) else [out])],
+                       nesting))
+    return result
+
+
+def test_symbolic_output_shapes_and_nesting_match_keras(keras):
+    assert _symbolic_shapes(layers, amber.Input) == _symbolic_shapes(keras.layers, keras.Input)
