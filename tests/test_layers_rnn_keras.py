@@ -551,3 +551,18 @@ def _symbolic_shapes(L, Input):
 
 def test_symbolic_output_shapes_and_nesting_match_keras(keras):
     assert _symbolic_shapes(layers, amber.Input) == _symbolic_shapes(keras.layers, keras.Input)
+
+
+def test_recurrent_layers_refuse_degenerate_inputs_and_configs():
+    with pytest.raises(ValueError, match="no time steps"):
+        layers.LSTM(2)(np.zeros((2, 0, 3), dtype="float32"))
+    with pytest.raises(ValueError, match="no time steps"):
+        layers.GRU(2, return_sequences=True)(np.zeros((2, 0, 3), dtype="float32"))
+    with pytest.raises(ValueError, match="go_backwards"):
+        layers.Bidirectional(layers.Dense(2))
+    with pytest.raises(ValueError, match="refusing to allocate"):
+        layers.LSTM(1 << 20)(np.zeros((1, 2, 1 << 14), dtype="float32"))
+    with pytest.raises(ValueError, match="dropout"):
+        layers.GRU(2, dropout=1.5)
+    with pytest.raises(ValueError):
+        layers.LSTM.from_config({"units": -3})

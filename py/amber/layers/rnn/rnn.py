@@ -170,6 +170,8 @@ class RNN(Layer):
             raise ValueError(f"Layer '{self.name}' expects inputs of rank >= 3 (batch, time, features), "
                              f"got shape {tuple(shape)}")
         batch, steps = shape[0], shape[1]
+        if steps == 0:
+            raise ValueError(f"Layer '{self.name}' received a sequence with no time steps (shape {tuple(shape)})")
         if initial_state is None:
             if self.stateful:
                 if self.states is None:
@@ -242,9 +244,9 @@ class RNN(Layer):
             previous = output
             if self.return_sequences:
                 outputs.append(output)
-        sequence = ops.stack(outputs, axis=1) if self.return_sequences else None
         if previous is None:
             raise ValueError(f"Layer '{self.name}' received a sequence with no time steps")
+        sequence = ops.stack(outputs, axis=1) if self.return_sequences else None
         return previous, sequence, states
 
     def _reset_dropout_masks(self, cell):

@@ -37,6 +37,10 @@ class Bidirectional(Layer):
         if merge_mode not in _MERGE_MODES:
             raise ValueError(f"Invalid merge mode. Received: {merge_mode}. Merge mode should be one of "
                              '{"sum", "mul", "ave", "concat", None}')
+        for attribute in ("go_backwards", "return_sequences", "return_state", "stateful"):
+            if not hasattr(layer, attribute):
+                raise ValueError(f"Bidirectional needs a sequence layer with a `{attribute}` attribute (such as an "
+                                 f"RNN); {type(layer).__name__} '{layer.name}' has none.")
         super().__init__(**kwargs)
         self.forward_layer = _clone_with(layer, name=f"forward_{_strip_prefix(layer.name, 'forward_')}")
         if backward_layer is None:
