@@ -12,6 +12,7 @@ from amber import ops
 from amber.backend.autodiff import Tensor, differentiable_input, is_recording
 from amber.layers.layer import Layer
 from amber.layers.rnn.cells import DropoutRNNCell, _GatedCell
+from amber.ops.rnn_attention_ops import time_step
 
 
 def _shape(x):
@@ -24,7 +25,7 @@ def _time_step(x, t):
     """``x[:, t]``: a free view for arrays, a recorded slice for Tensors and watched arrays."""
     if type(x) is np.ndarray and (not is_recording() or differentiable_input(x) is None):
         return x[:, t]
-    return ops.get_item(x, (slice(None), t))
+    return time_step(x, t)
 
 
 def _is_nested(x):
@@ -211,9 +212,15 @@ class RNN(Layer):
         cell = self.cell
         # Subclasses that override call() keep their own step.
         fast = isinstance(cell, _GatedCell) and type(cell).call is _GatedCell.call
-        if fast:
-            # One matrix product for every time step's input projection.
+        # Inference projects every time step's input with one matrix product. Under a tape
+        # each step projects its own input slice instead: slicing a recorded projection would
+        # send a full-size gradient back from every step (quadratic in the length), while a
+        # slice of an unwatched input costs nothing.
+        project_per_step = fast and is_recording()
+        if fast and not project_per_step:
             source = cell.project_inputs(sequences, training)
+        elif fast:
+            source = sequences
         else:
             source = sequences
             takes_training = isinstance(cell, Layer) and cell._call_params()[1]
@@ -223,6 +230,8 @@ class RNN(Layer):
         for t in order:
             x_t = _time_step(source, t)
             if fast:
+                if project_per_step:
+                    x_t = cell.project_inputs(x_t, training)
                 output, new_states = cell.recurrent_step(x_t, states, training)
             else:
                 kwargs = {"training": training} if takes_training else {}
