@@ -443,3 +443,47 @@ def test_transformer_block_resaved_by_amber_loads_in_keras(keras, tmp_path):
         config = json.loads(archive.read("config.json"))
     mha = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "MultiHeadAttention")
     assert mha["build_config"] == {"shapes_dict": {"query_shape": [None, 10, 16], "value_shape": [None, 10, 16]}}
+
+
+def _mixed_model(L, Model, Input):
+    inputs = Input((6, 8))
+    context = Input((5, 8))
+    attended = L.Attention(use_scale=True, score_mode="concat")([inputs, context])
+    added = L.AdditiveAttention()([inputs, context, context])
+    mixed = L.Concatenate()([attended, added])
+    projected = L.EinsumDense("abc,cd->abd", (None, 4), bias_axes="d", activation="tanh")(mixed)
+    grouped = L.GroupNormalization(groups=2)(projected)
+    normal = L.UnitNormalization()(grouped)
+    head = L.MultiHeadAttention(2, 2, value_dim=3, output_shape=5, use_bias=False)(normal, normal)
+    return Model([inputs, context], head)
+
+
+def test_keras_saved_attention_and_normalization_model_loads_in_amber_and_back(keras, tmp_path):
+    reference = _mixed_model(keras.layers, keras.Model, keras.Input)
+    rng = np.random.default_rng(0)
+    for variable in reference.weights:
+        variable.assign(rng.normal(scale=0.5, size=tuple(variable.shape)).astype("float32"))
+    x = [_rand((3, 6, 8), 30), _rand((3, 5, 8), 31)]
+    expected = np.asarray(reference.predict(x, verbose=0))
+    keras_path = tmp_path / "mixed_keras.keras"
+    reference.save(str(keras_path))
+    ours = amber.models.load_model(str(keras_path))
+    np.testing.assert_allclose(ours.predict(x), expected, rtol=1e-5, atol=1e-5)
+    amber_path = tmp_path / "mixed_amber.keras"
+    ours.save(str(amber_path))
+    np.testing.assert_allclose(np.asarray(keras.models.load_model(str(amber_path)).predict(x, verbose=0)), expected,
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_keras_adapted_normalization_loads_in_amber(keras, tmp_path):
+    data = _rand((40, 3), 32) * 4 + 1
+    inputs = keras.Input((3,))
+    norm = keras.layers.Normalization()
+    norm.adapt(data)
+    reference = keras.Model(inputs, norm(inputs))
+    path = tmp_path / "norm_keras.keras"
+    reference.save(str(path))
+    x = _rand((5, 3), 33)
+    ours = amber.models.load_model(str(path))
+    np.testing.assert_allclose(ours.predict(x), (x - data.mean(0)) / np.sqrt(data.var(0)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ours.predict(x), np.asarray(reference.predict(x, verbose=0)), rtol=1e-6, atol=1e-6)
