@@ -138,6 +138,8 @@ def test_multi_head_attention_conformance_calls():
     assert out.shape == (1, 3, 4)
     assert len(layer.weights) == 8
     np.testing.assert_allclose(layer.call(query=x1, value=x2), out, rtol=1e-6)
+    # a float64 value is computed in the layer's float32, as Keras casts every input
+    assert layer(x1, x2.astype("float64")).dtype == np.float32
 
 
 def test_multi_head_attention_in_functional_model_and_saving_layout(keras, tmp_path):

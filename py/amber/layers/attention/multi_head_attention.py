@@ -287,8 +287,9 @@ class MultiHeadAttention(Layer):
     def call(self, query, value, key=None, query_mask=None, value_mask=None, key_mask=None, attention_mask=None,
              return_attention_scores=False, training=None, use_causal_mask=False):
         self._build_from_arguments(query, value, key)
-        if key is None:
-            key = value
+        # Keras casts every floating input to the compute dtype, not only the first.
+        value = self._as_compute_dtype(value)
+        key = value if key is None else self._as_compute_dtype(key)
         mask = self._attention_mask(query, value, query_mask, value_mask, key_mask, attention_mask,
                                     use_causal_mask)
         gate = self._gate_dense(query) if self._use_gate else None
@@ -302,6 +303,11 @@ class MultiHeadAttention(Layer):
         if return_attention_scores:
             return output, scores
         return output
+
+    def _as_compute_dtype(self, x):
+        if isinstance(x, np.ndarray) and x.dtype.kind == "f" and x.dtype != self.compute_dtype:
+            return x.astype(self.compute_dtype)
+        return x
 
     def compute_mask(self, query, value=None, key=None, query_mask=None, **kwargs):
         return query_mask
