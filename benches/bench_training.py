@@ -1,7 +1,7 @@
 """Training and inference speed of the guide's MNIST-style MLP: amber against real Keras 3.
 
 The model is the one from the Keras "Serialization and saving" / training guides: a Functional
-784-64-64-10 MLP (relu, logits out), compiled with RMSprop and sparse categorical crossentropy
+784-64-64-10 MLP (relu, logits out), compiled with RMSprop (or `--optimizer adam`) and sparse categorical crossentropy
 from logits. Both libraries start from the SAME initial weights (drawn here with numpy and
 handed to the Keras process through an .npz), train on the same random data with
 `shuffle=False`, so the loss after the first epoch must agree: that check proves both sides
@@ -18,7 +18,8 @@ train). Each Keras backend runs in its own subprocess (the backend is chosen at 
 prints its results as JSON; amber runs in this process. Keras and JAX are benchmark-only
 references, never amber dependencies.
 
-Usage: python benches/bench_training.py [--samples 60000] [--epochs 3] [--json out.json]
+Usage: python benches/bench_training.py [--samples 60000] [--epochs 3] [--optimizer rmsprop|adam]
+                                       [--json out.json]
 """
 
 from __future__ import annotations
@@ -87,7 +88,10 @@ def make_data(samples):
     return x, y, weights
 
 
-def measure(keras, x, y, weights, epochs, train):
+OPTIMIZERS = {"rmsprop": "RMSprop", "adam": "Adam"}
+
+
+def measure(keras, x, y, weights, epochs, train, optimizer="rmsprop"):
     """Every measurement for one library; `keras` is the imported module (amber or Keras)."""
     results = {}
     model = build_mlp(keras)
@@ -96,7 +100,7 @@ def measure(keras, x, y, weights, epochs, train):
     results["predict_checksum"] = float(np.abs(np.asarray(model.predict(x[:64], verbose=0))).sum(dtype=np.float64))
     if train:
         model.compile(
-            optimizer=keras.optimizers.RMSprop(learning_rate=1e-3),
+            optimizer=getattr(keras.optimizers, OPTIMIZERS[optimizer])(learning_rate=1e-3),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
         steps = -(-len(x) // BATCH_TRAIN)
@@ -124,13 +128,13 @@ def measure(keras, x, y, weights, epochs, train):
     return results
 
 
-def keras_worker(data_path, epochs, train):
+def keras_worker(data_path, epochs, train, optimizer):
     """Runs inside a subprocess whose KERAS_BACKEND is already set; prints one JSON line."""
     import keras
 
     data = np.load(data_path)
     weights = [data[f"w{i}"] for i in range(6)]
-    results = measure(keras, data["x"], data["y"], weights, epochs, train)
+    results = measure(keras, data["x"], data["y"], weights, epochs, train, optimizer)
     results["backend"] = keras.backend.backend()
     results["keras_version"] = keras.__version__
     if keras.backend.backend() == "jax":
@@ -140,10 +144,11 @@ def keras_worker(data_path, epochs, train):
     print(json.dumps(results))
 
 
-def run_keras(backend, data_path, epochs, train):
+def run_keras(backend, data_path, epochs, train, optimizer):
     env = dict(os.environ, KERAS_BACKEND=backend)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    args = [sys.executable, __file__, "--worker", data_path, "--epochs", str(epochs)]
+    args = [sys.executable, __file__, "--worker", data_path, "--epochs", str(epochs),
+            "--optimizer", optimizer]
     if not train:
         args.append("--no-train")
     proc = subprocess.run(args, env=env, capture_output=True, text=True)
@@ -156,25 +161,26 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--samples", type=int, default=60000)
     ap.add_argument("--epochs", type=int, default=3, help="timed epochs after one warm-up epoch")
+    ap.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="rmsprop")
     ap.add_argument("--json", help="also write all results here")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--no-train", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        keras_worker(args.worker, args.epochs, train=not args.no_train)
+        keras_worker(args.worker, args.epochs, train=not args.no_train, optimizer=args.optimizer)
         return
 
     x, y, weights = make_data(args.samples)
-    print(f"MLP 784-64-64-10, {args.samples} samples, batch {BATCH_TRAIN}, "
+    print(f"MLP 784-64-64-10, {OPTIMIZERS[args.optimizer]}, {args.samples} samples, batch {BATCH_TRAIN}, "
           f"1 warm-up + {args.epochs} timed epochs; load average {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory(prefix="amber-bench-") as tmp:
         data_path = os.path.join(tmp, "data.npz")
         np.savez(data_path, x=x, y=y, **{f"w{i}": w for i, w in enumerate(weights)})
         import amber
 
-        results = {"amber": measure(amber, x, y, weights, args.epochs, train=True)}
-        results["keras_jax"] = run_keras("jax", data_path, args.epochs, train=True)
-        results["keras_numpy"] = run_keras("numpy", data_path, args.epochs, train=False)
+        results = {"amber": measure(amber, x, y, weights, args.epochs, True, args.optimizer)}
+        results["keras_jax"] = run_keras("jax", data_path, args.epochs, True, args.optimizer)
+        results["keras_numpy"] = run_keras("numpy", data_path, args.epochs, False, args.optimizer)
     results["load_average"] = os.getloadavg()
 
     a, j, n = results["amber"], results["keras_jax"], results["keras_numpy"]
