@@ -349,6 +349,13 @@ class GRUCell(_GatedCell):
             hh = self.activation(projected[:, 2 * u:] + zr[:, u:] * inner[:, 2 * u:])
             h = z * h_prev + (1 - z) * hh
             return h, [h]
+        if not is_recording():
+            kernel = self.recurrent_kernel.value
+            zr = self.recurrent_activation(projected[:, :2 * u] + ops.matmul(h_in, kernel[:, :2 * u]))
+            z = zr[:, :u]
+            hh = self.activation(projected[:, 2 * u:] + ops.matmul(zr[:, u:] * h_in, kernel[:, 2 * u:]))
+            h = z * h_prev + (1 - z) * hh
+            return h, [h]
         x_z, x_r, x_h = ops.split(projected, 3, axis=-1)
         if self.reset_after:
             inner = ops.matmul(h_in, self.recurrent_kernel)
