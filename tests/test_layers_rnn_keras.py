@@ -566,3 +566,40 @@ def test_recurrent_layers_refuse_degenerate_inputs_and_configs():
         layers.GRU(2, dropout=1.5)
     with pytest.raises(ValueError):
         layers.LSTM.from_config({"units": -3})
+
+
+def test_recurrent_model_in_legacy_h5_and_weights_files_both_ways(keras, tmp_path):
+    def build(L, Input, Model):
+        inputs = Input((5, 3))
+        x = L.Bidirectional(L.LSTM(4, return_sequences=True))(inputs)
+        return Model(inputs, L.GRU(3)(x))
+
+    reference = build(keras.layers, keras.Input, keras.Model)
+    x = _seq((2, 5, 3), seed=70)
+    expected = np.asarray(reference.predict(x, verbose=0))
+    reference.save(str(tmp_path / "k.h5"))
+    reference.save_weights(str(tmp_path / "k.weights.h5"))
+    np.testing.assert_allclose(amber.models.load_model(str(tmp_path / "k.h5")).predict(x), expected,
+                               rtol=1e-5, atol=1e-6)
+    ours = build(layers, amber.Input, amber.Model)
+    ours.load_weights(str(tmp_path / "k.weights.h5"))
+    np.testing.assert_allclose(ours.predict(x), expected, rtol=1e-5, atol=1e-6)
+    ours.save(str(tmp_path / "a.h5"))
+    np.testing.assert_allclose(np.asarray(keras.models.load_model(str(tmp_path / "a.h5")).predict(x, verbose=0)),
+                               expected, rtol=1e-5, atol=1e-6)
+
+
+def test_keras2_style_lstm_config_deserializes():
+    config = {"class_name": "LSTM", "config": {
+        "name": "lstm_k2", "trainable": True, "dtype": "float32", "return_sequences": False, "return_state": False,
+        "go_backwards": False, "stateful": False, "unroll": False, "time_major": False, "units": 3,
+        "activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True, "unit_forget_bias": True,
+        "kernel_initializer": {"class_name": "GlorotUniform", "config": {"seed": None}},
+        "recurrent_initializer": {"class_name": "Orthogonal", "config": {"gain": 1.0, "seed": None}},
+        "bias_initializer": {"class_name": "Zeros", "config": {}}, "dropout": 0.0, "recurrent_dropout": 0.0,
+        "implementation": 2}}
+    layer = layers.deserialize(config)
+    assert layer(np.zeros((1, 2, 4), dtype="float32")).shape == (1, 3)
+    config["config"]["time_major"] = True
+    with pytest.raises(ValueError, match="time_major"):
+        layers.deserialize(config)

@@ -21,6 +21,10 @@ class _CellLayer(RNN):
     def __init__(self, units, **kwargs):
         rnn_kwargs = {k: kwargs.pop(k) for k in _RNN_ARGS if k in kwargs}
         kwargs.pop("use_cudnn", None)
+        # Keras 2 configs carry time_major; only the batch-major layout exists here.
+        if kwargs.pop("time_major", False):
+            raise ValueError(f"{type(self).__name__}: time_major=True is not supported (inputs are "
+                             "(batch, time, features))")
         kwargs.pop("implementation", None)
         activity_regularizer = kwargs.pop("activity_regularizer", None)
         if not self._keeps_activity_regularizer:
