@@ -8,6 +8,7 @@ model components (config, utils, saving, export, backend), are not in it.
 
 import importlib
 import inspect
+import sys
 
 # Keras module name -> amber namespace, in lookup order for configs that carry no module
 # (Keras 2): layers first, as most names are layers.
@@ -43,27 +44,44 @@ NOT_COMPONENTS = frozenset({"get", "serialize", "deserialize"})
 
 
 def _namespace(module_name):
+    module = sys.modules.get(module_name)
+    if module is not None:
+        return module
     try:
         return importlib.import_module(module_name)
     except ImportError:
         return None
 
 
-def _components(module_name):
-    """name -> object for the model components a namespace lists in ``__all__``."""
+def _is_component(obj):
+    if obj is None or inspect.ismodule(obj):
+        return False
+    return inspect.isclass(obj) or inspect.isfunction(obj) or callable(obj)
+
+
+# module name -> (its __all__ as a tuple, the str names in it as a set). Resolving a name needs
+# only membership; rebuilding the whole table for every name in a config was a tenth of a
+# mapped load. Any change to __all__ is noticed, and objects are looked up live, so an
+# attribute replaced at run time is what resolves.
+_listed_cache = {}
+
+
+def _listed(module):
+    names = tuple(getattr(module, "__all__", ()))
+    cached = _listed_cache.get(module.__name__)
+    if cached is None or cached[0] != names:
+        cached = (names, frozenset(n for n in names if isinstance(n, str)))
+        _listed_cache[module.__name__] = cached
+    return cached[1]
+
+
+def _component(module_name, name):
+    """The model component ``name`` that namespace ``module_name`` lists in ``__all__``."""
     module = _namespace(module_name)
-    if module is None:
-        return {}
-    found = {}
-    for name in getattr(module, "__all__", ()):
-        if name in NOT_COMPONENTS or not isinstance(name, str):
-            continue
-        obj = getattr(module, name, None)
-        if obj is None or inspect.ismodule(obj):
-            continue
-        if inspect.isclass(obj) or inspect.isfunction(obj) or callable(obj):
-            found[name] = obj
-    return found
+    if module is None or not isinstance(name, str) or name in NOT_COMPONENTS or name not in _listed(module):
+        return None
+    obj = getattr(module, name, None)
+    return obj if _is_component(obj) else None
 
 
 def _top_level(name):
@@ -82,7 +100,7 @@ def resolve(module, name):
         return None
     if module is None:
         for _, amber_module in NAMESPACES:
-            obj = _components(amber_module).get(name)
+            obj = _component(amber_module, name)
             if obj is not None:
                 return obj
         return _top_level(name)
@@ -95,7 +113,7 @@ def resolve(module, name):
         return _top_level(name) if name == "Functional" else None
     for keras_module, amber_module in NAMESPACES:
         if module == keras_module:
-            obj = _components(amber_module).get(name)
+            obj = _component(amber_module, name)
             if obj is None and keras_module == "keras.models":
                 obj = _top_level(name)
             return obj
@@ -108,7 +126,7 @@ def resolve_function(module, name):
         return None
     if module in (None, "builtins"):
         for keras_module, amber_module in NAMESPACES:
-            obj = _components(amber_module).get(name)
+            obj = _component(amber_module, name)
             if obj is not None and inspect.isfunction(obj):
                 return obj
         return None
@@ -138,6 +156,6 @@ def public_name(obj):
     for keras_module, amber_module in NAMESPACES:
         if keras_module == "keras.models":
             continue
-        if _components(amber_module).get(name) is target:
+        if _component(amber_module, name) is target:
             return (keras_module, name)
     return None

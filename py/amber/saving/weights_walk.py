@@ -23,13 +23,26 @@ def to_snake_case(name):
     return name.lower()
 
 
+# (module, name) -> class, once found. The walk asks for the same two base classes for every
+# attribute of every object; importing them each time was a fifth of a mapped load. Misses are
+# not remembered, so a part that lands later is still found.
+_found_classes = {}
+
+
 def _optional(module_name, name):
+    key = (module_name, name)
+    found = _found_classes.get(key)
+    if found is not None:
+        return found
     import importlib
 
     try:
-        return getattr(importlib.import_module(module_name), name, None)
+        found = getattr(importlib.import_module(module_name), name, None)
     except ImportError:
         return None
+    if found is not None:
+        _found_classes[key] = found
+    return found
 
 
 def _saveable_bases():
