@@ -603,3 +603,24 @@ def test_keras2_style_lstm_config_deserializes():
     config["config"]["time_major"] = True
     with pytest.raises(ValueError, match="time_major"):
         layers.deserialize(config)
+
+
+def test_time_step_op_gradient_matches_finite_differences():
+    from amber.ops.rnn_attention_ops import time_step
+
+    x = np.random.default_rng(80).normal(size=(2, 4, 3))
+    r = np.random.default_rng(81).normal(size=(2, 3))
+    with amber.backend.GradientTape() as tape:
+        tape.watch(x)
+        loss = amber.ops.sum(amber.ops.multiply(time_step(x, 2), r))
+    grad = tape.gradient(loss, x)
+    numeric = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        original = x[index]
+        x[index] = original + 1e-6
+        plus = np.sum(x[:, 2] * r)
+        x[index] = original - 1e-6
+        minus = np.sum(x[:, 2] * r)
+        x[index] = original
+        numeric[index] = (plus - minus) / 2e-6
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-9)

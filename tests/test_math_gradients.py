@@ -186,7 +186,8 @@ def test_matrix_and_join_gradients(name):
 
 # primitives whose gradients are checked in the other math test modules
 TESTED_ELSEWHERE = ["conv", "conv_transpose", "max_pool", "average_pool",  # test_math_conv
-                    "diag_from_vector", "logaddexp", "arctan2", "cbrt"]  # test_math_extra_ops
+                    "diag_from_vector", "logaddexp", "arctan2", "cbrt",  # test_math_extra_ops
+                    "time_step"]  # test_layers_rnn_keras
 
 
 def test_every_registered_primitive_is_covered():
