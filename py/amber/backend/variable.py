@@ -209,6 +209,17 @@ class Variable(Operand):
             )
         self._value = array
 
+    def _replace(self, array):
+        """Bind ``array`` (a fresh array of this variable's shape and dtype that the caller
+        computed and will never write again) without the copy ``assign`` makes: the optimizers'
+        per-step path. Earlier values stay untouched, so copy-on-write still holds."""
+        if array.shape != self._value.shape or array.dtype != self._value.dtype:
+            raise ValueError(
+                f"Variable {self._path!r}: cannot replace a {self._value.dtype.name} value of "
+                f"shape {self._value.shape} with a {array.dtype.name} array of shape {array.shape}"
+            )
+        self._value = array
+
     def _check_shape(self, shape):
         if tuple(shape) != self._value.shape:
             raise ValueError(

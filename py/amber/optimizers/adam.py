@@ -31,15 +31,31 @@ class Adam(Optimizer):
         if self.amsgrad:
             self._velocity_hats = self.add_optimizer_variables(var_list, "velocity_hat")
 
-    def update_step(self, gradient, variable, learning_rate):
-        gradient = gradient.astype(variable.dtype, copy=False)
-        index = self._get_variable_index(variable)
+    def _step_size(self, learning_rate):
+        # The bias-corrected step size is the same for every variable of a step.
         step = f32(self._step_count() + 1)
         beta_1_power = np.power(f32(self.beta_1), step)
         beta_2_power = np.power(f32(self.beta_2), step)
-        alpha = learning_rate * np.sqrt(f32(1) - beta_2_power) / (f32(1) - beta_1_power)
+        return learning_rate * np.sqrt(f32(1) - beta_2_power) / (f32(1) - beta_1_power)
+
+    def _update_all(self, grads, trainable_variables, learning_rate):
+        alpha = self._step_size(learning_rate)
+        for gradient, variable in zip(grads, trainable_variables):
+            self._update_variable(gradient, variable, alpha)
+
+    def update_step(self, gradient, variable, learning_rate):
+        self._update_variable(gradient, variable, self._step_size(learning_rate))
+
+    def _update_variable(self, gradient, variable, alpha):
+        index = self._get_variable_index(variable)
         m = self._momentums[index]
         v = self._velocities[index]
+        value = variable.value
+        if value.dtype == f32 and not self.amsgrad:
+            variable._replace(self._adam_float32(gradient.astype(f32, copy=False), value, m, v,
+                                                 alpha))
+            return
+        gradient = gradient.astype(variable.dtype, copy=False)
         m.assign(m.value + (gradient - m.value) * f32(1 - self.beta_1))
         v.assign(v.value + (np.square(gradient) - v.value) * f32(1 - self.beta_2))
         v_used = v.value
@@ -48,8 +64,29 @@ class Adam(Optimizer):
             v_hat.assign(np.maximum(v_hat.value, v.value))
             v_used = v_hat.value
         variable.assign(
-            variable.value - (m.value * alpha) / (np.sqrt(v_used) + f32(self.epsilon))
+            value - (m.value * alpha) / (np.sqrt(v_used) + f32(self.epsilon))
         )
+
+    def _adam_float32(self, gradient, value, m, v, alpha):
+        """The new float32 value of a variable after one Adam step, with the same roundings as
+        the expressions in `_update_variable`: the slots are updated in place, temporaries
+        live in scratch buffers, and only the variable's new value is a fresh array (its old
+        value may be a read-only mapped view or still referenced)."""
+        m = self._private_slot_value(m)
+        v = self._private_slot_value(v)
+        t, u = self._scratch_buffers(value.shape, f32)
+        np.subtract(gradient, m, out=t)
+        t *= f32(1 - self.beta_1)
+        m += t
+        np.square(gradient, out=t)
+        t -= v
+        t *= f32(1 - self.beta_2)
+        v += t
+        np.sqrt(v, out=t)
+        t += f32(self.epsilon)
+        np.multiply(m, alpha, out=u)
+        u /= t
+        return np.subtract(value, u)
 
     def get_config(self):
         config = super().get_config()
@@ -79,3 +116,4 @@ class AdamW(Adam):
             raise ValueError(
                 "Argument `weight_decay` must be a float. Received: weight_decay=None"
             )
+

@@ -133,6 +133,10 @@ class Optimizer:
         self._exclude_pattern = None
         self._model_variables_moving_average = []
         self._accumulated_gradients = []
+        # Slot arrays this optimizer allocated and alone writes (see `_private_slot_value`),
+        # keyed by the slot variable's id, and reusable scratch buffers keyed by shape.
+        self._private_slots = {}
+        self._scratch = {}
 
         self._iterations = self.add_variable(
             (), initializer="zeros", dtype=ITERATION_DTYPE, name="iteration"
@@ -282,6 +286,30 @@ class Optimizer:
                 )
         self._trainable_variables = variables
         self.built = True
+
+    def _private_slot_value(self, slot):
+        """The slot's array, safe for the update rules to write in place.
+
+        Slots hold optimizer state nobody else computes with, so the per-step updates write
+        them in place instead of allocating (allocating fresh 200 kB arrays every step costs
+        page faults that dwarf the arithmetic). A value this optimizer did not allocate itself
+        (a read-only view adopted by a loader, an array passed to `assign`) is first replaced
+        by a private copy, so copy-on-write holds for everything handed in from outside."""
+        value = slot.value
+        if self._private_slots.get(id(slot)) is not value:
+            value = np.array(value, copy=True)
+            slot._replace(value)
+            self._private_slots[id(slot)] = value
+        return value
+
+    def _scratch_buffers(self, shape, dtype, count=2):
+        """`count` reusable temporaries of `shape`: never handed out, overwritten each step."""
+        key = (shape, np.dtype(dtype))
+        buffers = self._scratch.get(key)
+        if buffers is None or len(buffers) < count:
+            buffers = [np.empty(shape, dtype) for _ in range(count)]
+            self._scratch[key] = buffers
+        return buffers
 
     def _get_variable_index(self, variable):
         return self._index_by_id[id(variable)]

@@ -31,11 +31,17 @@ class RMSprop(Optimizer):
             self._average_gradients = self.add_optimizer_variables(var_list, "average_gradient")
 
     def update_step(self, gradient, variable, learning_rate):
-        gradient = gradient.astype(variable.dtype, copy=False)
         index = self._get_variable_index(variable)
         rho = f32(self.rho)
         one_minus_rho = f32(1 - self.rho)
         velocity = self._velocities[index]
+        if variable.value.dtype == f32 and not self.centered:
+            variable._replace(self._rmsprop_float32(
+                gradient.astype(f32, copy=False), variable.value, velocity,
+                self._momentums[index] if self.momentum > 0 else None, learning_rate,
+            ))
+            return
+        gradient = gradient.astype(variable.dtype, copy=False)
         velocity.assign(rho * velocity.value + one_minus_rho * np.square(gradient))
         if self.centered:
             average = self._average_gradients[index]
@@ -51,6 +57,27 @@ class RMSprop(Optimizer):
         else:
             variable.assign(variable.value - increment)
 
+    def _rmsprop_float32(self, gradient, value, velocity, momentum, learning_rate):
+        """The new float32 value of a variable after one (uncentered) RMSprop step, with the
+        same roundings as the expressions in `update_step`: slots updated in place,
+        temporaries in scratch buffers, a fresh array only for the variable itself."""
+        velocity = self._private_slot_value(velocity)
+        t, u = self._scratch_buffers(value.shape, f32)
+        np.square(gradient, out=t)
+        t *= f32(1 - self.rho)
+        velocity *= f32(self.rho)
+        velocity += t
+        np.add(velocity, f32(self.epsilon), out=t)
+        np.sqrt(t, out=t)
+        np.multiply(gradient, learning_rate, out=u)
+        u /= t
+        if momentum is not None:
+            momentum = self._private_slot_value(momentum)
+            momentum *= f32(self.momentum)
+            momentum += u
+            u = momentum
+        return np.subtract(value, u)
+
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -62,3 +89,4 @@ class RMSprop(Optimizer):
             }
         )
         return config
+
