@@ -49,8 +49,8 @@ class DropoutRNNCell:
     does), kept until the RNN layer resets them after the loop."""
 
     def _init_dropout(self, dropout, recurrent_dropout, seed):
-        self.dropout = min(1.0, max(0.0, _check_rate("dropout", dropout)))
-        self.recurrent_dropout = min(1.0, max(0.0, _check_rate("recurrent_dropout", recurrent_dropout)))
+        self.dropout = _check_rate("dropout", dropout)
+        self.recurrent_dropout = _check_rate("recurrent_dropout", recurrent_dropout)
         self.seed = seed
         object.__setattr__(self, "_dropout_mask", None)
         object.__setattr__(self, "_recurrent_dropout_mask", None)
