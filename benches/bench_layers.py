@@ -10,7 +10,8 @@ Both libraries load the same Keras-written `.keras` files from the shared intero
 Each input batch is the corpus's recorded input repeated to the batch size, so every output
 can be checked against the outputs Keras recorded with the file (within the corpus tolerance)
 before its time counts. For each model and batch, three ways of running forward are timed
-(median of several timed loops): `model.predict(x, verbose=0)`, `model.predict_on_batch(x)`
+(median of several timed loops; wall time, and CPU time of the whole process over all
+threads, which on a shared machine shows the work done apart from waiting for a core): `model.predict(x, verbose=0)`, `model.predict_on_batch(x)`
 (Keras/JAX: a jitted function) and `model(x)` (Keras/JAX: eager, op by op).
 
 Keras runs in a subprocess with `KERAS_BACKEND=jax` (the backend is chosen at import) that
@@ -47,7 +48,8 @@ def default_fixtures():
 
 
 def median_seconds(fn, min_time=0.5, repeats=5):
-    """Median over `repeats` samples, each a loop long enough to be timed reliably."""
+    """Medians over `repeats` samples, each a loop long enough to be timed reliably: wall
+    seconds per call and CPU seconds per call of the whole process (all threads)."""
     fn()
     loops = 1
     while True:
@@ -58,13 +60,14 @@ def median_seconds(fn, min_time=0.5, repeats=5):
         if elapsed >= min_time / repeats or loops >= 1 << 12:
             break
         loops *= 2
-    samples = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for _ in range(loops):
             fn()
-        samples.append((time.perf_counter() - start) / loops)
-    return statistics.median(samples)
+        wall.append((time.perf_counter() - start) / loops)
+        cpu.append((time.process_time() - cpu_start) / loops)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def tolerances(fixtures):
@@ -106,7 +109,7 @@ def measure(keras, fixtures):
                 ok = bool(np.allclose(out, expected, rtol=tol[case]["rtol"], atol=tol[case]["atol"]))
                 cell = {"max_abs_vs_recorded": gap, "matches_recorded": ok}
                 if ok:
-                    cell["seconds"] = median_seconds(lambda: np.asarray(run(model, x)))
+                    cell["seconds"], cell["cpu_seconds"] = median_seconds(lambda: np.asarray(run(model, x)))
                 row[name] = cell
     return results
 
@@ -132,12 +135,12 @@ def run_keras(fixtures):
 
 def cell_text(cell):
     if cell is None:
-        return f"{'-':>10s}"
+        return f"{'-':>21s}"
     if "error" in cell:
-        return f"{'error':>10s}"
+        return f"{'error':>21s}"
     if not cell["matches_recorded"]:
-        return f"{'WRONG':>10s}"
-    return f"{cell['seconds'] * 1e3:8.2f}ms"
+        return f"{'WRONG':>21s}"
+    return f"{cell['seconds'] * 1e3:8.2f}ms {cell['cpu_seconds'] * 1e3:8.2f}ms"
 
 
 def main():
@@ -162,7 +165,9 @@ def main():
     a, k = results["amber"], results["keras_jax"]
     print(f"Keras {k['versions']['keras']} on JAX {k['versions']['jax']}; times are medians, "
           "outputs checked against the corpus's recorded outputs first\n")
-    print(f"{'model':18s} {'batch':>5s} {'method':18s} {'amber':>10s} {'Keras/JAX':>10s} {'amber faster':>13s}")
+    print(f"{'':43s} {'amber':>21s} {'Keras/JAX':>21s}")
+    print(f"{'model':18s} {'batch':>5s} {'method':18s} {'wall':>10s} {'CPU':>10s} {'wall':>10s} {'CPU':>10s} "
+          f"{'amber faster (wall)':>20s}")
     failed = []
     for case, batches in CASES:
         for lib, res in (("amber", a), ("Keras/JAX", k)):
@@ -175,8 +180,8 @@ def main():
                 ck = k[case].get(str(batch), {}).get(name)
                 ratio = ""
                 if ca and ck and "seconds" in ca and "seconds" in ck:
-                    ratio = f"{ck['seconds'] / ca['seconds']:12.2f}x"
-                print(f"{case:18s} {batch:5d} {name:18s} {cell_text(ca)} {cell_text(ck)} {ratio:>13s}")
+                    ratio = f"{ck['seconds'] / ca['seconds']:19.2f}x"
+                print(f"{case:18s} {batch:5d} {name:18s} {cell_text(ca)} {cell_text(ck)} {ratio:>20s}")
                 for lib, cell in (("amber", ca), ("Keras/JAX", ck)):
                     if cell and ("error" in cell or not cell["matches_recorded"]):
                         print(f"    {lib}: {cell.get('error') or 'max |out - recorded| = %.3g' % cell['max_abs_vs_recorded']}")
