@@ -10,6 +10,7 @@ import re
 import numpy as np
 
 from amber import ops
+from amber.ops import fused
 
 EPSILON = 1e-7  # Keras's backend.epsilon(): probabilities are clipped to [eps, 1 - eps]
 
@@ -237,6 +238,9 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
             f"sparse_categorical_crossentropy: label {bad} is out of range for "
             f"{num_classes} classes."
         )
+    if from_logits and valid is None and class_axis == len(pred_shape) - 1:
+        # One recorded node with the same values and gradients as the one-hot chain below.
+        return fused.sparse_softmax_crossentropy(y_pred, labels)
     one_hot = np.moveaxis(np.eye(num_classes, dtype=_dtype_of(y_pred))[labels], -1, class_axis)
     if valid is not None:
         y_pred = ops.where(np.expand_dims(valid, class_axis), y_pred, 0.0)

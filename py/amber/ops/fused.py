@@ -1,0 +1,72 @@
+"""Fused primitives for the training hot path: one recorded node (one backward closure, no
+intermediate Tensors) where the plain ops would record several.
+
+Each computes what its chain of plain ops computes, rounding for rounding in float32, so
+switching a caller to it changes speed, not results: the forward values and the gradients
+are those the chain's backward closures would have produced (the tests compare the two).
+They are internal building blocks of Dense and the crossentropy loss, not Keras ops, so they
+are not in the ``ops`` namespace or its registry.
+"""
+
+import numpy as np
+
+from amber.backend import autodiff, linalg
+from amber.ops.core import _record, unwrap
+
+_recording = autodiff._recording
+
+# Activations whose derivative the fused Dense backward computes from the output alone.
+DENSE_ACTIVATIONS = ("linear", "relu")
+
+
+def dense(x, kernel, bias, activation):
+    """``activation(x @ kernel + bias)`` for a 2-D ``x``: the forward is one call to the fused
+    kernel (``backend.linalg.dense``); ``bias`` may be None; ``activation`` is one of
+    ``DENSE_ACTIVATIONS``.
+
+    Same values as ``relu(add(matmul(x, kernel), bias))``: the kernel rounds the product to
+    float32 and then adds the bias, as the two ops do, and relu's derivative ``z > 0`` equals
+    ``y > 0`` for ``y = max(z, 0)``, so the backward needs only the output."""
+    x_value = unwrap(x)
+    kernel_value = unwrap(kernel)
+    bias_value = None if bias is None else unwrap(bias)
+    y = linalg.dense(x_value, kernel_value, bias_value, activation)
+    if not _recording:
+        return y
+    relu = activation == "relu"
+
+    def backward(g, need):
+        dz = np.multiply(g, y > 0) if relu else g
+        gx = linalg.matmul(dz, kernel_value.T) if need[0] else None
+        gk = linalg.matmul(x_value.T, dz) if need[1] else None
+        gb = dz.sum(axis=0) if len(need) > 2 and need[2] else None
+        return gx, gk, gb
+
+    return _record(y, (x, kernel) if bias is None else (x, kernel, bias), backward)
+
+
+def sparse_softmax_crossentropy(logits, labels):
+    """Per-sample ``-log softmax(logits)[label]`` over the last axis; ``labels`` is an int
+    array of ``logits.shape[:-1]`` already checked to be in range.
+
+    Matches the chain ``-sum(one_hot * (shifted - log(sum(exp(shifted)))))`` with ``shifted =
+    logits - max(logits)``: picking the label's term equals summing it with exact zeros, and
+    the gradient ``g / sum * exp(shifted)`` minus ``g`` at the label is what that chain's
+    backward accumulates, in the same roundings."""
+    z = unwrap(logits)
+    shifted = z - np.max(z, axis=-1, keepdims=True)
+    exps = np.exp(shifted)
+    total = np.sum(exps, axis=-1, keepdims=True)
+    index = labels[..., None]
+    losses = (np.log(total) - np.take_along_axis(shifted, index, axis=-1))[..., 0]
+    if not _recording:
+        return losses
+
+    def backward(g, need):
+        grad = np.multiply(np.divide(g[..., None], total), exps)
+        picked = np.take_along_axis(grad, index, axis=-1)
+        picked -= g[..., None]
+        np.put_along_axis(grad, index, picked, axis=-1)
+        return (grad,)
+
+    return _record(losses, (logits,), backward)
