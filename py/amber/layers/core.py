@@ -6,6 +6,7 @@ import numpy as np
 
 from amber import backend, ops
 from amber.backend import linalg
+from amber.ops import fused as _fused_ops
 from amber.layers.layer import InputSpec, Layer
 
 
@@ -83,6 +84,12 @@ class Dense(Layer):
         if self._fused_name is not None and isinstance(inputs, np.ndarray) and not _recording():
             bias = self.bias.value if self.bias is not None else None
             return _linalg_dense(inputs, self.kernel.value, bias, self._fused_name)
+        if self._fused_name in _fused_ops.DENSE_ACTIVATIONS:
+            # Training: one recorded node instead of matmul, add and activation.
+            value = inputs.value if type(inputs) is backend.Tensor else inputs
+            kernel = self.kernel.value
+            if type(value) is np.ndarray and value.ndim == 2 and value.dtype == kernel.dtype:
+                return _fused_ops.dense(inputs, self.kernel, self.bias, self._fused_name)
         x = ops.matmul(inputs, self.kernel)
         if self.bias is not None:
             x = ops.add(x, self.bias)
