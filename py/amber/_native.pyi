@@ -51,6 +51,17 @@ class ArchiveWriter:
     def abort(self) -> None:
         """Remove the temporary file; the target is untouched."""
 
+class MappedView:
+    """The ``.base`` of a zero-copy array: holds a window of a mapped file (keeping the mapping
+    alive) and presents it to numpy through ``__array_interface__``, read-only."""
+
+    @property
+    def __array_interface__(self) -> dict[str, Any]: ...
+    @property
+    def offset(self) -> int:
+        """Absolute offset of the viewed bytes in the mapped file."""
+    def __len__(self) -> int: ...
+
 # ------------------------------------------------------------------ HDF5 reading
 AttrValue = Union[str, list[str], np.ndarray, int, float, bool]
 
