@@ -54,10 +54,15 @@ class Tensor(Operand):
         return f"<Tensor shape={self.value.shape} dtype={self.value.dtype.name}\n{self.value!r}>"
 
 
-def _is_variable(x):
-    from amber.backend.variable import Variable
+_variable_class = []  # filled on first use: variable.py imports this module
 
-    return isinstance(x, Variable)
+
+def _is_variable(x):
+    if not _variable_class:
+        from amber.backend.variable import Variable
+
+        _variable_class.append(Variable)
+    return isinstance(x, _variable_class[0])
 
 
 def differentiable_input(x):
@@ -246,10 +251,11 @@ def backpropagate(target, sources, output_gradients=None):
             pgrad = parent_grads[position]
             if pgrad is None:
                 continue
-            pvalue = parent.value if type(parent) is Tensor else np.asarray(value_of(parent))
-            pgrad = np.asarray(pgrad)
-            if pgrad.shape != pvalue.shape:
-                pgrad = unbroadcast(pgrad, pvalue.shape)
+            if type(pgrad) is not np.ndarray:
+                pgrad = np.asarray(pgrad)
+            shape = _shape_of(parent)
+            if pgrad.shape != shape:
+                pgrad = unbroadcast(pgrad, shape)
             key = id(parent)
             previous = accumulated.get(key)
             accumulated[key] = pgrad if previous is None else previous + pgrad
@@ -260,8 +266,21 @@ def backpropagate(target, sources, output_gradients=None):
         if grad is None:
             grad = accumulated.get(id(s))
         if grad is not None:
-            dtype = np.asarray(value_of(s)).dtype
-            if np.issubdtype(dtype, np.inexact):
-                grad = grad.astype(dtype, copy=False)
+            dtype = _dtype_of(s)
+            if dtype.kind in "fc" and grad.dtype != dtype:
+                grad = grad.astype(dtype)
         results.append(grad)
     return results
+
+
+def _shape_of(x):
+    # The hot case first: Tensors and Variables know their shape without a conversion.
+    if type(x) is Tensor:
+        return x.value.shape
+    value = x.numpy() if isinstance(x, Operand) else x
+    return value.shape if type(value) is np.ndarray else np.shape(value)
+
+
+def _dtype_of(x):
+    value = x.value if type(x) is Tensor else (x.numpy() if isinstance(x, Operand) else x)
+    return value.dtype if type(value) is np.ndarray else np.asarray(value).dtype
