@@ -44,19 +44,21 @@ def map_structure(fn, struct):
 
 def pack_like(struct, leaves):
     """Rebuild ``struct``'s shape from a flat list of leaves (inverse of ``flatten``)."""
-    iterator = iter(leaves)
+    # A module-level helper, not a nested recursive closure: such a closure refers to itself,
+    # and the cycle would keep ``leaves`` (a model's outputs with their whole recorded graph)
+    # alive until the garbage collector runs.
+    return _pack(struct, iter(leaves))
 
-    def pack(node):
-        if isinstance(node, list):
-            return [pack(item) for item in node]
-        if isinstance(node, tuple):
-            return tuple(pack(item) for item in node)
-        if isinstance(node, dict):
-            packed = {key: pack(node[key]) for key in sorted_keys(node)}
-            return {key: packed[key] for key in node}
-        return next(iterator)
 
-    return pack(struct)
+def _pack(node, iterator):
+    if isinstance(node, list):
+        return [_pack(item, iterator) for item in node]
+    if isinstance(node, tuple):
+        return tuple(_pack(item, iterator) for item in node)
+    if isinstance(node, dict):
+        packed = {key: _pack(node[key], iterator) for key in sorted_keys(node)}
+        return {key: packed[key] for key in node}
+    return next(iterator)
 
 
 def is_nested(struct):
