@@ -327,3 +327,20 @@ fn stored_views_outlive_the_archive_and_the_file() {
     std::fs::remove_file(&path).unwrap();
     assert_eq!(view.bytes(), b"weights in place");
 }
+
+#[test]
+fn large_streamed_writes_pass_in_pieces_with_the_right_crc() {
+    // One write far larger than a stream piece and than a writeback stretch: the entry must
+    // hold exactly these bytes, and its CRC (checked on read) must be that of all of them.
+    let big: Vec<u8> = (0..(40u32 << 20) + 5).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.keras");
+    let mut w = ArchiveWriter::create(&path).unwrap();
+    w.add_stored_stream("w.h5", big.len() as u64, |out| out.write_all(&big).map_err(|e| Error::io(e, "write")))
+        .unwrap();
+    w.finish().unwrap();
+    let a = Archive::open(&path).unwrap();
+    assert_eq!(a.stored_range("w.h5").unwrap().bytes(), &big[..]);
+    assert_eq!(a.entry("w.h5").unwrap().crc32, crc32fast::hash(&big));
+    a.verify_crc("w.h5").unwrap();
+}
