@@ -7,6 +7,7 @@
 //! later reads only slice ranges that are known to be inside the file and disjoint.
 
 mod write;
+pub(crate) mod writeback;
 
 pub use write::ArchiveWriter;
 

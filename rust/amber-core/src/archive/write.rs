@@ -10,6 +10,7 @@ use tempfile::TempPath;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
+use super::writeback::Writeback;
 use crate::error::{Error, Result, ResultExt};
 
 /// Stored entries start on this boundary so mapped views of their contents are aligned.
@@ -27,6 +28,9 @@ pub struct ArchiveWriter {
     // Both are `Some` until `finish` or `abort` takes them.
     zip: Option<ZipWriter<BufWriter<File>>>,
     temp: Option<TempPath>,
+    // A second descriptor on the temporary file, for writeback requests while streaming;
+    // `None` when it could not be opened (saving works the same, only slower to fsync).
+    sync_handle: Option<File>,
     target: PathBuf,
     names: HashSet<String>,
 }
@@ -46,9 +50,11 @@ impl ArchiveWriter {
             .tempfile_in(&dir)
             .map_err(|e| Error::io(e, "cannot create a temporary file beside the target").in_file(&label))?;
         let (file, temp) = temp.into_parts();
+        let sync_handle = file.try_clone().ok();
         Ok(ArchiveWriter {
             zip: Some(ZipWriter::new(BufWriter::with_capacity(1 << 20, file))),
             temp: Some(temp),
+            sync_handle,
             target,
             names: HashSet::new(),
         })
@@ -58,7 +64,7 @@ impl ArchiveWriter {
         self.target.display().to_string()
     }
 
-    fn start_entry(&mut self, name: &str, len: u64, deflate: bool) -> Result<&mut ZipWriter<BufWriter<File>>> {
+    fn start_entry(&mut self, name: &str, len: u64, deflate: bool) -> Result<()> {
         let label = self.label();
         super::check_name(name).in_entry(name).in_file(&label)?;
         if !self.names.insert(name.to_string()) {
@@ -81,20 +87,28 @@ impl ArchiveWriter {
             .as_mut()
             .ok_or_else(|| Error::invalid("the archive was already finished or aborted").in_file(&label))?;
         zip.start_file(name, options)
-            .map_err(|e| zip_error(e, "cannot start the entry").in_entry(name).in_file(&label))?;
-        Ok(zip)
+            .map_err(|e| zip_error(e, "cannot start the entry").in_entry(name).in_file(&label))
+    }
+
+    fn current(&mut self) -> Result<&mut ZipWriter<BufWriter<File>>> {
+        let label = self.label();
+        self.zip
+            .as_mut()
+            .ok_or_else(|| Error::invalid("the archive was already finished or aborted").in_file(&label))
     }
 
     /// Add an entry from memory, stored (aligned) or deflated.
     pub fn add_bytes(&mut self, name: &str, data: &[u8], deflate: bool) -> Result<()> {
         let label = self.label();
-        let zip = self.start_entry(name, data.len() as u64, deflate)?;
-        zip.write_all(data)
+        self.start_entry(name, data.len() as u64, deflate)?;
+        self.current()?
+            .write_all(data)
             .map_err(|e| Error::io(e, "cannot write the entry").in_entry(name).in_file(&label))
     }
 
     /// Add a stored entry of exactly `len` bytes that `fill` writes; nothing is buffered
-    /// beyond the writer's own buffer, and the CRC is computed as the bytes pass.
+    /// beyond the writer's own buffer, the CRC is computed as the bytes pass, and the disk
+    /// starts writing them while the rest is still coming.
     pub fn add_stored_stream(
         &mut self,
         name: &str,
@@ -102,9 +116,13 @@ impl ArchiveWriter {
         fill: impl FnOnce(&mut dyn Write) -> Result<()>,
     ) -> Result<()> {
         let label = self.label();
-        let zip = self.start_entry(name, len, false)?;
+        self.start_entry(name, len, false)?;
+        let zip = self
+            .zip
+            .as_mut()
+            .ok_or_else(|| Error::invalid("the archive was already finished or aborted").in_file(&label))?;
         let mut counted = ExactLen {
-            inner: zip,
+            inner: Writeback::new(zip, self.sync_handle.as_ref()),
             expected: len,
             written: 0,
         };
@@ -135,6 +153,7 @@ impl ArchiveWriter {
             (Some(zip), Some(temp)) => (zip, temp),
             _ => return Err(Error::invalid("the archive was already finished or aborted").in_file(&label)),
         };
+        self.sync_handle.take();
         let buffered = zip
             .finish()
             .map_err(|e| zip_error(e, "cannot write the central directory").in_file(&label))?;
@@ -165,6 +184,7 @@ impl ArchiveWriter {
         // file; it is removed right after, when the path is dropped.
         self.zip.take();
         self.temp.take();
+        self.sync_handle.take();
     }
 }
 
@@ -182,13 +202,13 @@ fn zip_error(err: zip::result::ZipError, what: &str) -> Error {
 }
 
 /// Passes bytes through in pieces while refusing more than the announced length.
-struct ExactLen<'a, W: Write> {
-    inner: &'a mut W,
+struct ExactLen<W: Write> {
+    inner: W,
     expected: u64,
     written: u64,
 }
 
-impl<W: Write> Write for ExactLen<'_, W> {
+impl<W: Write> Write for ExactLen<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let room = self.expected - self.written;
         if buf.len() as u64 > room {

@@ -26,6 +26,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::archive::writeback::Writeback;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::h5::AttrValue;
@@ -123,7 +124,11 @@ impl<'a> H5Builder<'a> {
             .create_new(true)
             .open(&temp)
             .map_err(|e| Error::io(e, "cannot create a temporary file beside the target").in_file(&label))?;
-        self.write_to(&mut file).map_err(|e| e.in_file(&label))?;
+        // A second descriptor lets the disk start on the data while the rest is written.
+        let sync_handle = file.try_clone().ok();
+        self.write_to(Writeback::new(&mut file, sync_handle.as_ref()))
+            .map_err(|e| e.in_file(&label))?;
+        drop(sync_handle);
         file.sync_all().map_err(|e| Error::io(e, "cannot flush to disk").in_file(&label))?;
         drop(file);
         fs::rename(&temp, path).map_err(|e| Error::io(e, "cannot move the temporary file into place").in_file(&label))?;
