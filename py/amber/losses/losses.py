@@ -5,6 +5,7 @@ axis); the `Loss` classes then weight and reduce those values. Labels never need
 so label-only preprocessing (casts, one-hot, smoothing) may use numpy directly.
 """
 
+import math
 import re
 
 import numpy as np
@@ -37,6 +38,11 @@ def _value(x):
 
 
 def _dtype_of(x):
+    if isinstance(x, np.ndarray):
+        return x.dtype
+    value = getattr(x, "value", None)  # Tensors and Variables: their array's dtype, directly
+    if isinstance(value, np.ndarray):
+        return value.dtype
     return np.dtype(getattr(x, "dtype", None) or np.asarray(_value(x)).dtype)
 
 
@@ -230,7 +236,7 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
     if ignore_class is not None:
         valid = labels != ignore_class
         labels = np.where(valid, labels, 0)
-    labels = labels.astype("int64")
+    labels = labels.astype("int64", copy=False)
     num_classes = pred_shape[class_axis]
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         bad = labels[(labels < 0) | (labels >= num_classes)].flat[0]
@@ -360,7 +366,7 @@ def reduce_weighted_values(values, sample_weight=None, reduction="sum_over_batch
     if reduction == "mean_with_sample_weight" and sample_weight is not None:
         divisor = np.sum(sample_weight)
     else:
-        divisor = int(np.prod(shape))
+        divisor = math.prod(shape)
     divisor = np.asarray(divisor, _dtype_of(values))
     if divisor == 0:  # divide_no_nan
         return total * 0.0

@@ -54,19 +54,22 @@ def sparse_softmax_crossentropy(logits, labels):
     the gradient ``g / sum * exp(shifted)`` minus ``g`` at the label is what that chain's
     backward accumulates, in the same roundings."""
     z = unwrap(logits)
-    shifted = z - np.max(z, axis=-1, keepdims=True)
+    classes = z.shape[-1]
+    # Rows of classes; the label's entry of each row is picked by (row, label) indexing.
+    rows2d = z.reshape(-1, classes)
+    rows = np.arange(rows2d.shape[0])
+    columns = labels.reshape(-1)
+    shifted = rows2d - rows2d.max(axis=-1, keepdims=True)
     exps = np.exp(shifted)
-    total = np.sum(exps, axis=-1, keepdims=True)
-    index = labels[..., None]
-    losses = (np.log(total) - np.take_along_axis(shifted, index, axis=-1))[..., 0]
+    total = exps.sum(axis=-1, keepdims=True)
+    losses = (np.log(total[:, 0]) - shifted[rows, columns]).reshape(labels.shape)
     if not _recording:
         return losses
 
     def backward(g, need):
-        grad = np.multiply(np.divide(g[..., None], total), exps)
-        picked = np.take_along_axis(grad, index, axis=-1)
-        picked -= g[..., None]
-        np.put_along_axis(grad, index, picked, axis=-1)
-        return (grad,)
+        g_rows = np.reshape(g, (-1, 1))
+        grad = np.multiply(np.divide(g_rows, total), exps)
+        grad[rows, columns] -= g_rows[:, 0]
+        return (grad.reshape(z.shape),)
 
     return _record(losses, (logits,), backward)
