@@ -61,10 +61,20 @@ def current_path():
 _LOSSES_IN_USE = [False]
 
 
+_VARIABLE_CLASS = []
+
+
 def _variable_class():
+    # Asked for every attribute a layer sets; the import statement alone was a visible part
+    # of building the layers of a loaded model. Remembered once found.
+    if _VARIABLE_CLASS:
+        return _VARIABLE_CLASS[0]
     from amber import backend
 
-    return getattr(backend, "Variable", None)
+    cls = getattr(backend, "Variable", None)
+    if cls is not None:
+        _VARIABLE_CLASS.append(cls)
+    return cls
 
 
 def _is_variable(value):

@@ -45,10 +45,17 @@ def _optional(module_name, name):
     return found
 
 
+_all_bases = []
+
+
 def _saveable_bases():
+    if _all_bases:
+        return _all_bases[0]
     bases = tuple(
         c for c in (_optional("amber.layers", "Layer"), _optional("amber.optimizers", "Optimizer")) if c is not None
     )
+    if len(bases) == 2:
+        _all_bases.append(bases)
     return bases
 
 
