@@ -162,3 +162,42 @@ def test_slot_assign_then_step_uses_the_assigned_value():
         opt.apply_gradients(zip(grad_pair, variables))
     for a, b in zip(variables, fresh):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.parametrize("name", ["Adam", "RMSprop"])
+def test_changing_variable_subsets_keep_every_slot(name):
+    # Steps over all variables (flat path), a subset (another flat layout) and a single
+    # variable (per-variable path) must hand the slot state over without losing any of it.
+    weights, grads = _problem(5)
+    schedule = [range(6), range(3), range(6), [4], range(6)]
+    steps = [[grads[k % STEPS][i] for i in chosen] for k, chosen in enumerate(schedule)]
+    variables = [Variable(x.copy(), name=f"w{i}") for i, x in enumerate(weights)]
+    opt = getattr(optimizers, name)(learning_rate=1e-3)
+    opt.build(variables)
+    for chosen, step_grads in zip(schedule, steps):
+        opt.apply_gradients(zip(step_grads, [variables[i] for i in chosen]))
+
+    w = [x.copy() for x in weights]
+    first = [np.zeros_like(x) for x in weights]
+    second = [np.zeros_like(x) for x in weights]
+    for t, (chosen, step_grads) in enumerate(zip(schedule, steps), start=1):
+        alpha = f32(1e-3) * np.sqrt(f32(1) - np.power(f32(0.999), f32(t))) / (
+            f32(1) - np.power(f32(0.9), f32(t)))
+        for i, g in zip(chosen, step_grads):
+            if name == "Adam":
+                first[i] = first[i] + (g - first[i]) * f32(1 - 0.9)
+                second[i] = second[i] + (np.square(g) - second[i]) * f32(1 - 0.999)
+                w[i] = w[i] - (first[i] * alpha) / (np.sqrt(second[i]) + f32(1e-7))
+            else:
+                first[i] = f32(0.9) * first[i] + f32(1 - 0.9) * np.square(g)
+                w[i] = w[i] - (f32(1e-3) * g) / np.sqrt(first[i] + f32(1e-7))
+    for variable, expected in zip(variables, w):
+        np.testing.assert_array_equal(variable.numpy(), expected)
+    per_variable = 2 if name == "Adam" else 1
+    slots = opt.variables[2:]
+    for i in range(6):
+        if name == "Adam":
+            np.testing.assert_array_equal(slots[per_variable * i].numpy(), first[i])
+            np.testing.assert_array_equal(slots[per_variable * i + 1].numpy(), second[i])
+        else:
+            np.testing.assert_array_equal(slots[i].numpy(), first[i])

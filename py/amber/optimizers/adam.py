@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from amber.optimizers import flat_state
 from amber.optimizers.base_optimizer import Optimizer
 
 f32 = np.float32
@@ -40,6 +41,16 @@ class Adam(Optimizer):
 
     def _update_all(self, grads, trainable_variables, learning_rate):
         alpha = self._step_size(learning_rate)
+        if not self.amsgrad and flat_state.fits(grads, trainable_variables):
+            indices = [self._get_variable_index(v) for v in trainable_variables]
+            state = flat_state.state_for(self, trainable_variables, 2)
+            m = state.slot(0, [self._momentums[i] for i in indices])
+            v = state.slot(1, [self._velocities[i] for i in indices])
+            new_values = self._adam_arithmetic(state.gradients(grads),
+                                               state.values(trainable_variables), m, v, alpha,
+                                               *state.scratch)
+            state.assign_values(trainable_variables, new_values)
+            return
         for gradient, variable in zip(grads, trainable_variables):
             self._update_variable(gradient, variable, alpha)
 
@@ -68,13 +79,18 @@ class Adam(Optimizer):
         )
 
     def _adam_float32(self, gradient, value, m, v, alpha):
-        """The new float32 value of a variable after one Adam step, with the same roundings as
-        the expressions in `_update_variable`: the slots are updated in place, temporaries
-        live in scratch buffers, and only the variable's new value is a fresh array (its old
-        value may be a read-only mapped view or still referenced)."""
+        """The new float32 value of one variable after an Adam step: its slots are updated in
+        place, temporaries live in scratch buffers."""
         m = self._private_slot_value(m)
         v = self._private_slot_value(v)
-        t, u = self._scratch_buffers(value.shape, f32)
+        return self._adam_arithmetic(gradient, value, m, v, alpha,
+                                     *self._scratch_buffers(value.shape, f32))
+
+    def _adam_arithmetic(self, gradient, value, m, v, alpha, t, u):
+        """Keras's float32 Adam step with the same roundings as the expressions in
+        `_update_variable`: `m` and `v` (private) are updated in place, `t` and `u` are
+        scratch, and the new value is a fresh array (the old one may be a read-only mapped
+        view or still referenced, so it is never written)."""
         np.subtract(gradient, m, out=t)
         t *= f32(1 - self.beta_1)
         m += t

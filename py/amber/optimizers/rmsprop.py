@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from amber.optimizers import flat_state
 from amber.optimizers.base_optimizer import Optimizer
 
 f32 = np.float32
@@ -29,6 +30,20 @@ class RMSprop(Optimizer):
             self._momentums = self.add_optimizer_variables(var_list, "momentum")
         if self.centered:
             self._average_gradients = self.add_optimizer_variables(var_list, "average_gradient")
+
+    def _update_all(self, grads, trainable_variables, learning_rate):
+        if not self.centered and flat_state.fits(grads, trainable_variables):
+            indices = [self._get_variable_index(v) for v in trainable_variables]
+            with_momentum = self.momentum > 0
+            state = flat_state.state_for(self, trainable_variables, 2 if with_momentum else 1)
+            velocity = state.slot(0, [self._velocities[i] for i in indices])
+            momentum = state.slot(1, [self._momentums[i] for i in indices]) if with_momentum else None
+            new_values = self._rmsprop_arithmetic(
+                state.gradients(grads), state.values(trainable_variables), velocity, momentum,
+                learning_rate, *state.scratch)
+            state.assign_values(trainable_variables, new_values)
+            return
+        super()._update_all(grads, trainable_variables, learning_rate)
 
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)
@@ -58,11 +73,18 @@ class RMSprop(Optimizer):
             variable.assign(variable.value - increment)
 
     def _rmsprop_float32(self, gradient, value, velocity, momentum, learning_rate):
-        """The new float32 value of a variable after one (uncentered) RMSprop step, with the
-        same roundings as the expressions in `update_step`: slots updated in place,
-        temporaries in scratch buffers, a fresh array only for the variable itself."""
+        """The new float32 value of one variable after an (uncentered) RMSprop step: slots
+        updated in place, temporaries in scratch buffers."""
         velocity = self._private_slot_value(velocity)
-        t, u = self._scratch_buffers(value.shape, f32)
+        if momentum is not None:
+            momentum = self._private_slot_value(momentum)
+        return self._rmsprop_arithmetic(gradient, value, velocity, momentum, learning_rate,
+                                        *self._scratch_buffers(value.shape, f32))
+
+    def _rmsprop_arithmetic(self, gradient, value, velocity, momentum, learning_rate, t, u):
+        """Keras's float32 RMSprop step with the same roundings as the expressions in
+        `update_step`: `velocity` and `momentum` (private) are updated in place, `t` and `u`
+        are scratch, and the new value is a fresh array (the old one is never written)."""
         np.square(gradient, out=t)
         t *= f32(1 - self.rho)
         velocity *= f32(self.rho)
@@ -72,7 +94,6 @@ class RMSprop(Optimizer):
         np.multiply(gradient, learning_rate, out=u)
         u /= t
         if momentum is not None:
-            momentum = self._private_slot_value(momentum)
             momentum *= f32(self.momentum)
             momentum += u
             u = momentum

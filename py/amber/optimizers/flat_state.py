@@ -1,0 +1,92 @@
+"""Float32 variables laid end to end, so an update rule runs its dozen ufunc calls once per
+step instead of once per variable (a small bias costs as many calls as a big kernel).
+
+The optimizer's slots for these variables live as views of private flat buffers and are
+written in place (nobody else computes with optimizer state; a slot value handed in from
+outside is copied in first). The variables themselves are never written: each step they get
+views of one fresh flat array, so their old values (read-only mapped views, arrays someone
+still holds) stay untouched. Elementwise float32 arithmetic rounds each element the same
+whatever the layout, so the results are bitwise those of the per-variable rule.
+"""
+
+import numpy as np
+
+f32 = np.float32
+
+
+def fits(grads, variables):
+    """True when ``grads`` and ``variables`` can take the flat path: two or more float32
+    variables, each gradient of its variable's shape."""
+    if len(variables) < 2:
+        return False
+    for grad, variable in zip(grads, variables):
+        value = variable.value
+        if value.dtype != f32 or np.shape(grad) != value.shape:
+            return False
+    return True
+
+
+class FlatState:
+    """The flat buffers for one list of variables and ``slot_count`` slots per variable."""
+
+    def __init__(self, variables, slot_count):
+        self.key = tuple(id(v) for v in variables)
+        self.shapes = [v.value.shape for v in variables]
+        bounds, offset = [], 0
+        for shape in self.shapes:
+            size = int(np.prod(shape, dtype=np.int64))
+            bounds.append((offset, offset + size))
+            offset += size
+        self.bounds = bounds
+        self.slots = [np.zeros(offset, f32) for _ in range(slot_count)]
+        self._slot_views = [[None] * len(variables) for _ in range(slot_count)]
+        self.scratch = (np.empty(offset, f32), np.empty(offset, f32))
+        self._gradient = np.empty(offset, f32)
+        self._gathered_values = np.empty(offset, f32)
+        self._values = None
+        self._value_views = ()
+
+    def slot(self, index, slot_variables):
+        """Flat buffer ``index``, first taking in any slot value this state did not hand out
+        (a loaded, assigned or freshly built slot) and giving the slot a view of the buffer."""
+        flat = self.slots[index]
+        views = self._slot_views[index]
+        for i, slot in enumerate(slot_variables):
+            if slot.value is not views[i]:
+                start, stop = self.bounds[i]
+                flat[start:stop] = slot.value.reshape(-1)
+                view = flat[start:stop].reshape(self.shapes[i])
+                slot._replace(view)
+                views[i] = view
+        return flat
+
+    def gradients(self, grads):
+        np.concatenate([np.reshape(g, -1) for g in grads], out=self._gradient)
+        return self._gradient
+
+    def values(self, variables):
+        """The variables' current values as one vector (only read, never written)."""
+        if self._values is not None and all(
+                v.value is view for v, view in zip(variables, self._value_views)):
+            return self._values
+        np.concatenate([v.value.reshape(-1) for v in variables], out=self._gathered_values)
+        return self._gathered_values
+
+    def assign_values(self, variables, new_values):
+        """Give each variable its view of ``new_values`` (a fresh array from the caller)."""
+        views = [new_values[start:stop].reshape(shape)
+                 for (start, stop), shape in zip(self.bounds, self.shapes)]
+        for variable, view in zip(variables, views):
+            variable._replace(view)
+        self._values = new_values
+        self._value_views = views
+
+
+def state_for(optimizer, variables, slot_count):
+    """The optimizer's FlatState for exactly this list of variables (kept between steps)."""
+    state = getattr(optimizer, "_flat_state", None)
+    key = tuple(id(v) for v in variables)
+    if state is None or state.key != key or len(state.slots) != slot_count:
+        state = FlatState(variables, slot_count)
+        optimizer._flat_state = state
+    return state
