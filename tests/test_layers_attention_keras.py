@@ -3,39 +3,22 @@
 configs key by key, variable paths, gradients against finite differences (float64), and the
 interop case transformer_block loaded by amber and amber's re-save loaded by Keras."""
 
-import importlib.util
 import io
 import json
-import os
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import amber
 from amber import layers
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-FIXTURES = SHARED / "interop" / "fixtures"
+from _keras_roundtrip import (assert_amber_loads_corpus_model, assert_keras_loads_amber_resave, keras_numpy,
+                              plain_config as _plain)
 
 
 @pytest.fixture(scope="module")
 def keras():
-    os.environ.setdefault("KERAS_BACKEND", "numpy")
-    if importlib.util.find_spec("keras") is None:
-        pytest.skip("real Keras 3 is not installed (test-only reference)")
-    import keras
-
-    if keras.backend.backend() != "numpy":
-        pytest.skip(f"Keras was already imported with the {keras.backend.backend()} backend")
-    return keras
-
-
-def _plain(config):
-    config = json.loads(json.dumps(config))
-    config.pop("name", None)
-    return config
+    return keras_numpy()
 
 
 def _rand(shape, seed=0):
@@ -416,31 +399,12 @@ def test_group_and_unit_normalization_gradients_match_finite_differences():
 # --------------------------------------------------------------------- interop corpus
 
 
-def _corpus(name):
-    if not FIXTURES.is_dir():
-        pytest.skip(f"shared interop corpus not found at {FIXTURES}")
-    manifest = json.loads((FIXTURES / "MANIFEST.json").read_text())
-    case = next(c for c in manifest["cases"] if c["name"] == name)
-    return case, np.load(FIXTURES / case["input"]), np.load(FIXTURES / case["expected"])
-
-
 def test_transformer_block_loads_and_matches_keras_expected():
-    case, x, expected = _corpus("transformer_block")
-    model = amber.models.load_model(str(FIXTURES / "transformer_block.keras"))
-    tol = case["tolerance"]
-    np.testing.assert_allclose(model.predict(x), expected, rtol=tol["rtol"], atol=tol["atol"])
-    assert [(v.path, list(v.shape)) for v in model.weights] == [(p, s) for p, s in case["model"]["variables"]]
+    assert_amber_loads_corpus_model("transformer_block")
 
 
 def test_transformer_block_resaved_by_amber_loads_in_keras(keras, tmp_path):
-    case, x, expected = _corpus("transformer_block")
-    model = amber.models.load_model(str(FIXTURES / "transformer_block.keras"))
-    path = tmp_path / "transformer_block_amber.keras"
-    model.save(str(path))
-    reloaded = keras.models.load_model(str(path))
-    tol = case["tolerance"]
-    np.testing.assert_allclose(np.asarray(reloaded.predict(x, verbose=0)), expected, rtol=tol["rtol"],
-                               atol=tol["atol"])
+    path = assert_keras_loads_amber_resave(keras, "transformer_block", tmp_path)
     with zipfile.ZipFile(path) as archive:
         config = json.loads(archive.read("config.json"))
     mha = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "MultiHeadAttention")

@@ -1,28 +1,18 @@
 """amber.ops convolution and pooling against keras.ops (real Keras 3, numpy backend) over a
 grid of ranks, strides, paddings, dilations, output paddings, groups and data formats."""
 
-import importlib.util
 import itertools
-import os
 
 import numpy as np
 import pytest
 
 from amber import ops
+from _keras_roundtrip import keras_numpy
 
 
 @pytest.fixture(scope="module")
 def keras():
-    os.environ.setdefault("KERAS_BACKEND", "numpy")
-    if importlib.util.find_spec("keras") is None:
-        pytest.skip("real Keras 3 is not installed (test-only reference)")
-    if importlib.util.find_spec("jax") is None:
-        pytest.skip("Keras 3's numpy backend runs convolutions through jax, which is not installed")
-    import keras
-
-    if keras.backend.backend() != "numpy":
-        pytest.skip(f"Keras was already imported with the {keras.backend.backend()} backend")
-    return keras
+    return keras_numpy(needs_jax=True)
 
 
 def _first(x, data_format):

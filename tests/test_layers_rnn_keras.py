@@ -3,39 +3,21 @@ weights over a grid of configs, masks, initial states and wrappers; configs key 
 variable paths; stateful carry-over; gradients against finite differences (float64); the
 interop corpus case text_lstm loaded by amber and amber's re-save loaded by Keras."""
 
-import importlib.util
 import json
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import amber
 from amber import layers
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-FIXTURES = SHARED / "interop" / "fixtures"
+from _keras_roundtrip import (FIXTURES, assert_amber_loads_corpus_model, assert_keras_loads_amber_resave,
+                              corpus_case, keras_numpy, plain_config as _plain)
 
 
 @pytest.fixture(scope="module")
 def keras():
-    os.environ.setdefault("KERAS_BACKEND", "numpy")
-    if importlib.util.find_spec("keras") is None:
-        pytest.skip("real Keras 3 is not installed (test-only reference)")
-    import keras
-
-    if keras.backend.backend() != "numpy":
-        pytest.skip(f"Keras was already imported with the {keras.backend.backend()} backend")
-    return keras
-
-
-def _plain(config):
-    """A config as JSON sees it (tuples become lists), without the auto-generated name."""
-    config = json.loads(json.dumps(config))
-    config.pop("name", None)
-    return config
+    return keras_numpy()
 
 
 def _strip_names(value):
@@ -335,31 +317,12 @@ def test_masked_lstm_gradients_match_finite_differences():
 # ----------------------------------------------------------------------- interop corpus
 
 
-def _corpus(name):
-    if not FIXTURES.is_dir():
-        pytest.skip(f"shared interop corpus not found at {FIXTURES}")
-    manifest = json.loads((FIXTURES / "MANIFEST.json").read_text())
-    case = next(c for c in manifest["cases"] if c["name"] == name)
-    return case, np.load(FIXTURES / case["input"]), np.load(FIXTURES / case["expected"])
-
-
 def test_text_lstm_loads_and_matches_keras_expected():
-    case, x, expected = _corpus("text_lstm")
-    model = amber.models.load_model(str(FIXTURES / "text_lstm.keras"))
-    tol = case["tolerance"]
-    np.testing.assert_allclose(model.predict(x), expected, rtol=tol["rtol"], atol=tol["atol"])
-    assert [(v.path, list(v.shape)) for v in model.weights] == [(p, s) for p, s in case["model"]["variables"]]
+    assert_amber_loads_corpus_model("text_lstm")
 
 
 def test_text_lstm_resaved_by_amber_loads_in_keras(keras, tmp_path):
-    case, x, expected = _corpus("text_lstm")
-    model = amber.models.load_model(str(FIXTURES / "text_lstm.keras"))
-    path = tmp_path / "text_lstm_amber.keras"
-    model.save(str(path))
-    reloaded = keras.models.load_model(str(path))
-    tol = case["tolerance"]
-    np.testing.assert_allclose(np.asarray(reloaded.predict(x, verbose=0)), expected, rtol=tol["rtol"],
-                               atol=tol["atol"])
+    path = assert_keras_loads_amber_resave(keras, "text_lstm", tmp_path)
     import h5py
     import zipfile
 
@@ -388,7 +351,7 @@ def test_lstm_model_trains_with_fit():
 
 def test_text_lstm_forward_time_batch_32():
     """Reports the forward time of text_lstm at batch 32 (and keeps it from regressing badly)."""
-    _, x, _ = _corpus("text_lstm")
+    _, x, _ = corpus_case("text_lstm")
     model = amber.models.load_model(str(FIXTURES / "text_lstm.keras"))
     batch = np.resize(x, (32,) + x.shape[1:])
     model(batch)
