@@ -4,6 +4,7 @@ optimizer assigns the result after each update."""
 import numpy as np
 
 from amber import ops
+from amber._object_namespace import deserialize_object, resolve_identifier, serialize_object
 from amber.backend.config import epsilon
 
 
@@ -88,28 +89,13 @@ __all__ = ["Constraint", "MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm", "max_nor
 
 
 def serialize(constraint):
-    from amber.saving import serialize_keras_object
-
-    return serialize_keras_object(constraint)
+    return serialize_object(constraint)
 
 
 def deserialize(config, custom_objects=None):
-    from amber.saving import deserialize_keras_object
-
-    return deserialize_keras_object(config, custom_objects=custom_objects, module_objects=_BY_NAME)
+    return deserialize_object(config, custom_objects, _BY_NAME)
 
 
 def get(identifier):
-    if identifier is None:
-        return None
-    if isinstance(identifier, dict):
-        obj = deserialize(identifier)
-    elif isinstance(identifier, str):
-        obj = _BY_NAME.get(identifier)
-    else:
-        obj = identifier
-    if isinstance(obj, type):
-        obj = obj()
-    if callable(obj):
-        return obj
-    raise ValueError(f"Could not interpret constraint identifier: {identifier!r}")
+    """A constraint from None, a name, a config dict, a class or a callable."""
+    return resolve_identifier(identifier, "constraint", _BY_NAME.get, deserialize)

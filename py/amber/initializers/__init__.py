@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from amber._object_namespace import deserialize_object, resolve_identifier, serialize_object
 from amber.backend import random
 from amber.backend.config import standardize_dtype
 
@@ -282,15 +283,11 @@ __all__ = sorted(set(_BY_NAME) | {"Initializer"}) + ["deserialize", "get", "seri
 
 
 def serialize(initializer):
-    from amber.saving import serialize_keras_object
-
-    return serialize_keras_object(initializer)
+    return serialize_object(initializer)
 
 
 def deserialize(config, custom_objects=None):
-    from amber.saving import deserialize_keras_object
-
-    return deserialize_keras_object(config, custom_objects=custom_objects, module_objects=_BY_NAME)
+    return deserialize_object(config, custom_objects, _BY_NAME)
 
 
 def _array_initializer(value):
@@ -307,19 +304,12 @@ def _array_initializer(value):
 def get(identifier):
     """An initializer from None, a name (``"glorot_uniform"``), a config dict, an array
     (used as the value), a class, or a callable."""
-    if identifier is None:
-        return None
-    if isinstance(identifier, str):
-        cls = _BY_NAME.get(identifier)
-        obj = cls() if cls is not None else deserialize({"class_name": identifier, "config": {}})
-    elif isinstance(identifier, dict):
-        obj = deserialize(identifier)
-    elif isinstance(identifier, (np.ndarray, np.generic)) or hasattr(identifier, "numpy") and not callable(identifier):
-        obj = _array_initializer(np.asarray(identifier))
-    else:
-        obj = identifier
-    if isinstance(obj, type):
-        obj = obj()
-    if callable(obj):
-        return obj
-    raise ValueError(f"Could not interpret initializer identifier: {identifier!r}")
+    if isinstance(identifier, (np.ndarray, np.generic)) or hasattr(identifier, "numpy") and not callable(identifier):
+        return _array_initializer(np.asarray(identifier))
+    return resolve_identifier(identifier, "initializer", _from_name, deserialize)
+
+
+def _from_name(name):
+    # Names not built in may still be registered custom initializers.
+    cls = _BY_NAME.get(name)
+    return cls() if cls is not None else deserialize({"class_name": name, "config": {}})

@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from amber import ops
+from amber._object_namespace import deserialize_object, resolve_identifier, serialize_object
 
 
 def _non_negative(value, name):
@@ -121,28 +122,13 @@ __all__ = ["L1", "L1L2", "L2", "OrthogonalRegularizer", "Regularizer", "l1", "l1
 
 
 def serialize(regularizer):
-    from amber.saving import serialize_keras_object
-
-    return serialize_keras_object(regularizer)
+    return serialize_object(regularizer)
 
 
 def deserialize(config, custom_objects=None):
-    from amber.saving import deserialize_keras_object
-
-    return deserialize_keras_object(config, custom_objects=custom_objects, module_objects=_BY_NAME)
+    return deserialize_object(config, custom_objects, _BY_NAME)
 
 
 def get(identifier):
-    if identifier is None:
-        return None
-    if isinstance(identifier, dict):
-        obj = deserialize(identifier)
-    elif isinstance(identifier, str):
-        obj = _BY_NAME.get(identifier)
-    else:
-        obj = identifier
-    if isinstance(obj, type):
-        obj = obj()
-    if callable(obj):
-        return obj
-    raise ValueError(f"Could not interpret regularizer identifier: {identifier!r}")
+    """A regularizer from None, a name, a config dict, a class or a callable."""
+    return resolve_identifier(identifier, "regularizer", _BY_NAME.get, deserialize)
