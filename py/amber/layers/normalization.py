@@ -10,6 +10,49 @@ def _serialize_or_none(namespace, obj):
     return namespace.serialize(obj) if obj is not None else None
 
 
+# The learned per-channel scale (gamma) and offset (beta) that BatchNormalization,
+# LayerNormalization and GroupNormalization share: their options, weights and config keys.
+
+def init_scale_offset(layer, beta_initializer, gamma_initializer, beta_regularizer, gamma_regularizer,
+                      beta_constraint, gamma_constraint):
+    from amber import constraints, initializers, regularizers
+
+    layer.beta_initializer = initializers.get(beta_initializer)
+    layer.gamma_initializer = initializers.get(gamma_initializer)
+    layer.beta_regularizer = regularizers.get(beta_regularizer)
+    layer.gamma_regularizer = regularizers.get(gamma_regularizer)
+    layer.beta_constraint = constraints.get(beta_constraint)
+    layer.gamma_constraint = constraints.get(gamma_constraint)
+    layer.gamma = None
+    layer.beta = None
+
+
+def add_scale_offset_weights(layer, shape, scale, center):
+    """Creates gamma (when `scale`) then beta (when `center`), Keras's variable order."""
+    if scale:
+        layer.gamma = layer.add_weight(shape=shape, name="gamma", initializer=layer.gamma_initializer,
+                                       regularizer=layer.gamma_regularizer, constraint=layer.gamma_constraint)
+    if center:
+        layer.beta = layer.add_weight(shape=shape, name="beta", initializer=layer.beta_initializer,
+                                      regularizer=layer.beta_regularizer, constraint=layer.beta_constraint)
+
+
+def scale_offset_config(layer, **other_initializers):
+    """The six config keys in Keras's order; `other_initializers` (BatchNormalization's moving
+    statistics) go where Keras lists them, right after the two initializers."""
+    from amber import constraints, initializers, regularizers
+
+    return {
+        "beta_initializer": initializers.serialize(layer.beta_initializer),
+        "gamma_initializer": initializers.serialize(layer.gamma_initializer),
+        **other_initializers,
+        "beta_regularizer": _serialize_or_none(regularizers, layer.beta_regularizer),
+        "gamma_regularizer": _serialize_or_none(regularizers, layer.gamma_regularizer),
+        "beta_constraint": _serialize_or_none(constraints, layer.beta_constraint),
+        "gamma_constraint": _serialize_or_none(constraints, layer.gamma_constraint),
+    }
+
+
 def _to_numpy(x):
     return np.asarray(ops.convert_to_numpy(x))
 
@@ -24,7 +67,7 @@ class BatchNormalization(Layer):
                  beta_constraint=None, gamma_constraint=None, synchronized=False, renorm=False,
                  renorm_clipping=None, renorm_momentum=0.99, **kwargs):
         super().__init__(**kwargs)
-        from amber import constraints, initializers, regularizers
+        from amber import initializers
 
         if renorm:
             raise ValueError("BatchNormalization(renorm=True) is not supported.")
@@ -33,21 +76,15 @@ class BatchNormalization(Layer):
         self.epsilon = float(epsilon)
         self.center = bool(center)
         self.scale = bool(scale)
-        self.beta_initializer = initializers.get(beta_initializer)
-        self.gamma_initializer = initializers.get(gamma_initializer)
+        init_scale_offset(self, beta_initializer, gamma_initializer, beta_regularizer, gamma_regularizer,
+                          beta_constraint, gamma_constraint)
         self.moving_mean_initializer = initializers.get(moving_mean_initializer)
         self.moving_variance_initializer = initializers.get(moving_variance_initializer)
-        self.beta_regularizer = regularizers.get(beta_regularizer)
-        self.gamma_regularizer = regularizers.get(gamma_regularizer)
-        self.beta_constraint = constraints.get(beta_constraint)
-        self.gamma_constraint = constraints.get(gamma_constraint)
         self.synchronized = bool(synchronized)
         self.renorm = False
         self.renorm_clipping = renorm_clipping
         self.renorm_momentum = renorm_momentum
         self.supports_masking = True
-        self.gamma = None
-        self.beta = None
 
     def build(self, input_shape):
         rank = len(input_shape)
@@ -56,12 +93,7 @@ class BatchNormalization(Layer):
             raise ValueError(f"BatchNormalization '{self.name}': axis {self.axis} is not a known dimension "
                              f"of the input shape {input_shape}")
         shape = (input_shape[axis],)
-        if self.scale:
-            self.gamma = self.add_weight(shape=shape, name="gamma", initializer=self.gamma_initializer,
-                                         regularizer=self.gamma_regularizer, constraint=self.gamma_constraint)
-        if self.center:
-            self.beta = self.add_weight(shape=shape, name="beta", initializer=self.beta_initializer,
-                                        regularizer=self.beta_regularizer, constraint=self.beta_constraint)
+        add_scale_offset_weights(self, shape, self.scale, self.center)
         self.moving_mean = self.add_weight(shape=shape, name="moving_mean",
                                            initializer=self.moving_mean_initializer, trainable=False)
         self.moving_variance = self.add_weight(shape=shape, name="moving_variance",
@@ -96,20 +128,15 @@ class BatchNormalization(Layer):
         return input_shape
 
     def get_config(self):
-        from amber import constraints, initializers, regularizers
+        from amber import initializers
 
         config = super().get_config()
         config.update({
             "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon, "center": self.center,
             "scale": self.scale,
-            "beta_initializer": initializers.serialize(self.beta_initializer),
-            "gamma_initializer": initializers.serialize(self.gamma_initializer),
-            "moving_mean_initializer": initializers.serialize(self.moving_mean_initializer),
-            "moving_variance_initializer": initializers.serialize(self.moving_variance_initializer),
-            "beta_regularizer": _serialize_or_none(regularizers, self.beta_regularizer),
-            "gamma_regularizer": _serialize_or_none(regularizers, self.gamma_regularizer),
-            "beta_constraint": _serialize_or_none(constraints, self.beta_constraint),
-            "gamma_constraint": _serialize_or_none(constraints, self.gamma_constraint),
+            **scale_offset_config(
+                self, moving_mean_initializer=initializers.serialize(self.moving_mean_initializer),
+                moving_variance_initializer=initializers.serialize(self.moving_variance_initializer)),
             "synchronized": self.synchronized, "renorm": self.renorm,
             "renorm_clipping": self.renorm_clipping, "renorm_momentum": self.renorm_momentum,
         })
@@ -123,22 +150,14 @@ class LayerNormalization(Layer):
                  beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,
                  gamma_regularizer=None, beta_constraint=None, gamma_constraint=None, **kwargs):
         super().__init__(**kwargs)
-        from amber import constraints, initializers, regularizers
-
         self.axis = list(axis) if isinstance(axis, (list, tuple)) else int(axis)
         self.epsilon = float(epsilon)
         self.center = bool(center)
         self.scale = bool(scale)
         self.rms_scaling = bool(rms_scaling)
-        self.beta_initializer = initializers.get(beta_initializer)
-        self.gamma_initializer = initializers.get(gamma_initializer)
-        self.beta_regularizer = regularizers.get(beta_regularizer)
-        self.gamma_regularizer = regularizers.get(gamma_regularizer)
-        self.beta_constraint = constraints.get(beta_constraint)
-        self.gamma_constraint = constraints.get(gamma_constraint)
+        init_scale_offset(self, beta_initializer, gamma_initializer, beta_regularizer, gamma_regularizer,
+                          beta_constraint, gamma_constraint)
         self.supports_masking = True
-        self.gamma = None
-        self.beta = None
 
     def build(self, input_shape):
         rank = len(input_shape)
@@ -150,12 +169,8 @@ class LayerNormalization(Layer):
                                  f"the input shape {input_shape}")
         self._axes = tuple(axes)
         param_shape = tuple(input_shape[a] for a in axes)
-        if self.scale or self.rms_scaling:
-            self.gamma = self.add_weight(name="gamma", shape=param_shape, initializer=self.gamma_initializer,
-                                         regularizer=self.gamma_regularizer, constraint=self.gamma_constraint)
-        if self.center and not self.rms_scaling:
-            self.beta = self.add_weight(name="beta", shape=param_shape, initializer=self.beta_initializer,
-                                        regularizer=self.beta_regularizer, constraint=self.beta_constraint)
+        add_scale_offset_weights(self, param_shape, scale=self.scale or self.rms_scaling,
+                                 center=self.center and not self.rms_scaling)
         self._broadcast_shape = tuple(input_shape[i] if i in axes else 1 for i in range(rank))
         self._needs_reshape = axes != list(range(rank - len(axes), rank))
 
@@ -181,17 +196,9 @@ class LayerNormalization(Layer):
         return input_shape
 
     def get_config(self):
-        from amber import constraints, initializers, regularizers
-
         config = super().get_config()
         config.update({
             "axis": self.axis, "epsilon": self.epsilon, "center": self.center, "scale": self.scale,
-            "rms_scaling": self.rms_scaling,
-            "beta_initializer": initializers.serialize(self.beta_initializer),
-            "gamma_initializer": initializers.serialize(self.gamma_initializer),
-            "beta_regularizer": _serialize_or_none(regularizers, self.beta_regularizer),
-            "gamma_regularizer": _serialize_or_none(regularizers, self.gamma_regularizer),
-            "beta_constraint": _serialize_or_none(constraints, self.beta_constraint),
-            "gamma_constraint": _serialize_or_none(constraints, self.gamma_constraint),
+            "rms_scaling": self.rms_scaling, **scale_offset_config(self),
         })
         return config

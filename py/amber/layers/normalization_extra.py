@@ -7,13 +7,10 @@ import numpy as np
 
 from amber import ops
 from amber.layers.layer import InputSpec, Layer
+from amber.layers.normalization import add_scale_offset_weights, init_scale_offset, scale_offset_config
 
 # Keras's backend.epsilon(): the floor under the standard deviation in Normalization.
 _EPSILON = 1e-7
-
-
-def _serialize_or_none(namespace, obj):
-    return namespace.serialize(obj) if obj is not None else None
 
 
 class GroupNormalization(Layer):
@@ -23,22 +20,14 @@ class GroupNormalization(Layer):
                  gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
                  gamma_constraint=None, **kwargs):
         super().__init__(**kwargs)
-        from amber import constraints, initializers, regularizers
-
         self.supports_masking = True
         self.groups = int(groups)
         self.axis = int(axis)
         self.epsilon = float(epsilon)
         self.center = bool(center)
         self.scale = bool(scale)
-        self.beta_initializer = initializers.get(beta_initializer)
-        self.gamma_initializer = initializers.get(gamma_initializer)
-        self.beta_regularizer = regularizers.get(beta_regularizer)
-        self.gamma_regularizer = regularizers.get(gamma_regularizer)
-        self.beta_constraint = constraints.get(beta_constraint)
-        self.gamma_constraint = constraints.get(gamma_constraint)
-        self.gamma = None
-        self.beta = None
+        init_scale_offset(self, beta_initializer, gamma_initializer, beta_regularizer, gamma_regularizer,
+                          beta_constraint, gamma_constraint)
 
     def build(self, input_shape):
         if not -len(input_shape) <= self.axis < len(input_shape):
@@ -58,12 +47,7 @@ class GroupNormalization(Layer):
             raise ValueError(f"Number of groups ({self.groups}) must be a multiple of the number of channels "
                              f"({dim}).")
         self.input_spec = InputSpec(ndim=len(input_shape), axes={self.axis: dim})
-        if self.scale:
-            self.gamma = self.add_weight(shape=(dim,), name="gamma", initializer=self.gamma_initializer,
-                                         regularizer=self.gamma_regularizer, constraint=self.gamma_constraint)
-        if self.center:
-            self.beta = self.add_weight(shape=(dim,), name="beta", initializer=self.beta_initializer,
-                                        regularizer=self.beta_regularizer, constraint=self.beta_constraint)
+        add_scale_offset_weights(self, (dim,), self.scale, self.center)
 
     def call(self, inputs):
         shape = tuple(inputs.shape)
@@ -93,8 +77,6 @@ class GroupNormalization(Layer):
         return input_shape
 
     def get_config(self):
-        from amber import constraints, initializers, regularizers
-
         config = super().get_config()
         config.update({
             "groups": self.groups,
@@ -102,12 +84,7 @@ class GroupNormalization(Layer):
             "epsilon": self.epsilon,
             "center": self.center,
             "scale": self.scale,
-            "beta_initializer": initializers.serialize(self.beta_initializer),
-            "gamma_initializer": initializers.serialize(self.gamma_initializer),
-            "beta_regularizer": _serialize_or_none(regularizers, self.beta_regularizer),
-            "gamma_regularizer": _serialize_or_none(regularizers, self.gamma_regularizer),
-            "beta_constraint": _serialize_or_none(constraints, self.beta_constraint),
-            "gamma_constraint": _serialize_or_none(constraints, self.gamma_constraint),
+            **scale_offset_config(self),
         })
         return config
 
