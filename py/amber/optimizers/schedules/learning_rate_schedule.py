@@ -38,13 +38,11 @@ def _check_decay_steps(value, arg="decay_steps"):
         raise ValueError(f"Argument `{arg}` must be > 0. Received: {arg}={value}")
 
 
-class ExponentialDecay(LearningRateSchedule):
-    """`initial_learning_rate * decay_rate ** (step / decay_steps)` (floored if staircase)."""
+class _RateDecay(LearningRateSchedule):
+    """What ExponentialDecay and InverseTimeDecay share: the same arguments and config, and
+    decay driven by `step / decay_steps` (floored when `staircase`); only the formula differs."""
 
-    def __init__(
-        self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
-        name="ExponentialDecay",
-    ):
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase, name):
         self.initial_learning_rate = initial_learning_rate
         self.decay_steps = decay_steps
         self.decay_rate = decay_rate
@@ -52,11 +50,9 @@ class ExponentialDecay(LearningRateSchedule):
         self.name = name
         _check_decay_steps(decay_steps)
 
-    def __call__(self, step):
+    def _progress(self, step):
         p = _f32(step) / _f32(self.decay_steps)
-        if self.staircase:
-            p = np.floor(p)
-        return _f32(self.initial_learning_rate) * np.power(_f32(self.decay_rate), p)
+        return np.floor(p) if self.staircase else p
 
     def get_config(self):
         return {
@@ -66,6 +62,19 @@ class ExponentialDecay(LearningRateSchedule):
             "staircase": self.staircase,
             "name": self.name,
         }
+
+
+class ExponentialDecay(_RateDecay):
+    """`initial_learning_rate * decay_rate ** (step / decay_steps)` (floored if staircase)."""
+
+    def __init__(
+        self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
+        name="ExponentialDecay",
+    ):
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase, name)
+
+    def __call__(self, step):
+        return _f32(self.initial_learning_rate) * np.power(_f32(self.decay_rate), self._progress(step))
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
@@ -136,34 +145,17 @@ class PolynomialDecay(LearningRateSchedule):
         }
 
 
-class InverseTimeDecay(LearningRateSchedule):
-    """`initial_learning_rate / (1 + decay_rate * step / decay_steps)`."""
+class InverseTimeDecay(_RateDecay):
+    """`initial_learning_rate / (1 + decay_rate * step / decay_steps)` (floored if staircase)."""
 
     def __init__(
         self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
         name="InverseTimeDecay",
     ):
-        self.initial_learning_rate = initial_learning_rate
-        self.decay_steps = decay_steps
-        self.decay_rate = decay_rate
-        self.staircase = staircase
-        self.name = name
-        _check_decay_steps(decay_steps)
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase, name)
 
     def __call__(self, step):
-        p = _f32(step) / _f32(self.decay_steps)
-        if self.staircase:
-            p = np.floor(p)
-        return _f32(self.initial_learning_rate) / (_f32(1) + _f32(self.decay_rate) * p)
-
-    def get_config(self):
-        return {
-            "initial_learning_rate": self.initial_learning_rate,
-            "decay_steps": self.decay_steps,
-            "decay_rate": self.decay_rate,
-            "staircase": self.staircase,
-            "name": self.name,
-        }
+        return _f32(self.initial_learning_rate) / (_f32(1) + _f32(self.decay_rate) * self._progress(step))
 
 
 class CosineDecay(LearningRateSchedule):
