@@ -134,6 +134,30 @@ class BaseConv(Layer):
             raise ValueError(f"Layer '{self.name}' needs a known channel dimension, got input shape {input_shape}")
         return int(channels)
 
+    def _fix_input_channels(self, input_shape):
+        """At build: the input's channel count, which later inputs must then match."""
+        channels = self._input_channels(input_shape)
+        self.input_spec = InputSpec(min_ndim=self.rank + 2, axes={self.channel_axis: channels})
+        return channels
+
+    def _add_bias(self, size):
+        if self.use_bias:
+            self.bias = self.add_weight(name="bias", shape=(size,), initializer=self.bias_initializer,
+                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+
+    def _weight_options_config(self, kernels=(("kernel", "kernel"),)):
+        """The initializer, regularizer and constraint config keys in Keras's order: per kind,
+        each kernel's then the bias's (activity_regularizer after the regularizers).
+        `kernels` pairs each kernel's config prefix with its attribute prefix here
+        (depthwise layers configure the kernel as `depthwise_*`)."""
+        config = {}
+        for kind in ("initializer", "regularizer", "constraint"):
+            for key, attribute in kernels + (("bias", "bias"),):
+                config[f"{key}_{kind}"] = serialize(getattr(self, f"{attribute}_{kind}"))
+            if kind == "regularizer":
+                config["activity_regularizer"] = serialize(self.activity_regularizer)
+        return config
+
     def build(self, input_shape):
         channels = self._input_channels(input_shape)
         if channels % self.groups:
@@ -141,15 +165,12 @@ class BaseConv(Layer):
                 f"The number of input channels must be evenly divisible by the number of groups. Received "
                 f"groups={self.groups}, but the input has {channels} channels (full input shape is "
                 f"{input_shape}).")
-        self.input_spec = InputSpec(min_ndim=self.rank + 2, axes={self.channel_axis: channels})
+        self._fix_input_channels(input_shape)
         self.kernel = self.add_weight(
             name="kernel", shape=self.kernel_size + (channels // self.groups, self.filters),
             initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
             constraint=self.kernel_constraint)
-        if self.use_bias:
-            self.bias = self.add_weight(
-                name="bias", shape=(self.filters,), initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+        self._add_bias(self.filters)
 
     def convolve(self, inputs):
         return ops.conv(inputs, self.kernel, strides=self.strides, padding=self.padding,
@@ -186,13 +207,7 @@ class BaseConv(Layer):
             "groups": self.groups,
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
-            "kernel_initializer": serialize(self.kernel_initializer),
-            "bias_initializer": serialize(self.bias_initializer),
-            "kernel_regularizer": serialize(self.kernel_regularizer),
-            "bias_regularizer": serialize(self.bias_regularizer),
-            "activity_regularizer": serialize(self.activity_regularizer),
-            "kernel_constraint": serialize(self.kernel_constraint),
-            "bias_constraint": serialize(self.bias_constraint),
+            **self._weight_options_config(),
         })
         return config
 

@@ -2,8 +2,8 @@
 (upsampling by ``strides``); kernel (*kernel_size, filters, input_channels)."""
 
 from amber import ops
-from amber.layers.convolutional.base_conv import BaseConv, serialize, standardize_tuple
-from amber.layers.layer import InputSpec, Layer
+from amber.layers.convolutional.base_conv import BaseConv, standardize_tuple
+from amber.layers.layer import Layer
 
 
 class BaseConvTranspose(BaseConv):
@@ -29,16 +29,12 @@ class BaseConvTranspose(BaseConv):
                                      f"{self.output_padding}.")
 
     def build(self, input_shape):
-        channels = self._input_channels(input_shape)
-        self.input_spec = InputSpec(min_ndim=self.rank + 2, axes={self.channel_axis: channels})
+        channels = self._fix_input_channels(input_shape)
         self.kernel = self.add_weight(
             name="kernel", shape=self.kernel_size + (self.filters, channels),
             initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
             constraint=self.kernel_constraint)
-        if self.use_bias:
-            self.bias = self.add_weight(
-                name="bias", shape=(self.filters,), initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+        self._add_bias(self.filters)
 
     def convolve(self, inputs):
         return ops.conv_transpose(inputs, self.kernel, strides=self.strides, padding=self.padding,
@@ -69,13 +65,7 @@ class BaseConvTranspose(BaseConv):
             "dilation_rate": self.dilation_rate,
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
-            "kernel_initializer": serialize(self.kernel_initializer),
-            "bias_initializer": serialize(self.bias_initializer),
-            "kernel_regularizer": serialize(self.kernel_regularizer),
-            "bias_regularizer": serialize(self.bias_regularizer),
-            "activity_regularizer": serialize(self.activity_regularizer),
-            "kernel_constraint": serialize(self.kernel_constraint),
-            "bias_constraint": serialize(self.bias_constraint),
+            **self._weight_options_config(),
         })
         return config
 

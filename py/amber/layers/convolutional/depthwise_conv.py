@@ -2,8 +2,16 @@
 ``depth_multiplier`` filters; kernel (*kernel_size, channels, depth_multiplier)."""
 
 from amber import ops
-from amber.layers.convolutional.base_conv import BaseConv, serialize
-from amber.layers.layer import InputSpec, Layer
+from amber.layers.convolutional.base_conv import BaseConv
+from amber.layers.layer import Layer
+
+
+def standardize_depth_multiplier(value):
+    """How many filters each input channel gets (depthwise and separable layers)."""
+    if int(value) <= 0:
+        raise ValueError(f"Invalid value for argument `depth_multiplier`. Expected a strictly positive "
+                         f"value. Received depth_multiplier={value}.")
+    return int(value)
 
 
 class BaseDepthwiseConv(BaseConv):
@@ -17,23 +25,16 @@ class BaseDepthwiseConv(BaseConv):
                          kernel_regularizer=depthwise_regularizer, bias_regularizer=bias_regularizer,
                          activity_regularizer=activity_regularizer, kernel_constraint=depthwise_constraint,
                          bias_constraint=bias_constraint, **kwargs)
-        if int(depth_multiplier) <= 0:
-            raise ValueError(f"Invalid value for argument `depth_multiplier`. Expected a strictly positive "
-                             f"value. Received depth_multiplier={depth_multiplier}.")
-        self.depth_multiplier = int(depth_multiplier)
+        self.depth_multiplier = standardize_depth_multiplier(depth_multiplier)
 
     def build(self, input_shape):
-        channels = self._input_channels(input_shape)
-        self.input_spec = InputSpec(min_ndim=self.rank + 2, axes={self.channel_axis: channels})
+        channels = self._fix_input_channels(input_shape)
         # Keras 3 names the depthwise kernel plain "kernel".
         self.kernel = self.add_weight(
             name="kernel", shape=self.kernel_size + (channels, self.depth_multiplier),
             initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
             constraint=self.kernel_constraint)
-        if self.use_bias:
-            self.bias = self.add_weight(
-                name="bias", shape=(channels * self.depth_multiplier,), initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+        self._add_bias(channels * self.depth_multiplier)
 
     def convolve(self, inputs):
         return ops.depthwise_conv(inputs, self.kernel, strides=self.strides, padding=self.padding,
@@ -56,13 +57,7 @@ class BaseDepthwiseConv(BaseConv):
             "dilation_rate": self.dilation_rate,
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
-            "depthwise_initializer": serialize(self.kernel_initializer),
-            "bias_initializer": serialize(self.bias_initializer),
-            "depthwise_regularizer": serialize(self.kernel_regularizer),
-            "bias_regularizer": serialize(self.bias_regularizer),
-            "activity_regularizer": serialize(self.activity_regularizer),
-            "depthwise_constraint": serialize(self.kernel_constraint),
-            "bias_constraint": serialize(self.bias_constraint),
+            **self._weight_options_config(kernels=(("depthwise", "kernel"),)),
         })
         return config
 

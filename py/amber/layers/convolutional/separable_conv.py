@@ -2,8 +2,9 @@
 mixing channels into ``filters`` outputs. Weights: depthwise_kernel, pointwise_kernel, bias."""
 
 from amber import ops
-from amber.layers.convolutional.base_conv import BaseConv, serialize
-from amber.layers.layer import InputSpec, Layer
+from amber.layers.convolutional.base_conv import BaseConv
+from amber.layers.convolutional.depthwise_conv import standardize_depth_multiplier
+from amber.layers.layer import Layer
 
 
 class BaseSeparableConv(BaseConv):
@@ -20,10 +21,7 @@ class BaseSeparableConv(BaseConv):
                          kernel_regularizer=depthwise_regularizer, bias_regularizer=bias_regularizer,
                          activity_regularizer=activity_regularizer, kernel_constraint=depthwise_constraint,
                          bias_constraint=bias_constraint, **kwargs)
-        if int(depth_multiplier) <= 0:
-            raise ValueError(f"Invalid value for argument `depth_multiplier`. Expected a strictly positive "
-                             f"value. Received depth_multiplier={depth_multiplier}.")
-        self.depth_multiplier = int(depth_multiplier)
+        self.depth_multiplier = standardize_depth_multiplier(depth_multiplier)
         self.pointwise_initializer = initializers.get(pointwise_initializer)
         self.pointwise_regularizer = regularizers.get(pointwise_regularizer)
         self.pointwise_constraint = constraints.get(pointwise_constraint)
@@ -31,8 +29,7 @@ class BaseSeparableConv(BaseConv):
         self.pointwise_kernel = None
 
     def build(self, input_shape):
-        channels = self._input_channels(input_shape)
-        self.input_spec = InputSpec(min_ndim=self.rank + 2, axes={self.channel_axis: channels})
+        channels = self._fix_input_channels(input_shape)
         self.depthwise_kernel = self.add_weight(
             name="depthwise_kernel", shape=self.kernel_size + (channels, self.depth_multiplier),
             initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
@@ -41,10 +38,7 @@ class BaseSeparableConv(BaseConv):
             name="pointwise_kernel", shape=(1,) * self.rank + (channels * self.depth_multiplier, self.filters),
             initializer=self.pointwise_initializer, regularizer=self.pointwise_regularizer,
             constraint=self.pointwise_constraint)
-        if self.use_bias:
-            self.bias = self.add_weight(
-                name="bias", shape=(self.filters,), initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+        self._add_bias(self.filters)
 
     def convolve(self, inputs):
         return ops.separable_conv(inputs, self.depthwise_kernel, self.pointwise_kernel, strides=self.strides,
@@ -65,16 +59,7 @@ class BaseSeparableConv(BaseConv):
             "dilation_rate": self.dilation_rate,
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
-            "depthwise_initializer": serialize(self.kernel_initializer),
-            "pointwise_initializer": serialize(self.pointwise_initializer),
-            "bias_initializer": serialize(self.bias_initializer),
-            "depthwise_regularizer": serialize(self.kernel_regularizer),
-            "pointwise_regularizer": serialize(self.pointwise_regularizer),
-            "bias_regularizer": serialize(self.bias_regularizer),
-            "activity_regularizer": serialize(self.activity_regularizer),
-            "depthwise_constraint": serialize(self.kernel_constraint),
-            "pointwise_constraint": serialize(self.pointwise_constraint),
-            "bias_constraint": serialize(self.bias_constraint),
+            **self._weight_options_config(kernels=(("depthwise", "kernel"), ("pointwise", "pointwise"))),
         })
         return config
 
