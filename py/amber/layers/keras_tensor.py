@@ -38,6 +38,46 @@ class KerasTensor:
     def __bool__(self):
         raise TypeError("A symbolic KerasTensor cannot be used as a Python bool.")
 
+    # Arithmetic on symbolic tensors records an operation node, as Keras does (its
+    # applications write ``x * (1.0 / 6.0)`` between layers).
+    def _op(self, name, *operands):
+        from amber.layers import graph_ops
+
+        return graph_ops.record(getattr(graph_ops, name), *operands)
+
+    def __add__(self, other):
+        return self._op("Add", self, other)
+
+    def __radd__(self, other):
+        return self._op("Add", other, self)
+
+    def __sub__(self, other):
+        return self._op("Subtract", self, other)
+
+    def __rsub__(self, other):
+        return self._op("Subtract", other, self)
+
+    def __mul__(self, other):
+        return self._op("Multiply", self, other)
+
+    def __rmul__(self, other):
+        return self._op("Multiply", other, self)
+
+    def __truediv__(self, other):
+        return self._op("TrueDivide", self, other)
+
+    def __rtruediv__(self, other):
+        return self._op("TrueDivide", other, self)
+
+    def __pow__(self, other):
+        return self._op("Power", self, other)
+
+    def __rpow__(self, other):
+        return self._op("Power", other, self)
+
+    def __neg__(self):
+        return self._op("Negative", self)
+
     # Keras's functional configs spell a tensor reference this way.
     def _config_ref(self, node_index_of):
         layer, node_index, tensor_index = self._keras_history

@@ -10,6 +10,7 @@ them. Configs are written in Keras 3's form (``inbound_nodes`` of ``args``/``kwa
 import numpy as np
 
 from amber.layers import tree
+from amber.layers.graph_ops import GraphOp
 from amber.layers.input_layer import InputLayer
 from amber.layers.keras_tensor import KerasTensor
 from amber.layers.layer import CALL_CONTEXT, Layer
@@ -121,8 +122,12 @@ class Functional(Model):
         object.__setattr__(self, "_nodes", nodes)
         object.__setattr__(self, "_flat_inputs", flat_in)
         object.__setattr__(self, "_flat_outputs", flat_out)
+        # Every graph node's owner in Keras order (the config lists them all); operation
+        # nodes (``x * 0.5``) own no weights and, as in Keras, are not among ``layers``.
+        object.__setattr__(self, "_operations", layers)
         for layer in layers:
-            self._track(layer)
+            if not isinstance(layer, GraphOp):
+                self._track(layer)
         # Execution plan: (layer, args, kwargs, flat output tensor ids) for non-input nodes.
         plan = []
         for node in nodes:
@@ -263,11 +268,15 @@ class Functional(Model):
 
     # ------------------------------------------------------------------ config
 
+    def get_build_config(self):
+        # A Functional model is built by its graph; Keras still writes an empty input shape.
+        return {"input_shape": None}
+
     def _node_index_map(self):
         """Per layer, its node indices that belong to this model, renumbered from 0."""
         in_model = {id(n) for n in self._nodes}
         mapping = {}
-        for layer in self._layers:
+        for layer in self._operations:
             kept = [i for i, n in enumerate(layer._inbound_nodes) if id(n) in in_model]
             mapping[id(layer)] = {old: new for new, old in enumerate(kept)}
         return mapping
@@ -291,7 +300,7 @@ class Functional(Model):
 
         in_model = {id(n) for n in self._nodes}
         layer_configs = []
-        for layer in self._layers:
+        for layer in self._operations:
             entry = dict(serialize_keras_object(layer))
             entry["name"] = layer.name
             nodes = []

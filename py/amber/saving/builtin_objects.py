@@ -39,6 +39,12 @@ TOP_LEVEL = {
 # Keras writes Functional models under an internal module; it is the one internal name kept.
 FUNCTIONAL_MODULE = "keras.src.models.functional"
 
+# Keras module of the operation nodes a Functional graph records for arithmetic on symbolic
+# tensors (``x * 0.5``), and where amber keeps their counterparts. Their names (Add, Multiply)
+# clash with layers, so they resolve only under this module; Keras writes a registered_name
+# for them, as for Functional.
+OPERATIONS_MODULE = ("keras.src.ops.numpy", "amber.layers.graph_ops")
+
 # Namespace helpers that are public but are not components a config may name.
 NOT_COMPONENTS = frozenset({"get", "serialize", "deserialize"})
 
@@ -111,6 +117,8 @@ def resolve(module, name):
         return _top_level(name)
     if module == FUNCTIONAL_MODULE:
         return _top_level(name) if name == "Functional" else None
+    if module == OPERATIONS_MODULE[0]:
+        return _component(OPERATIONS_MODULE[1], name)
     for keras_module, amber_module in NAMESPACES:
         if module == keras_module:
             obj = _component(amber_module, name)
@@ -153,6 +161,8 @@ def public_name(obj):
         if name == "Functional":
             return (FUNCTIONAL_MODULE, name)
         return ("keras", name)
+    if getattr(target, "__module__", None) == OPERATIONS_MODULE[1]:
+        return (OPERATIONS_MODULE[0], name) if _component(OPERATIONS_MODULE[1], name) is target else None
     for keras_module, amber_module in NAMESPACES:
         if keras_module == "keras.models":
             continue
