@@ -132,7 +132,6 @@ def test_keras_loads_amber_keras_file(build, tmp_path, native_io):
 # Keras writes build_config {"input_shape": null} for Functional models, compile_config {} when
 # not compiled, and a compile_config without auto_scale_loss whose jit_compile is resolved.
 @needs_keras
-@pytest.mark.xfail(strict=True, reason="Model.get_build_config/get_compile_config differ from Keras 3.15")
 @pytest.mark.parametrize("build", [_functional_model, _sequential_model], ids=["functional", "sequential"])
 def test_config_json_top_level_equals_keras(build, tmp_path, native_io):
     import amber as keras

@@ -195,11 +195,15 @@ class Model(Layer):
         object.__setattr__(self, "stop_training", False)
 
     def get_compile_config(self):
+        # Keras writes {} for a model that was never compiled, keeps no auto_scale_loss, and
+        # stores jit_compile resolved ("auto" becomes True unless running eagerly).
         if not self.compiled or self._compile_config is None:
-            return None
+            return {}
         from amber.saving import serialize_keras_object
 
-        config = dict(self._compile_config)
+        config = {k: v for k, v in self._compile_config.items() if k != "auto_scale_loss"}
+        if config.get("jit_compile") == "auto":
+            config["jit_compile"] = not config.get("run_eagerly")
         return {key: serialize_keras_object(value) if value is not None and not isinstance(
             value, (bool, int, float, str)) else value for key, value in config.items()}
 
