@@ -164,8 +164,12 @@ class Optimizer:
         )
 
     def _lr_is_variable(self):
-        # Identity, not `in`: Variables compare elementwise.
-        return any(v is self._learning_rate for v in self._variables)
+        # Identity, not `in`: Variables compare elementwise. The learning rate normally sits
+        # right after the step counter, so look there first (this runs every step).
+        variables = self._variables
+        if len(variables) > 1 and variables[1] is self._learning_rate:
+            return True
+        return any(v is self._learning_rate for v in variables)
 
     @property
     def learning_rate(self):

@@ -21,7 +21,8 @@ def fits(grads, variables):
         return False
     for grad, variable in zip(grads, variables):
         value = variable.value
-        if value.dtype != f32 or np.shape(grad) != value.shape:
+        shape = grad.shape if type(grad) is np.ndarray else np.shape(grad)
+        if value.dtype != f32 or shape != value.shape:
             return False
     return True
 
@@ -61,7 +62,8 @@ class FlatState:
         return flat
 
     def gradients(self, grads):
-        np.concatenate([np.reshape(g, -1) for g in grads], out=self._gradient)
+        np.concatenate([g.reshape(-1) if type(g) is np.ndarray else np.reshape(g, -1)
+                        for g in grads], out=self._gradient)
         return self._gradient
 
     def values(self, variables):
