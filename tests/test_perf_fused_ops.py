@@ -130,3 +130,32 @@ def test_sparse_crossentropy_loss_against_keras():
         np.testing.assert_allclose(np.asarray(ours(labels[:, None], logits, weights)),
                                    keras.ops.convert_to_numpy(theirs(labels[:, None], logits, weights)),
                                    rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(32,), (4, 5), (1,)])
+def test_sum_divided_matches_numpy_and_the_plain_chain(shape):
+    values = RNG.standard_normal(shape).astype(np.float32)
+    divisor = np.asarray(np.float32(np.prod(shape) + 0.5))
+    # No tape, and a tape that does not watch the input: numpy scalars, like the chain.
+    for taped in (False, True):
+        if taped:
+            with backend.GradientTape():
+                fused_value = fused.sum_divided(values, divisor)
+                plain_value = ops.sum(values) / divisor
+        else:
+            fused_value = fused.sum_divided(values, divisor)
+            plain_value = ops.sum(values) / divisor
+        assert type(fused_value) is type(plain_value)
+        np.testing.assert_array_equal(fused_value, plain_value)
+    np.testing.assert_allclose(float(fused_value), values.astype(np.float64).sum() / float(divisor),
+                               rtol=1e-6)
+    results = []
+    for fn in (fused.sum_divided, lambda v, d: ops.sum(v) / d):
+        var = backend.Variable(values)
+        with backend.GradientTape() as tape:
+            out = fn(var, divisor)
+        assert isinstance(out, backend.Tensor) and out.value.shape == ()
+        results.append((out.value, tape.gradient(out, var)))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    np.testing.assert_allclose(results[0][1], np.full(shape, 1 / float(divisor)), rtol=1e-6)

@@ -360,17 +360,16 @@ def reduce_weighted_values(values, sample_weight=None, reduction="sum_over_batch
     shape = _shape(values)
     if reduction in (None, "none") or shape in ((), (0,)):
         return values
-    total = ops.sum(values)
     if reduction == "sum":
-        return total
+        return ops.sum(values)
     if reduction == "mean_with_sample_weight" and sample_weight is not None:
         divisor = np.sum(sample_weight)
     else:
         divisor = math.prod(shape)
     divisor = np.asarray(divisor, _dtype_of(values))
     if divisor == 0:  # divide_no_nan
-        return total * 0.0
-    return total / divisor
+        return ops.sum(values) * 0.0
+    return fused.sum_divided(values, divisor)
 
 
 class Loss:

@@ -11,6 +11,7 @@ are not in the ``ops`` namespace or its registry.
 import numpy as np
 
 from amber.backend import autodiff, linalg
+from amber.backend.autodiff import Tensor, differentiable_input
 from amber.ops.core import _record, unwrap
 
 _recording = autodiff._recording
@@ -73,3 +74,22 @@ def sparse_softmax_crossentropy(logits, labels):
         return (grad.reshape(z.shape),)
 
     return _record(losses, (logits,), backward)
+
+
+def sum_divided(values, divisor):
+    """``sum(values) / divisor`` over all axes (``divisor`` a non-zero 0-d array): the
+    mean-type loss reductions as one node instead of ``sum`` then ``divide``.
+
+    Same value and type as ``ops.sum(values) / divisor``: a numpy scalar when nothing is
+    recorded, else a Tensor of a 0-d array whose gradient is ``g / divisor`` broadcast to
+    ``values``' shape, as the two ops' backward closures produce it."""
+    plain = unwrap(values)
+    quotient = np.true_divide(np.asarray(np.sum(plain)), divisor)
+    if not _recording or differentiable_input(values) is None:
+        return quotient
+    shape = plain.shape
+
+    def backward(g):
+        return (np.broadcast_to(np.asarray(np.true_divide(g, divisor)), shape),)
+
+    return Tensor(np.asarray(quotient), ((0, values),), backward)
