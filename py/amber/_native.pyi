@@ -84,9 +84,10 @@ class H5File:
     def shape(self, path: str) -> tuple[int, ...]: ...
     def dtype(self, path: str) -> str:
         """numpy dtype name of the dataset ('float32', 'int64', 'bool', ...)."""
-    def read(self, path: str) -> np.ndarray:
+    def read(self, path: str, copy: bool = False) -> np.ndarray:
         """The dataset's data: a read-only view when contiguous and little-endian, else a
-        fresh array."""
+        fresh array. ``copy=True``: always a fresh writable array; copying from a mapped file
+        drops the copied pages from this process's resident memory as it goes."""
     def visit(self) -> list[tuple[str, str]]:
         """Every object below the root, depth first: (path without leading '/', kind)."""
 

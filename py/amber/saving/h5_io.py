@@ -80,9 +80,17 @@ class H5Reader:
     def dtype(self, path):
         return str(self._file.dtype(path))
 
-    def read(self, path):
-        """The dataset as an array: a read-only view of the mapped file when possible."""
-        return aligned(self._file.read(path))
+    def read(self, path, copy=False):
+        """The dataset as an array: a read-only view of the mapped file when possible, or with
+        ``copy`` a private writable array. Views whose address does not suit their dtype are
+        copied too."""
+        if copy:
+            return self._file.read(path, copy=True)
+        array = self._file.read(path)
+        if isinstance(array, np.ndarray) and not array.flags.aligned:
+            # The native copy drops the mapped source pages as it goes (one copy resident).
+            return self._file.read(path, copy=True)
+        return array
 
     def visit(self):
         return list(self._file.visit())

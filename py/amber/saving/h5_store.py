@@ -147,12 +147,12 @@ class ReadEntry:
         key = str(key)
         if key not in self._keys:
             raise KeyError(f"{self._store.reader.label}: no variable '{key}' in '{self._group}'")
-        array = self._store.reader.read(f"{self._group}/{key}")
+        path = f"{self._group}/{key}"
+        reader = self._store.reader
+        array = reader.read(path, copy=True) if self._store.copy else reader.read(path)
         wanted = self._expected.get(key)
         if wanted is not None and array.dtype.name != wanted:
             array = array.astype(wanted)  # e.g. an int32 iteration counter into an int64 one
-        elif self._store.copy:
-            array = np.array(array, copy=True)
         return array
 
 

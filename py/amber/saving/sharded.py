@@ -138,8 +138,8 @@ class _UnionReader:
     def dtype(self, path):
         return self._dataset_reader(path).dtype(path)
 
-    def read(self, path):
-        return self._dataset_reader(path).read(path)
+    def read(self, path, copy=False):
+        return self._dataset_reader(path).read(path, copy=copy)
 
     def visit(self):
         out = []

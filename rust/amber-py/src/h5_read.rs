@@ -78,8 +78,21 @@ impl PyH5File {
         Ok(info.dtype.numpy_name())
     }
 
-    fn read<'py>(&self, py: Python<'py>, path: &str) -> PyResult<Bound<'py, PyAny>> {
-        let (info, data) = py.detach(|| Ok::<_, Error>((self.inner.dataset(path)?, self.inner.read(path)?))).map_err(to_py_err)?;
+    #[pyo3(signature = (path, copy = false))]
+    fn read<'py>(&self, py: Python<'py>, path: &str, copy: bool) -> PyResult<Bound<'py, PyAny>> {
+        let (info, data) = py
+            .detach(|| {
+                let info = self.inner.dataset(path)?;
+                let data = match self.inner.read(path)? {
+                    Data::View(range) if copy => {
+                        crate::views::expect_len(&range, info.dtype, &info.shape)?;
+                        Data::Owned(crate::views::copy_releasing(&range))
+                    }
+                    other => other,
+                };
+                Ok::<_, Error>((info, data))
+            })
+            .map_err(to_py_err)?;
         match data {
             Data::View(range) => view_array(py, range, info.dtype, &info.shape),
             Data::Owned(bytes) => owned_array(py, bytes, info.dtype, &info.shape),

@@ -72,17 +72,7 @@ pub(crate) fn array_from_range(py: Python<'_>, range: ByteRange, dtype: DType, s
     let typestr = typestr(dtype).ok_or_else(|| {
         to_py_err(Error::unsupported("bfloat16 data cannot be viewed: numpy has no bfloat16 type").at(range.start()))
     })?;
-    let nbytes = checked_nbytes(shape, dtype).map_err(to_py_err)?;
-    if nbytes != range.len() {
-        return Err(to_py_err(
-            Error::corrupt(format!(
-                "shape {shape:?} of {} needs {nbytes} bytes but the data holds {}",
-                dtype.numpy_name(),
-                range.len()
-            ))
-            .at(range.start()),
-        ));
-    }
+    expect_len(&range, dtype, shape).map_err(to_py_err)?;
     let holder = Py::new(
         py,
         MappedView {
@@ -94,6 +84,86 @@ pub(crate) fn array_from_range(py: Python<'_>, range: ByteRange, dtype: DType, s
     let array = py.import("numpy")?.call_method1("asarray", (holder,))?;
     Ok(array.unbind())
 }
+
+/// The data of a `shape` x `dtype` array must fill `range` exactly.
+pub(crate) fn expect_len(range: &ByteRange, dtype: DType, shape: &[u64]) -> Result<(), Error> {
+    let nbytes = checked_nbytes(shape, dtype)?;
+    if nbytes != range.len() {
+        return Err(Error::corrupt(format!(
+            "shape {shape:?} of {} needs {nbytes} bytes but the data holds {}",
+            dtype.numpy_name(),
+            range.len()
+        ))
+        .at(range.start()));
+    }
+    Ok(())
+}
+
+/// Bytes copied per step by `copy_releasing`.
+const COPY_STEP: usize = 8 << 20;
+
+/// A private copy of `range`'s bytes. When the range lies in a mapped file, each step's source
+/// pages are dropped from this process once copied: they stay in the page cache (a later view
+/// faults them back in from there, unchanged), but they no longer count towards its resident
+/// memory, so copying a whole model peaks near one copy of it instead of two.
+pub(crate) fn copy_releasing(range: &ByteRange) -> Vec<u8> {
+    let src = range.bytes();
+    let mut out = Vec::with_capacity(src.len());
+    prefer_huge_pages(out.spare_capacity_mut());
+    let mapped = range.storage().is_mapped();
+    for step in src.chunks(COPY_STEP) {
+        out.extend_from_slice(step);
+        if mapped {
+            release_pages(step);
+        }
+    }
+    out
+}
+
+/// Drop this process's mappings of the whole pages inside `bytes`, which must lie in a file
+/// mapping (never in owned memory, whose contents this would discard).
+#[cfg(target_os = "linux")]
+fn release_pages(bytes: &[u8]) {
+    const PAGE: usize = 4096; // the smallest page size; larger ones are multiples of it
+    let start = bytes.as_ptr() as usize;
+    let first = start.div_ceil(PAGE) * PAGE;
+    let end = (start + bytes.len()) / PAGE * PAGE;
+    if end > first {
+        // SAFETY: the pages lie inside a live read-only shared file mapping (the caller holds
+        // the range, which keeps it mapped); MADV_DONTNEED only unmaps them here, and the next
+        // access reads the same file bytes back from the page cache. Failure changes nothing.
+        unsafe {
+            libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_DONTNEED);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn release_pages(_bytes: &[u8]) {}
+
+/// Ask for transparent huge pages under a large fresh buffer, as numpy does for its own
+/// arrays: where the kernel grants them only on request, filling a model's weights through
+/// 4 KiB pages took twice as long, most of it in page faults.
+#[cfg(target_os = "linux")]
+fn prefer_huge_pages(buffer: &mut [std::mem::MaybeUninit<u8>]) {
+    const PAGE: usize = 4096;
+    const HUGE: usize = 2 << 20;
+    if buffer.len() < 2 * HUGE {
+        return;
+    }
+    // madvise wants a page-aligned start; the allocator's pointer is only 16-byte aligned.
+    let start = buffer.as_mut_ptr() as usize;
+    let first = start.div_ceil(PAGE) * PAGE;
+    let end = (start + buffer.len()) / PAGE * PAGE;
+    // SAFETY: the pages lie inside an allocation we own and have not handed out; the advice
+    // changes how they are backed, never their contents. Failure changes nothing.
+    unsafe {
+        libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn prefer_huge_pages(_buffer: &mut [std::mem::MaybeUninit<u8>]) {}
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<MappedView>()
