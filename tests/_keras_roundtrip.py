@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-FIXTURES = SHARED / "interop" / "fixtures"
+from _shared_corpus import find_shared
+
+FIXTURES = find_shared("interop") / "interop" / "fixtures"
 
 
 def keras_numpy(needs_jax=False):

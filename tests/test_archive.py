@@ -4,22 +4,12 @@ import os
 import struct
 import zipfile
 import zlib
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from amber import _native
-
-
-
-def find_shared():
-    """The read-only corpus beside the repository (``../shared`` from the repo root); from a
-    worktree nested deeper, the nearest ancestor holding one."""
-    for parent in Path(__file__).resolve().parents[1:]:
-        if (parent / "shared").is_dir():
-            return parent / "shared"
-    return Path(__file__).resolve().parents[1].parent / "shared"
+from _shared_corpus import find_shared
 
 
 SHARED = find_shared()

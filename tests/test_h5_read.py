@@ -17,20 +17,10 @@ import pytest
 h5py = pytest.importorskip("h5py")
 from amber import _native  # noqa: E402
 from amber._native import H5File  # noqa: E402
+from _shared_corpus import find_shared  # noqa: E402
 
 
-
-def find_shared() -> Path:
-    """The shared corpus beside the repository (``../shared``); from a git worktree nested one
-    level deeper, the nearest ancestor that has it."""
-    repo = Path(__file__).resolve().parents[1]
-    for parent in repo.parents:
-        if (parent / "shared" / "interop").is_dir():
-            return parent / "shared"
-    return repo.parent / "shared"
-
-
-SHARED = find_shared()
+SHARED = find_shared("interop")
 FIXTURES = SHARED / "interop" / "fixtures"
 
 

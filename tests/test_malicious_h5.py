@@ -9,7 +9,6 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,19 +16,10 @@ import pytest
 h5py = pytest.importorskip("h5py")
 from amber import _native  # noqa: E402
 from amber._native import H5File  # noqa: E402
+from _shared_corpus import find_shared  # noqa: E402
 
 
-def find_shared() -> Path:
-    """The shared corpus beside the repository (``../shared``); from a git worktree nested one
-    level deeper, the nearest ancestor that has it."""
-    repo = Path(__file__).resolve().parents[1]
-    for parent in repo.parents:
-        if (parent / "shared" / "malicious").is_dir():
-            return parent / "shared"
-    return repo.parent / "shared"
-
-
-MALICIOUS = find_shared() / "malicious"
+MALICIOUS = find_shared("malicious") / "malicious"
 
 # What each refusal must name, beyond the file: the object or the problem.
 EXPECTED_MESSAGES = {

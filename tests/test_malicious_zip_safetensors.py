@@ -10,19 +10,12 @@ import json
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from amber import _native
-
-
-def find_shared():
-    for parent in Path(__file__).resolve().parents[1:]:
-        if (parent / "shared").is_dir():
-            return parent / "shared"
-    return Path(__file__).resolve().parents[1].parent / "shared"
+from _shared_corpus import find_shared
 
 
 MALICIOUS = find_shared() / "malicious"
