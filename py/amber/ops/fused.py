@@ -40,7 +40,8 @@ def dense(x, kernel, bias, activation):
         dz = np.multiply(g, y > 0) if relu else g
         gx = linalg.matmul(dz, kernel_value.T) if need[0] else None
         gk = linalg.matmul(x_value.T, dz) if need[1] else None
-        gb = dz.sum(axis=0) if len(need) > 2 and need[2] else None
+        # add.reduce is what ndarray.sum runs, without the Python wrapper around it
+        gb = np.add.reduce(dz, axis=0) if len(need) > 2 and need[2] else None
         return gx, gk, gb
 
     return _record(y, (x, kernel) if bias is None else (x, kernel, bias), backward)
@@ -90,6 +91,7 @@ def sum_divided(values, divisor):
     shape = plain.shape
 
     def backward(g):
-        return (np.broadcast_to(np.asarray(np.true_divide(g, divisor)), shape),)
+        # A filled array rather than a broadcast view: same values, a fraction of the cost.
+        return (np.full(shape, np.true_divide(g, divisor)),)
 
     return Tensor(np.asarray(quotient), ((0, values),), backward)
