@@ -185,34 +185,46 @@ def test_cell_configs_match_keras(keras, name):
         _plain(getattr(keras.layers, name)(7, **kwargs).get_config())
 
 
-def test_custom_cell_runs_in_rnn_against_numpy():
-    """A user-written cell (no built-in fast path) through RNN, checked against a numpy loop."""
+class ElmanCell(layers.Layer):
+    """A user-written cell (no built-in fast path): h = tanh(x w + h_prev u)."""
 
-    class MinimalCell(layers.Layer):
-        def __init__(self, units, **kwargs):
-            super().__init__(**kwargs)
-            self.units = units
-            self.state_size = units
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.state_size = units
 
-        def build(self, input_shape):
-            self.w = self.add_weight(shape=(input_shape[-1], self.units), name="w")
-            self.u = self.add_weight(shape=(self.units, self.units), name="u")
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1], self.units), name="w")
+        self.u = self.add_weight(shape=(self.units, self.units), name="u")
 
-        def call(self, inputs, states):
-            h = amber.ops.tanh(amber.ops.add(amber.ops.matmul(inputs, self.w), amber.ops.matmul(states[0], self.u)))
-            return h, [h]
+    def call(self, inputs, states):
+        h = amber.ops.tanh(amber.ops.add(amber.ops.matmul(inputs, self.w), amber.ops.matmul(states[0], self.u)))
+        return h, [h]
 
-    x = _seq((3, 5, 2), seed=9)
-    rnn = layers.RNN(MinimalCell(4), return_sequences=True, go_backwards=True)
-    out = rnn(x)
-    w, u = rnn.cell.w.numpy(), rnn.cell.u.numpy()
-    h = np.zeros((3, 4), dtype="float32")
+    def get_config(self):
+        config = super().get_config()
+        config["units"] = self.units
+        return config
+
+
+def _elman_steps(x, cell, reverse=False):
+    """ElmanCell's states computed by a numpy loop, in the order the RNN visits the steps."""
+    w, u = cell.w.numpy(), cell.u.numpy()
+    h = np.zeros((x.shape[0], cell.units), dtype="float32")
     steps = []
-    for t in reversed(range(5)):
+    for t in (reversed(range(x.shape[1])) if reverse else range(x.shape[1])):
         h = np.tanh(x[:, t] @ w + h @ u)
         steps.append(h)
-    np.testing.assert_allclose(out, np.stack(steps, axis=1), rtol=1e-5, atol=1e-6)
-    assert [v.path for v in rnn.weights] == [f"{rnn.name}/minimal_cell/w", f"{rnn.name}/minimal_cell/u"]
+    return np.stack(steps, axis=1)
+
+
+def test_custom_cell_runs_in_rnn_against_numpy():
+    """A user-written cell through RNN, checked against a numpy loop."""
+    x = _seq((3, 5, 2), seed=9)
+    rnn = layers.RNN(ElmanCell(4), return_sequences=True, go_backwards=True)
+    out = rnn(x)
+    np.testing.assert_allclose(out, _elman_steps(x, rnn.cell, reverse=True), rtol=1e-5, atol=1e-6)
+    assert [v.path for v in rnn.weights] == [f"{rnn.name}/elman_cell/w", f"{rnn.name}/elman_cell/u"]
 
 
 def test_rnn_refuses_bad_inputs():
@@ -461,32 +473,11 @@ def test_recurrent_dropout_applies_only_in_training():
 
 
 def test_registered_custom_cell_model_saves_and_loads(tmp_path):
-    @amber.saving.register_keras_serializable(package="RnnTests")
-    class ElmanCell(layers.Layer):
-        def __init__(self, units, **kwargs):
-            super().__init__(**kwargs)
-            self.units = units
-            self.state_size = units
-
-        def build(self, input_shape):
-            self.w = self.add_weight(shape=(input_shape[-1], self.units), name="w")
-            self.u = self.add_weight(shape=(self.units, self.units), name="u")
-
-        def call(self, inputs, states):
-            h = amber.ops.tanh(amber.ops.add(amber.ops.matmul(inputs, self.w), amber.ops.matmul(states[0], self.u)))
-            return h, [h]
-
-        def get_config(self):
-            config = super().get_config()
-            config["units"] = self.units
-            return config
-
+    # Registered here, not at import: other tests may reset the registry.
+    amber.saving.register_keras_serializable(package="RnnTests")(ElmanCell)
     model = amber.Sequential([amber.Input((4, 3)), layers.RNN(ElmanCell(5))])
     x = _seq((2, 4, 3), seed=60)
-    cell = model.layers[0].cell
-    h = np.zeros((2, 5), dtype="float32")
-    for t in range(4):
-        h = np.tanh(x[:, t] @ cell.w.numpy() + h @ cell.u.numpy())
+    h = _elman_steps(x, model.layers[0].cell)[:, -1]
     np.testing.assert_allclose(model.predict(x), h, rtol=1e-5, atol=1e-6)
     path = tmp_path / "elman.keras"
     model.save(str(path))
