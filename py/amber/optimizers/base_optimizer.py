@@ -6,7 +6,11 @@ and the float32 arithmetic of each update, so that an optimizer state saved by K
 here and produces the same weights after the next step.
 
 Updates are plain numpy on `Variable.value` (no tape): the optimizer runs after gradients
-exist, so nothing it computes ever needs a gradient itself.
+exist, so nothing it computes ever needs a gradient itself. Model variables always receive a
+fresh array (their old value may be a read-only mapped view or held elsewhere); the fast
+float32 paths of Adam and RMSprop write their own slot arrays in place, after copying in any
+slot value they did not allocate (see `_private_slot_value` and `flat_state`), so reading a
+slot's `.value` gives the live state, not a snapshot: copy it to keep one.
 """
 
 import re
