@@ -1,5 +1,6 @@
-"""What the object namespaces (initializers, regularizers, constraints) share: serializing
-through the one saving entry point, and resolving `get` identifiers the way Keras does."""
+"""What the object namespaces share: serializing through the one saving entry point
+(initializers, regularizers, constraints, metrics, learning-rate schedules), and resolving
+`get` identifiers the way Keras does (initializers, regularizers, constraints)."""
 
 
 def serialize_object(obj):

@@ -13,6 +13,7 @@ from amber.losses import (  # noqa: F401  Keras exposes these loss functions as 
     sparse_categorical_crossentropy,
     squared_hinge,
 )
+from amber._object_namespace import serialize_object
 from amber.metrics.metrics import (
     AUC,
     Accuracy,
@@ -70,14 +71,7 @@ __all__ = [obj.__name__ for obj in _CLASSES + _FUNCTIONS] + ["get", "serialize",
 
 
 def serialize(metric):
-    try:
-        from amber.saving import serialize_keras_object
-    except ImportError:
-        serialize_keras_object = None
-    if serialize_keras_object is not None:
-        return serialize_keras_object(metric)
-    return {"module": "keras.metrics", "class_name": type(metric).__name__,
-            "config": metric.get_config(), "registered_name": None}
+    return serialize_object(metric)
 
 
 def deserialize(config, custom_objects=None):

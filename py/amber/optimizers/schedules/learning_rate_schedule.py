@@ -9,6 +9,8 @@ import math
 
 import numpy as np
 
+from amber._object_namespace import serialize_object
+
 
 def _f32(x):
     return np.float32(np.asarray(x.numpy() if hasattr(x, "numpy") else x))
@@ -256,23 +258,9 @@ SCHEDULES = {
     )
 }
 
-MODULE = "keras.optimizers.schedules"
-
-
 def serialize(schedule):
     """A schedule as Keras writes it inside an optimizer config."""
-    try:
-        from amber.saving import serialize_keras_object
-    except ImportError:
-        serialize_keras_object = None
-    if serialize_keras_object is not None:
-        return serialize_keras_object(schedule)
-    return {
-        "module": MODULE,
-        "class_name": type(schedule).__name__,
-        "config": schedule.get_config(),
-        "registered_name": None,
-    }
+    return serialize_object(schedule)
 
 
 def deserialize(config, custom_objects=None):
