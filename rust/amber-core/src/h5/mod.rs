@@ -3,6 +3,7 @@
 //! Written by hand rather than through libhdf5: libhdf5 cannot hand out views into a mapped zip
 //! entry, and it would put a C library into every wheel.
 
+pub(crate) mod checksum;
 pub mod read;
 
 use crate::dtype::DType;

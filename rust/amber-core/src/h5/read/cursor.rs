@@ -1,4 +1,4 @@
-//! Checked little-endian reads over a byte range, and the Jenkins lookup3 checksum that
+//! Checked little-endian reads over a byte range, and the check of the lookup3 checksum that
 //! HDF5 puts at the end of every version-2 metadata block.
 //!
 //! Every read returns a `Result`: running off the end of a structure is a corrupt-file error
@@ -6,6 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::storage::ByteRange;
+use crate::h5::checksum::lookup3;
 
 /// The "undefined address" of HDF5: all bits set, whatever the size of offsets.
 pub(crate) const UNDEFINED: u64 = u64::MAX;
@@ -157,81 +158,10 @@ pub(crate) fn verify_checksum(block: &ByteRange, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Bob Jenkins' lookup3 `hashlittle`, the checksum of HDF5 metadata.
-pub(crate) fn lookup3(data: &[u8], init: u32) -> u32 {
-    let mut a = 0xdead_beefu32.wrapping_add(data.len() as u32).wrapping_add(init);
-    let mut b = a;
-    let mut c = a;
-    let word = |chunk: &[u8], i: usize| -> u32 {
-        let mut w = [0u8; 4];
-        for (k, slot) in w.iter_mut().enumerate() {
-            *slot = chunk.get(i * 4 + k).copied().unwrap_or(0);
-        }
-        u32::from_le_bytes(w)
-    };
-    let mut rest = data;
-    while rest.len() > 12 {
-        a = a.wrapping_add(word(rest, 0));
-        b = b.wrapping_add(word(rest, 1));
-        c = c.wrapping_add(word(rest, 2));
-        // mix
-        a = a.wrapping_sub(c);
-        a ^= c.rotate_left(4);
-        c = c.wrapping_add(b);
-        b = b.wrapping_sub(a);
-        b ^= a.rotate_left(6);
-        a = a.wrapping_add(c);
-        c = c.wrapping_sub(b);
-        c ^= b.rotate_left(8);
-        b = b.wrapping_add(a);
-        a = a.wrapping_sub(c);
-        a ^= c.rotate_left(16);
-        c = c.wrapping_add(b);
-        b = b.wrapping_sub(a);
-        b ^= a.rotate_left(19);
-        a = a.wrapping_add(c);
-        c = c.wrapping_sub(b);
-        c ^= b.rotate_left(4);
-        b = b.wrapping_add(a);
-        rest = rest.get(12..).unwrap_or(&[]);
-    }
-    if rest.is_empty() {
-        return c;
-    }
-    // The tail is zero-padded to 12 bytes, which is what the byte-wise switch does.
-    a = a.wrapping_add(word(rest, 0));
-    b = b.wrapping_add(word(rest, 1));
-    c = c.wrapping_add(word(rest, 2));
-    // final
-    c ^= b;
-    c = c.wrapping_sub(b.rotate_left(14));
-    a ^= c;
-    a = a.wrapping_sub(c.rotate_left(11));
-    b ^= a;
-    b = b.wrapping_sub(a.rotate_left(25));
-    c ^= b;
-    c = c.wrapping_sub(b.rotate_left(16));
-    a ^= c;
-    a = a.wrapping_sub(c.rotate_left(4));
-    b ^= a;
-    b = b.wrapping_sub(a.rotate_left(14));
-    c ^= b;
-    c = c.wrapping_sub(b.rotate_left(24));
-    c
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::storage::Storage;
-
-    #[test]
-    fn lookup3_known_values() {
-        // Published test vectors of lookup3's driver program.
-        assert_eq!(lookup3(b"", 0), 0xdeadbeef);
-        assert_eq!(lookup3(b"Four score and seven years ago", 0), 0x17770551);
-        assert_eq!(lookup3(b"Four score and seven years ago", 1), 0xcd628161);
-    }
 
     #[test]
     fn reads_are_checked() {

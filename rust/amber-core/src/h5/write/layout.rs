@@ -10,7 +10,7 @@
 //! the layout is computed in two passes: size everything with placeholder addresses, assign
 //! offsets, then encode for real.
 
-use super::checksum::lookup3;
+use crate::h5::checksum::lookup3;
 use super::global_heap::{GlobalHeap, HeapRef};
 use super::messages::{self, Message, UNDEFINED_ADDRESS};
 use super::object_header::{encode_header, header_size};

@@ -14,7 +14,6 @@
 //! - datasets contiguous, each start aligned to 64 bytes, so a reader can map them in place
 //!   (also inside a stored `.keras` zip entry, which the zip writer aligns to 64 as well).
 
-mod checksum;
 mod global_heap;
 mod layout;
 mod messages;

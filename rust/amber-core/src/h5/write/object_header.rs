@@ -5,7 +5,7 @@
 //! chunks of one header are laid out back to back. That keeps every chunk under 64 KiB while a
 //! header may hold any number of attributes or links.
 
-use super::checksum::lookup3;
+use crate::h5::checksum::lookup3;
 use super::messages::{continuation, Message, MSG_CONTINUATION};
 
 /// Message bytes one chunk may hold (including message headers). A single message is at most

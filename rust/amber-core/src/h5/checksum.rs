@@ -1,5 +1,6 @@
 //! Bob Jenkins' lookup3 `hashlittle`, the checksum HDF5 puts on every version-2 metadata block
-//! (superblock, object header chunks). libhdf5 verifies it on read, so it must match bit for bit.
+//! (superblock, object header chunks, heaps, B-tree nodes). The reader verifies it and the
+//! writer computes it; libhdf5 verifies it on read, so it must match bit for bit.
 
 fn mix(a: &mut u32, b: &mut u32, c: &mut u32) {
     *a = a.wrapping_sub(*c);
