@@ -159,3 +159,51 @@ def test_sum_divided_matches_numpy_and_the_plain_chain(shape):
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
     np.testing.assert_allclose(results[0][1], np.full(shape, 1 / float(divisor)), rtol=1e-6)
+
+
+def _guide_mlp(seed):
+    import amber
+
+    inputs = amber.Input(shape=(20,))
+    x = amber.layers.Dense(16, activation="relu")(inputs)
+    x = amber.layers.Dense(16, activation="relu")(x)
+    model = amber.Model(inputs, amber.layers.Dense(5)(x))
+    rng = np.random.default_rng(seed)
+    model.set_weights([rng.standard_normal(w.shape).astype(np.float32) * np.float32(0.3)
+                       for w in model.get_weights()])
+    return model
+
+
+def test_dense_records_one_node_in_training():
+    model = _guide_mlp(0)
+    dense = model.layers[1]
+    x = RNG.standard_normal((4, 20)).astype(np.float32)
+    with backend.GradientTape():
+        out = dense(x, training=True)
+    assert isinstance(out, backend.Tensor)
+    assert [id(p) for _, p in out._parents] == [id(dense.kernel), id(dense.bias)]
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+def test_fit_with_fused_nodes_equals_fit_through_the_plain_ops(monkeypatch, optimizer):
+    import amber
+
+    rng = np.random.default_rng(1)
+    x = rng.random((96, 20), dtype=np.float32)
+    y = rng.integers(0, 5, size=96)
+    trained = []
+    for fused_path in (True, False):
+        if not fused_path:
+            # Dense through matmul/add/relu, and the loss through its one-hot chain (an
+            # ignore_class no label has takes the unfused path with the same values).
+            monkeypatch.setattr(fused, "DENSE_ACTIVATIONS", ())
+        model = _guide_mlp(2)
+        loss = amber.losses.SparseCategoricalCrossentropy(
+            from_logits=True, **({} if fused_path else {"ignore_class": -1}))
+        model.compile(optimizer=optimizer, loss=loss)
+        history = model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+        trained.append((history.history["loss"], model.get_weights()))
+    (loss_fused, w_fused), (loss_plain, w_plain) = trained
+    assert loss_fused == loss_plain
+    for a, b in zip(w_fused, w_plain):
+        np.testing.assert_array_equal(a, b)
