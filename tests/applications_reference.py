@@ -41,6 +41,7 @@ ARCHITECTURES = {
     "Xception": ("Xception", 71, {}, False),
     "InceptionV3": ("InceptionV3", 75, {}, False),
     "VGG16": ("VGG16", 32, {}, True),
+    "ConvNeXtTiny": ("ConvNeXtTiny", 32, {}, True),
 }
 BATCH = 3
 SEED = 1234
@@ -61,8 +62,9 @@ def input_batch(name, batch=BATCH, seed=SEED):
 
 
 def perturb_statistics(keras, model, rng):
-    """Non-trivial BatchNormalization statistics and affine terms, and Normalization
-    mean/variance, so inference really depends on them (fresh ones are 0/1)."""
+    """Non-trivial BatchNormalization statistics and affine terms, Normalization
+    mean/variance and LayerScale scales, so inference really depends on them (fresh ones are
+    0/1 or 1e-6)."""
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             for variable in layer.weights:
@@ -75,6 +77,9 @@ def perturb_statistics(keras, model, rng):
                     "moving_variance": lambda: rng.uniform(0.5, 2.0, shape),
                 }[kind]()
                 variable.assign(value.astype("float32"))
+        elif type(layer).__name__ == "LayerScale":
+            # Its 1e-6 initial scale would make ConvNeXt's residual branches invisible.
+            layer.gamma.assign(rng.uniform(0.1, 0.5, tuple(layer.gamma.shape)).astype("float32"))
         elif isinstance(layer, keras.layers.Normalization) and hasattr(layer, "adapt_mean"):
             shape = tuple(layer.adapt_mean.shape)
             layer.adapt_mean.assign(rng.uniform(0.3, 0.6, shape).astype("float32"))

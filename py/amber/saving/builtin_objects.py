@@ -39,11 +39,15 @@ TOP_LEVEL = {
 # Keras writes Functional models under an internal module; it is the one internal name kept.
 FUNCTIONAL_MODULE = "keras.src.models.functional"
 
-# Keras module of the operation nodes a Functional graph records for arithmetic on symbolic
-# tensors (``x * 0.5``), and where amber keeps their counterparts. Their names (Add, Multiply)
-# clash with layers, so they resolve only under this module; Keras writes a registered_name
-# for them, as for Functional.
-OPERATIONS_MODULE = ("keras.src.ops.numpy", "amber.layers.graph_ops")
+# Keras-internal modules whose classes appear in saved configs, and where amber keeps their
+# counterparts: the operation nodes a Functional graph records for arithmetic on symbolic
+# tensors (``x * 0.5``), whose names (Add, Multiply) clash with layers, and layers Keras keeps
+# inside its applications. They resolve only under their module; Keras writes a
+# registered_name for them, as for Functional.
+INTERNAL_MODULES = {
+    "keras.src.ops.numpy": "amber.layers.graph_ops",
+    "keras.src.applications.convnext": "amber.applications.convnext",
+}
 
 # Namespace helpers that are public but are not components a config may name.
 NOT_COMPONENTS = frozenset({"get", "serialize", "deserialize"})
@@ -117,8 +121,8 @@ def resolve(module, name):
         return _top_level(name)
     if module == FUNCTIONAL_MODULE:
         return _top_level(name) if name == "Functional" else None
-    if module == OPERATIONS_MODULE[0]:
-        return _component(OPERATIONS_MODULE[1], name)
+    if module in INTERNAL_MODULES:
+        return _component(INTERNAL_MODULES[module], name)
     for keras_module, amber_module in NAMESPACES:
         if module == keras_module:
             obj = _component(amber_module, name)
@@ -161,8 +165,9 @@ def public_name(obj):
         if name == "Functional":
             return (FUNCTIONAL_MODULE, name)
         return ("keras", name)
-    if getattr(target, "__module__", None) == OPERATIONS_MODULE[1]:
-        return (OPERATIONS_MODULE[0], name) if _component(OPERATIONS_MODULE[1], name) is target else None
+    for keras_module, amber_module in INTERNAL_MODULES.items():
+        if getattr(target, "__module__", None) == amber_module:
+            return (keras_module, name) if _component(amber_module, name) is target else None
     for keras_module, amber_module in NAMESPACES:
         if keras_module == "keras.models":
             continue

@@ -148,8 +148,8 @@ def serialize_keras_object(obj):
     public = builtin_objects.public_name(cls)
     if public is not None:
         module, class_name = public
-        registered_name = (class_name if module in (builtin_objects.FUNCTIONAL_MODULE,
-                                                    builtin_objects.OPERATIONS_MODULE[0]) else None)
+        registered_name = (class_name if module == builtin_objects.FUNCTIONAL_MODULE
+                           or module in builtin_objects.INTERNAL_MODULES else None)
     else:
         module = cls.__module__
         class_name = cls.__name__
