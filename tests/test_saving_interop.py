@@ -127,8 +127,7 @@ def _check(actual, expected, tolerance):
 @pytest.mark.parametrize("case,model_file", _core_cases())
 def test_keras_file_loads_and_predicts(case, model_file, native_io):
     model = _load(case, model_file)
-    # Keras puts datasets at odd offsets in its zips: what the model holds is aligned anyway.
-    assert all(np.asarray(v.value).flags.aligned for v in model.weights)
+    # Keras puts datasets at odd offsets in its zips; the model computes on them in place.
     _check(model.predict(_inputs(case), verbose=0), _expected(case), case["tolerance"])
 
 

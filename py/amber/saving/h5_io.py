@@ -12,17 +12,6 @@ import numpy as np
 MAX_COPIED_ENTRY = 16 * 1024 ** 3
 
 
-def aligned(array):
-    """``array`` itself when its address suits its dtype, else an aligned copy.
-
-    Files written by others (Keras places datasets at arbitrary offsets inside the zip) can
-    put an element at an odd address; numpy copes, but compute kernels need aligned data.
-    """
-    if isinstance(array, np.ndarray) and not array.flags.aligned:
-        return np.array(array, copy=True)
-    return array
-
-
 def _native():
     from amber import _native
 
@@ -82,15 +71,12 @@ class H5Reader:
 
     def read(self, path, copy=False):
         """The dataset as an array: a read-only view of the mapped file when possible, or with
-        ``copy`` a private writable array. Views whose address does not suit their dtype are
-        copied too."""
-        if copy:
-            return self._file.read(path, copy=True)
-        array = self._file.read(path)
-        if isinstance(array, np.ndarray) and not array.flags.aligned:
-            # The native copy drops the mapped source pages as it goes (one copy resident).
-            return self._file.read(path, copy=True)
-        return array
+        ``copy`` a private writable array.
+
+        A view may be misaligned for its dtype (Keras places datasets at offsets that leave
+        float32 data 2 bytes off a multiple of 4); numpy and the kernels read such data in
+        place, so it is not copied."""
+        return self._file.read(path, copy=bool(copy))
 
     def visit(self):
         return list(self._file.visit())
@@ -157,7 +143,7 @@ def archive_writer(path):
 
 def safetensors_load(path):
     tensors, metadata = _require("safetensors_load")(os.fspath(path))
-    return {name: aligned(array) for name, array in tensors.items()}, metadata
+    return dict(tensors), metadata
 
 
 def safetensors_save(path, tensors, metadata=None):

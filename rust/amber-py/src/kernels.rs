@@ -1,7 +1,9 @@
 //! Bindings of `amber_core::kernels`: numpy arrays in, numpy arrays out. Operands are read in
-//! place through their strides (transposed and sliced views cost no copy); only negative,
-//! unaligned or non-element strides, a dtype that needs casting, or an input that overlaps
-//! the caller's `out` are copied first. Compute runs with the GIL released.
+//! place through their strides (transposed and sliced views cost no copy) and at any address
+//! (weights mapped from a file may be misaligned; the kernels read them with unaligned
+//! loads); only negative or non-element strides, a dtype that needs casting, or an input that
+//! overlaps the caller's `out` are copied first. Small operands handed to slice-based code
+//! (bias, activation inputs) are copied when misaligned. Compute runs with the GIL released.
 
 use numpy::{Element as NpElement, PyArrayDescrMethods, PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -54,8 +56,7 @@ fn operand<'py, T: Float + NpElement>(obj: &Bound<'py, PyAny>, what: &str) -> Py
         PyValueError::new_err(format!("{what}: expected a 2-D array ({})", e.into_inner().getattr("shape").map(|s| s.to_string()).unwrap_or_default()))
     })?;
     let item = std::mem::size_of::<T>() as isize;
-    let usable = array.strides().iter().all(|&s| s >= 0 && s % item == 0)
-        && (array.data() as usize) % std::mem::align_of::<T>() == 0;
+    let usable = array.strides().iter().all(|&s| s >= 0 && s % item == 0);
     if usable {
         Ok(array)
     } else {
@@ -83,16 +84,21 @@ fn overlaps(a: (usize, usize), b: (usize, usize)) -> bool {
     a.0 < a.1 && b.0 < b.1 && a.0 < b.1 && b.0 < a.1
 }
 
-/// A read view of a usable array. Safety: the caller keeps `array` alive and unmodified
-/// while the view is used (Python code writing to an input from another thread during the
-/// call races, as it would with numpy itself).
-unsafe fn read_view<'a, T>(array: &'a Bound<'_, PyArray2<T>>) -> PyResult<MatRef<'a, T>> {
+/// A read view of a usable array, possibly misaligned. Safety: the caller keeps `array`
+/// alive and unmodified while the view is used (Python code writing to an input from
+/// another thread during the call races, as it would with numpy itself).
+unsafe fn read_view<'a, T: Copy>(array: &'a Bound<'_, PyArray2<T>>) -> PyResult<MatRef<'a, T>> {
     let (rows, cols, rs, cs, span) = layout(array);
-    let data: &'a [T] = if span == 0 { &[] } else { std::slice::from_raw_parts(array.data(), span) };
-    MatRef::new(data, rows, cols, rs, cs).map_err(to_py_err)
+    MatRef::from_raw_parts(array.data(), span, rows, cols, rs, cs).map_err(to_py_err)
 }
 
-unsafe fn write_view<'a, T>(array: &'a Bound<'_, PyArray2<T>>) -> PyResult<MatMut<'a, T>> {
+fn is_aligned<T>(ptr: *const T) -> bool {
+    (ptr as usize) % std::mem::align_of::<T>() == 0
+}
+
+/// A write view of an aligned array (checked by the caller). Safety: as `read_view`, and
+/// nothing else reads or writes `array` while the view is used.
+unsafe fn write_view<'a, T: Copy>(array: &'a Bound<'_, PyArray2<T>>) -> PyResult<MatMut<'a, T>> {
     let (rows, cols, rs, cs, span) = layout(array);
     let data: &'a mut [T] = if span == 0 { &mut [] } else { std::slice::from_raw_parts_mut(array.data(), span) };
     MatMut::new(data, rows, cols, rs, cs).map_err(to_py_err)
@@ -101,21 +107,32 @@ unsafe fn write_view<'a, T>(array: &'a Bound<'_, PyArray2<T>>) -> PyResult<MatMu
 /// A contiguous 1-D copy-or-view of `obj` as `T`.
 fn vector<'py, T: Float + NpElement>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray1<T>>> {
     if let Ok(array) = obj.cast::<PyArray1<T>>() {
-        if array.is_contiguous() {
+        if array.is_contiguous() && is_aligned(array.data()) {
             return Ok(array.clone());
         }
     }
     let py = obj.py();
     let kwargs = [("dtype", numpy::dtype::<T>(py))].into_py_dict(py)?;
     let array = numpy(py)?.getattr("ascontiguousarray")?.call((obj,), Some(&kwargs))?;
-    array.cast_into::<PyArray1<T>>().map_err(|_| PyValueError::new_err("dense: the bias must be 1-D"))
+    aligned_copy(array)?.cast_into::<PyArray1<T>>().map_err(|_| PyValueError::new_err("dense: the bias must be 1-D"))
+}
+
+/// `array`, or an aligned copy when numpy reports it misaligned: the callers build slices
+/// over it, which must be aligned. Used only for operands small beside the work done on them.
+fn aligned_copy<'py>(array: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    if array.getattr("flags")?.getattr("aligned")?.extract::<bool>()? {
+        Ok(array)
+    } else {
+        array.call_method0("copy")
+    }
 }
 
 /// A contiguous array of any shape as `T`.
 fn any_shape<'py, T: Float + NpElement>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
     let py = obj.py();
     let kwargs = [("dtype", numpy::dtype::<T>(py))].into_py_dict(py)?;
-    Ok(numpy(py)?.getattr("ascontiguousarray")?.call((obj,), Some(&kwargs))?.cast_into::<PyArrayDyn<T>>()?)
+    let array = numpy(py)?.getattr("ascontiguousarray")?.call((obj,), Some(&kwargs))?;
+    Ok(aligned_copy(array)?.cast_into::<PyArrayDyn<T>>()?)
 }
 
 use pyo3::types::IntoPyDict;
@@ -133,6 +150,9 @@ fn product<'py, T: Float + NpElement>(
     let mut b = operand::<T>(b, what)?;
     let bias = bias.map(vector::<T>).transpose()?;
     let (m, n) = (a.shape()[0], b.shape()[1]);
+    // A misaligned `out` cannot be written through a slice: compute into a fresh array and
+    // let numpy copy the result over.
+    let mut misaligned_out = None;
     let out = match out {
         Some(out) => {
             let out = out.cast::<PyArray2<T>>().map_err(|_| {
@@ -152,7 +172,12 @@ fn product<'py, T: Float + NpElement>(
             if overlaps(byte_range(&b), out_range) {
                 b = b.call_method0("copy")?.cast_into()?;
             }
-            out.clone()
+            if is_aligned(out.data()) {
+                out.clone()
+            } else {
+                misaligned_out = Some(out.clone());
+                PyArray2::<T>::zeros(py, [out.shape()[0], out.shape()[1]], false)
+            }
         }
         None => PyArray2::<T>::zeros(py, [m, n], false),
     };
@@ -166,6 +191,10 @@ fn product<'py, T: Float + NpElement>(
     };
     let isa = core::active_isa();
     py.detach(|| core::gemm_on(isa, av, bv, bias_slice, act, ov)).map_err(to_py_err)?;
+    if let Some(target) = misaligned_out {
+        numpy(py)?.call_method1("copyto", (&target, &out))?;
+        return Ok(target.into_any());
+    }
     Ok(out.into_any())
 }
 

@@ -24,10 +24,10 @@ unsafe fn microkernel<T: Element, const R: usize, const PACKED: bool>(
     for _ in 0..k {
         let mut bv = [T::ZERO; NR];
         for (j, slot) in bv.iter_mut().enumerate() {
-            *slot = *b.add(j);
+            *slot = b.add(j).read_unaligned();
         }
         for (i, row) in acc.iter_mut().enumerate() {
-            let ai = *a.add(if PACKED { i } else { i * rs_a });
+            let ai = a.add(if PACKED { i } else { i * rs_a }).read_unaligned();
             for (slot, &bj) in row.iter_mut().zip(&bv) {
                 *slot += ai * bj;
             }

@@ -10,7 +10,8 @@ use super::activation::Activation;
 /// `(k, a, rs_a, cs_a, b, rs_b, c, rs_c, accumulate)`; packed kernels ignore the A strides.
 /// Safety: `a` addresses `MR x k` readable values, `b`
 /// holds `k` rows of `NR` readable values `rs_b` apart, and C has `MR` rows of `NR` writable
-/// values `rs_c` apart that no other thread touches.
+/// values `rs_c` apart that no other thread touches. `a` and `b` may be misaligned for `T`
+/// (read in place from a mapped file), so kernels read them with unaligned loads only.
 pub type MicroKernel<T> = unsafe fn(usize, *const T, usize, usize, *const T, usize, *mut T, usize, bool);
 
 /// `act(row + bias)` over a row, compiled for the ISA. Safety: the CPU supports the ISA.
@@ -75,7 +76,7 @@ macro_rules! simd_microkernel {
                     bv[v] = $load(b.add(v * $lanes));
                 }
                 for i in 0..R {
-                    let ai = $splat(*a.add(if PACKED { i } else { i * rs_a }));
+                    let ai = $splat(a.add(if PACKED { i } else { i * rs_a }).read_unaligned());
                     for v in 0..$nv {
                         acc[i][v] = $fma(ai, bv[v], acc[i][v]);
                     }

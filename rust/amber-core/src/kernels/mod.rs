@@ -200,7 +200,7 @@ pub fn dense_backward<T: Float>(
         db.fill(T::ZERO);
         for i in 0..m {
             for (j, slot) in db.iter_mut().enumerate() {
-                if let Some(&v) = dz.get(i, j) {
+                if let Some(v) = dz.get(i, j) {
                     *slot += v;
                 }
             }

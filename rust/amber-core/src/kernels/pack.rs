@@ -2,7 +2,9 @@
 //! reading the operands through any strides (this is where transposes cost nothing).
 //!
 //! Safety of every function here: the source pointer with its strides addresses only
-//! elements inside a view checked by `MatRef::new`, and `dst` has room for the packed block.
+//! elements inside a view checked by `MatRef`, and `dst` has room for the packed block. The
+//! source may be misaligned (a mapped file), so it is read only with unaligned reads; `dst`
+//! is our own buffer.
 
 /// Packs an `mb x kb` block of A into panels of `mr` rows. Panel `q` starts at `q * mr * kb`
 /// and holds `kb` steps of `r = min(mr, mb - q * mr)` values: the last panel is not padded,
@@ -18,7 +20,7 @@ pub(crate) unsafe fn pack_a<T: Copy>(a: *const T, rs: usize, cs: usize, mb: usiz
             for i in 0..r {
                 let row = src.add(i * rs);
                 for p in 0..kb {
-                    *panel.add(p * r + i) = *row.add(p);
+                    *panel.add(p * r + i) = row.add(p).read_unaligned();
                 }
             }
         } else {
@@ -27,7 +29,7 @@ pub(crate) unsafe fn pack_a<T: Copy>(a: *const T, rs: usize, cs: usize, mb: usiz
                 let col = src.add(p * cs);
                 let out = panel.add(p * r);
                 for i in 0..r {
-                    *out.add(i) = *col.add(i * rs);
+                    *out.add(i) = col.add(i * rs).read_unaligned();
                 }
             }
         }
@@ -47,7 +49,8 @@ pub(crate) unsafe fn pack_b<T: Copy>(b: *const T, rs: usize, cs: usize, kb: usiz
             for p in 0..kb {
                 let row = src.add(p * rs);
                 let out = panel.add(p * nr);
-                std::ptr::copy_nonoverlapping(row, out, w);
+                // Copied as bytes: a typed copy would require an aligned source.
+                std::ptr::copy_nonoverlapping(row as *const u8, out as *mut u8, w * std::mem::size_of::<T>());
                 for j in w..nr {
                     *out.add(j) = zero;
                 }
@@ -57,7 +60,7 @@ pub(crate) unsafe fn pack_b<T: Copy>(b: *const T, rs: usize, cs: usize, kb: usiz
                 let row = src.add(p * rs);
                 let out = panel.add(p * nr);
                 for j in 0..w {
-                    *out.add(j) = *row.add(j * cs);
+                    *out.add(j) = row.add(j * cs).read_unaligned();
                 }
                 for j in w..nr {
                     *out.add(j) = zero;

@@ -1,7 +1,10 @@
-//! Strided matrix views over slices. The constructors check once that every element the
-//! view can address lies inside its slice; the kernels then address elements with raw
-//! pointers and no further checks. Strides count elements, so a transposed operand is just a
+//! Strided matrix views over memory. The constructors check once that every element the
+//! view can address lies inside its buffer; the kernels then address elements with raw
+//! pointers and no further checks. Read views may be misaligned, so operands are always
+//! read with unaligned loads. Strides count elements, so a transposed operand is just a
 //! view with its strides swapped (no copy).
+
+use std::marker::PhantomData;
 
 use crate::error::{Error, Result};
 
@@ -27,19 +30,45 @@ fn check_span(what: &str, rows: usize, cols: usize, rs: usize, cs: usize, len: u
 }
 
 /// A read-only `rows x cols` matrix: element (i, j) is `data[i * row_stride + j * col_stride]`.
+///
+/// Held as a raw pointer rather than a slice because the elements may sit at an address
+/// that is not a multiple of their alignment (weights mapped straight from a file written
+/// with an odd offset); every read through it is an unaligned read.
 #[derive(Clone, Copy, Debug)]
 pub struct MatRef<'a, T> {
-    data: &'a [T],
+    data: *const T,
     rows: usize,
     cols: usize,
     row_stride: usize,
     col_stride: usize,
+    borrow: PhantomData<&'a [T]>,
 }
 
-impl<'a, T> MatRef<'a, T> {
+// Safety: a `MatRef` is a shared borrow of `T`s, exactly as `&'a [T]` is.
+unsafe impl<T: Sync> Send for MatRef<'_, T> {}
+unsafe impl<T: Sync> Sync for MatRef<'_, T> {}
+
+impl<'a, T: Copy> MatRef<'a, T> {
     pub fn new(data: &'a [T], rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> Result<Self> {
-        check_span("matrix", rows, cols, row_stride, col_stride, data.len())?;
-        Ok(MatRef { data, rows, cols, row_stride, col_stride })
+        // Safety: a slice is `len` readable elements borrowed for `'a`.
+        unsafe { Self::from_raw_parts(data.as_ptr(), data.len(), rows, cols, row_stride, col_stride) }
+    }
+
+    /// A view of `len` elements at `data`, which need not be aligned for `T`.
+    ///
+    /// # Safety
+    /// `data .. data + len` must be readable memory holding valid `T`s, not written by
+    /// anyone while `'a` lasts.
+    pub unsafe fn from_raw_parts(
+        data: *const T,
+        len: usize,
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+        col_stride: usize,
+    ) -> Result<Self> {
+        check_span("matrix", rows, cols, row_stride, col_stride, len)?;
+        Ok(MatRef { data, rows, cols, row_stride, col_stride, borrow: PhantomData })
     }
     /// A C-ordered (row-major) matrix.
     pub fn row_major(data: &'a [T], rows: usize, cols: usize) -> Result<Self> {
@@ -59,16 +88,18 @@ impl<'a, T> MatRef<'a, T> {
     }
     /// The same elements seen transposed.
     pub fn t(self) -> Self {
-        MatRef { data: self.data, rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride }
+        MatRef { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
     }
+    /// The first element's address; possibly misaligned, so read only with `read_unaligned`.
     pub(crate) fn ptr(&self) -> *const T {
-        self.data.as_ptr()
+        self.data
     }
-    pub fn get(&self, i: usize, j: usize) -> Option<&T> {
+    pub fn get(&self, i: usize, j: usize) -> Option<T> {
         if i >= self.rows || j >= self.cols {
             return None;
         }
-        self.data.get(i * self.row_stride + j * self.col_stride)
+        // Safety: (i, j) is inside the view, whose span the constructor checked.
+        Some(unsafe { self.data.add(i * self.row_stride + j * self.col_stride).read_unaligned() })
     }
 }
 
@@ -82,7 +113,7 @@ pub struct MatMut<'a, T> {
     col_stride: usize,
 }
 
-impl<'a, T> MatMut<'a, T> {
+impl<'a, T: Copy> MatMut<'a, T> {
     /// Refuses strides under which two elements would share memory: the kernels write tiles
     /// from several threads and must never race on one location.
     pub fn new(data: &'a mut [T], rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> Result<Self> {
@@ -125,7 +156,14 @@ impl<'a, T> MatMut<'a, T> {
         self.data.as_mut_ptr()
     }
     pub fn as_ref(&self) -> MatRef<'_, T> {
-        MatRef { data: self.data, rows: self.rows, cols: self.cols, row_stride: self.row_stride, col_stride: self.col_stride }
+        MatRef {
+            data: self.data.as_ptr(),
+            rows: self.rows,
+            cols: self.cols,
+            row_stride: self.row_stride,
+            col_stride: self.col_stride,
+            borrow: PhantomData,
+        }
     }
 }
 
