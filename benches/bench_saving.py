@@ -9,8 +9,8 @@ numbers compare parsing, copying and allocation, not the disk):
   `load_model(path, mmap=False)` (weights copied), against Keras 3's `load_model` and the
   `safetensors` package's `load_file` of the same tensors. amber and Keras each load both the
   Keras-written file and the file amber saved: Keras places float32 datasets at addresses that
-  are not 4-byte aligned inside its zip, which amber copies to aligned memory, while amber's own
-  files are aligned and map without a copy;
+  are not 4-byte aligned inside its zip (amber maps them as they are; its kernels read
+  unaligned operands), while amber's own files put every dataset on a 64-byte boundary;
 - peak memory of each load above the interpreter's baseline: every loader runs in a fresh
   subprocess that reads VmHWM from /proc/self/status right before and right after its first
   load (the high-water mark of resident memory, so a transient copy counts even if freed;
@@ -44,8 +44,8 @@ import numpy as np
 UNITS = 4096
 LAYERS = 8
 # Every load measured: label -> (loader, which file). Keras writes float32 datasets at
-# addresses that are not 4-byte aligned inside its zip, amber writes them aligned; amber's
-# mapped load behaves differently on the two, so both are measured.
+# addresses that are not 4-byte aligned inside its zip, amber writes them aligned; both are
+# measured.
 LOADS = {
     "amber load_model, mapped (Keras-written file)": ("amber", "keras"),
     "amber load_model, mapped (amber-written file)": ("amber", "amber"),

@@ -117,8 +117,9 @@ def safetensors_save(path: str, tensors: Mapping[str, np.ndarray], metadata: Opt
 
 # ------------------------------------------------------------------ kernels
 # Operands are read in place through their strides: transposed (``w.T``), sliced and
-# Fortran-ordered arrays cost no copy. Negative strides, misaligned data or a dtype other than
-# the product's are copied first. float32 only when every operand is float32, else float64;
+# Fortran-ordered arrays cost no copy, and neither do misaligned matrix operands (Keras places
+# datasets at odd offsets; the kernels read them with unaligned loads). Negative strides, a
+# misaligned bias or activation input, or a dtype other than the product's are copied first. float32 only when every operand is float32, else float64;
 # other dtypes raise TypeError. Large products run on several threads (``AMBER_NUM_THREADS``,
 # read once, caps them); the GIL is released while computing.
 #
