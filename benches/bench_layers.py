@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from timing import median_timing
+
 # (case, batch sizes); tolerances come from the corpus MANIFEST.
 CASES = [("mobilenetv2_small", (1, 32)), ("text_lstm", (32,))]
 METHODS = [
@@ -45,29 +47,6 @@ METHODS = [
 
 def default_fixtures():
     return Path(__file__).resolve().parents[1].parent / "shared" / "interop" / "fixtures"
-
-
-def median_seconds(fn, min_time=0.5, repeats=5):
-    """Medians over `repeats` samples, each a loop long enough to be timed reliably: wall
-    seconds per call and CPU seconds per call of the whole process (all threads)."""
-    fn()
-    loops = 1
-    while True:
-        start = time.perf_counter()
-        for _ in range(loops):
-            fn()
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_time / repeats or loops >= 1 << 12:
-            break
-        loops *= 2
-    wall, cpu = [], []
-    for _ in range(repeats):
-        start, cpu_start = time.perf_counter(), time.process_time()
-        for _ in range(loops):
-            fn()
-        wall.append((time.perf_counter() - start) / loops)
-        cpu.append((time.process_time() - cpu_start) / loops)
-    return statistics.median(wall), statistics.median(cpu)
 
 
 def tolerances(fixtures):
@@ -109,7 +88,8 @@ def measure(keras, fixtures):
                 ok = bool(np.allclose(out, expected, rtol=tol[case]["rtol"], atol=tol[case]["atol"]))
                 cell = {"max_abs_vs_recorded": gap, "matches_recorded": ok}
                 if ok:
-                    cell["seconds"], cell["cpu_seconds"] = median_seconds(lambda: np.asarray(run(model, x)))
+                    cell["seconds"], cell["cpu_seconds"] = median_timing(lambda: np.asarray(run(model, x)), min_time=0.5,
+                                                                      repeats=5, max_loops=1 << 12)
                 row[name] = cell
     return results
 

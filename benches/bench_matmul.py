@@ -13,32 +13,12 @@ import argparse
 import json
 import os
 import statistics
-import time
 
 import numpy as np
 
+from timing import median_seconds
+
 import amber._native as native
-
-
-def median_seconds(fn, min_time=0.2, repeats=7):
-    """Median over `repeats` samples, each a loop long enough to be timed reliably."""
-    fn()
-    loops = 1
-    while True:
-        start = time.perf_counter()
-        for _ in range(loops):
-            fn()
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_time / repeats or loops >= 1 << 20:
-            break
-        loops *= 2
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(loops):
-            fn()
-        samples.append((time.perf_counter() - start) / loops)
-    return statistics.median(samples)
 
 
 def blas_name():

@@ -36,32 +36,13 @@ import time
 
 import numpy as np
 
+from timing import median_seconds
+
 BATCH_TRAIN = 32
 BATCH_PREDICT = 1024
 # Relative agreement expected between the two libraries' first-epoch losses: float32 sums in
 # different orders drift a little over ~2000 RMSprop steps, a different update rule would not.
 LOSS_RTOL = 1e-3
-
-
-def median_seconds(fn, min_time=0.3, repeats=7):
-    """Median over `repeats` samples, each a loop long enough to be timed reliably."""
-    fn()
-    loops = 1
-    while True:
-        start = time.perf_counter()
-        for _ in range(loops):
-            fn()
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_time / repeats or loops >= 1 << 16:
-            break
-        loops *= 2
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(loops):
-            fn()
-        samples.append((time.perf_counter() - start) / loops)
-    return statistics.median(samples)
 
 
 def build_mlp(keras):
