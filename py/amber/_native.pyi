@@ -152,3 +152,22 @@ def supported_isas() -> list[str]:
 def peak_f32_flops(isa: str, threads: int = 1, iterations: int = 200_000_000) -> float:
     """Measured float32 FLOP/s of a pure-FMA loop ('avx512' or 'avx2') on ``threads`` threads:
     the machine's peak, the yardstick of the benchmarks."""
+
+# ------------------------------------------------------------------ optimizer steps
+# One fused pass per step over flat float32 vectors, bitwise equal to Keras's float32 update
+# rule written as numpy expressions (same operations, same order, every intermediate rounded
+# to float32; no FMA). Every array must be an aligned, C-contiguous float32 array of one
+# length (any shape; ValueError otherwise, TypeError for another dtype); slots and
+# ``value_out`` are written in place (writable, not overlapping each other or the inputs).
+# Coefficients are the float32 values numpy would use, e.g. ``np.float32(1 - beta_1)``. The
+# GIL is released while computing.
+
+def adam_step_f32(value_out: np.ndarray, value_in: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, alpha: float, one_minus_beta_1: float, one_minus_beta_2: float, epsilon: float) -> None:
+    """Adam (no AMSGrad): ``m += (g - m) * one_minus_beta_1``;
+    ``v += (g*g - v) * one_minus_beta_2``; ``value_out = value_in - (m * alpha) / (sqrt(v) + epsilon)``,
+    ``alpha`` being the bias-corrected step size."""
+def rmsprop_step_f32(value_out: np.ndarray, value_in: np.ndarray, grad: np.ndarray, velocity: np.ndarray, momentum: Optional[np.ndarray], learning_rate: float, rho: float, one_minus_rho: float, epsilon: float, momentum_factor: float) -> None:
+    """Uncentered RMSprop: ``velocity = velocity * rho + (g*g) * one_minus_rho``;
+    ``increment = (g * learning_rate) / sqrt(velocity + epsilon)``; with a ``momentum`` slot
+    ``momentum = momentum * momentum_factor + increment`` and ``value_out = value_in - momentum``,
+    else ``value_out = value_in - increment`` (``momentum_factor`` is then unused)."""

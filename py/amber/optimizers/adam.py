@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from amber import _native
 from amber.optimizers import flat_state
 from amber.optimizers.base_optimizer import Optimizer
 
@@ -46,9 +47,8 @@ class Adam(Optimizer):
             state = flat_state.state_for(self, trainable_variables, 2)
             m = state.slot(0, [self._momentums[i] for i in indices])
             v = state.slot(1, [self._velocities[i] for i in indices])
-            new_values = self._adam_arithmetic(state.gradients(grads),
-                                               state.values(trainable_variables), m, v, alpha,
-                                               *state.scratch)
+            new_values = self._adam_kernel(state.gradients(grads),
+                                           state.values(trainable_variables), m, v, alpha)
             state.assign_values(trainable_variables, new_values)
             return
         for gradient, variable in zip(grads, trainable_variables):
@@ -63,8 +63,7 @@ class Adam(Optimizer):
         v = self._velocities[index]
         value = variable.value
         if value.dtype == f32 and not self.amsgrad:
-            variable._replace(self._adam_float32(gradient.astype(f32, copy=False), value, m, v,
-                                                 alpha))
+            variable._replace(self._adam_float32(gradient, value, m, v, alpha))
             return
         gradient = gradient.astype(variable.dtype, copy=False)
         m.assign(m.value + (gradient - m.value) * f32(1 - self.beta_1))
@@ -79,30 +78,19 @@ class Adam(Optimizer):
         )
 
     def _adam_float32(self, gradient, value, m, v, alpha):
-        """The new float32 value of one variable after an Adam step: its slots are updated in
-        place, temporaries live in scratch buffers."""
-        m = self._private_slot_value(m)
-        v = self._private_slot_value(v)
-        return self._adam_arithmetic(gradient, value, m, v, alpha,
-                                     *self._scratch_buffers(value.shape, f32))
+        """The new float32 value of one variable after an Adam step (slots updated in place)."""
+        return self._adam_kernel(self._c_float32(gradient), self._c_float32(value),
+                                 self._private_slot_value(m), self._private_slot_value(v), alpha)
 
-    def _adam_arithmetic(self, gradient, value, m, v, alpha, t, u):
-        """Keras's float32 Adam step with the same roundings as the expressions in
-        `_update_variable`: `m` and `v` (private) are updated in place, `t` and `u` are
-        scratch, and the new value is a fresh array (the old one may be a read-only mapped
-        view or still referenced, so it is never written)."""
-        np.subtract(gradient, m, out=t)
-        t *= f32(1 - self.beta_1)
-        m += t
-        np.square(gradient, out=t)
-        t -= v
-        t *= f32(1 - self.beta_2)
-        v += t
-        np.sqrt(v, out=t)
-        t += f32(self.epsilon)
-        np.multiply(m, alpha, out=u)
-        u /= t
-        return np.subtract(value, u)
+    def _adam_kernel(self, gradient, value, m, v, alpha):
+        """Keras's float32 Adam step in one fused pass, with the same float32 roundings as the
+        expressions in `_update_variable`: `m` and `v` (private, C-contiguous) are updated in
+        place, and the new value is a fresh array (the old one may be a read-only mapped view
+        or still referenced, so it is never written)."""
+        new_value = np.empty(value.shape, f32)
+        _native.adam_step_f32(new_value, value, gradient, m, v, f32(alpha),
+                              f32(1 - self.beta_1), f32(1 - self.beta_2), f32(self.epsilon))
+        return new_value
 
     def get_config(self):
         config = super().get_config()

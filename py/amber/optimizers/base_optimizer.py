@@ -138,9 +138,8 @@ class Optimizer:
         self._model_variables_moving_average = []
         self._accumulated_gradients = []
         # Slot arrays this optimizer allocated and alone writes (see `_private_slot_value`),
-        # keyed by the slot variable's id, and reusable scratch buffers keyed by shape.
+        # keyed by the slot variable's id.
         self._private_slots = {}
-        self._scratch = {}
 
         self._iterations = self.add_variable(
             (), initializer="zeros", dtype=ITERATION_DTYPE, name="iteration"
@@ -305,19 +304,17 @@ class Optimizer:
         by a private copy, so copy-on-write holds for everything handed in from outside."""
         value = slot.value
         if self._private_slots.get(id(slot)) is not value:
-            value = np.array(value, copy=True)
+            # C order: the fused float32 kernels walk slots and values in the same flat order.
+            value = np.array(value, order="C", copy=True)
             slot._replace(value)
             self._private_slots[id(slot)] = value
         return value
 
-    def _scratch_buffers(self, shape, dtype, count=2):
-        """`count` reusable temporaries of `shape`: never handed out, overwritten each step."""
-        key = (shape, np.dtype(dtype))
-        buffers = self._scratch.get(key)
-        if buffers is None or len(buffers) < count:
-            buffers = [np.empty(shape, dtype) for _ in range(count)]
-            self._scratch[key] = buffers
-        return buffers
+    @staticmethod
+    def _c_float32(array):
+        """`array` as the aligned, C-contiguous float32 array the fused kernels of
+        `amber._native` take (a copy only when it is not one already)."""
+        return np.require(array, np.float32, ["C", "A"])
 
     def _get_variable_index(self, variable):
         return self._index_by_id[id(variable)]

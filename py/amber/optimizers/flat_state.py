@@ -1,5 +1,5 @@
-"""Float32 variables laid end to end, so an update rule runs its dozen ufunc calls once per
-step instead of once per variable (a small bias costs as many calls as a big kernel).
+"""Float32 variables laid end to end, so an update rule runs its fused kernel once per step
+instead of once per variable (a small bias costs as much call overhead as a big kernel).
 
 The optimizer's slots for these variables live as views of private flat buffers and are
 written in place (nobody else computes with optimizer state; a slot value handed in from
@@ -41,7 +41,6 @@ class FlatState:
         self.bounds = bounds
         self.slots = [np.zeros(offset, f32) for _ in range(slot_count)]
         self._slot_views = [[None] * len(variables) for _ in range(slot_count)]
-        self.scratch = (np.empty(offset, f32), np.empty(offset, f32))
         self._gradient = np.empty(offset, f32)
         self._gathered_values = np.empty(offset, f32)
         self._values = None

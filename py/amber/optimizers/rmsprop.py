@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from amber import _native
 from amber.optimizers import flat_state
 from amber.optimizers.base_optimizer import Optimizer
 
@@ -38,9 +39,9 @@ class RMSprop(Optimizer):
             state = flat_state.state_for(self, trainable_variables, 2 if with_momentum else 1)
             velocity = state.slot(0, [self._velocities[i] for i in indices])
             momentum = state.slot(1, [self._momentums[i] for i in indices]) if with_momentum else None
-            new_values = self._rmsprop_arithmetic(
+            new_values = self._rmsprop_kernel(
                 state.gradients(grads), state.values(trainable_variables), velocity, momentum,
-                learning_rate, *state.scratch)
+                learning_rate)
             state.assign_values(trainable_variables, new_values)
             return
         super()._update_all(grads, trainable_variables, learning_rate)
@@ -52,7 +53,7 @@ class RMSprop(Optimizer):
         velocity = self._velocities[index]
         if variable.value.dtype == f32 and not self.centered:
             variable._replace(self._rmsprop_float32(
-                gradient.astype(f32, copy=False), variable.value, velocity,
+                gradient, variable.value, velocity,
                 self._momentums[index] if self.momentum > 0 else None, learning_rate,
             ))
             return
@@ -74,30 +75,23 @@ class RMSprop(Optimizer):
 
     def _rmsprop_float32(self, gradient, value, velocity, momentum, learning_rate):
         """The new float32 value of one variable after an (uncentered) RMSprop step: slots
-        updated in place, temporaries in scratch buffers."""
+        updated in place."""
         velocity = self._private_slot_value(velocity)
         if momentum is not None:
             momentum = self._private_slot_value(momentum)
-        return self._rmsprop_arithmetic(gradient, value, velocity, momentum, learning_rate,
-                                        *self._scratch_buffers(value.shape, f32))
+        return self._rmsprop_kernel(self._c_float32(gradient), self._c_float32(value), velocity,
+                                    momentum, learning_rate)
 
-    def _rmsprop_arithmetic(self, gradient, value, velocity, momentum, learning_rate, t, u):
-        """Keras's float32 RMSprop step with the same roundings as the expressions in
-        `update_step`: `velocity` and `momentum` (private) are updated in place, `t` and `u`
-        are scratch, and the new value is a fresh array (the old one is never written)."""
-        np.square(gradient, out=t)
-        t *= f32(1 - self.rho)
-        velocity *= f32(self.rho)
-        velocity += t
-        np.add(velocity, f32(self.epsilon), out=t)
-        np.sqrt(t, out=t)
-        np.multiply(gradient, learning_rate, out=u)
-        u /= t
-        if momentum is not None:
-            momentum *= f32(self.momentum)
-            momentum += u
-            u = momentum
-        return np.subtract(value, u)
+    def _rmsprop_kernel(self, gradient, value, velocity, momentum, learning_rate):
+        """Keras's float32 RMSprop step in one fused pass, with the same float32 roundings as
+        the expressions in `update_step`: `velocity` and `momentum` (private, C-contiguous)
+        are updated in place, and the new value is a fresh array (the old one is never
+        written)."""
+        new_value = np.empty(value.shape, f32)
+        _native.rmsprop_step_f32(new_value, value, gradient, velocity, momentum,
+                                 f32(learning_rate), f32(self.rho), f32(1 - self.rho),
+                                 f32(self.epsilon), f32(self.momentum))
+        return new_value
 
     def get_config(self):
         config = super().get_config()

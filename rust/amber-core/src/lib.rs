@@ -5,6 +5,7 @@
 //! - `safetensors`: read (views) and write.
 //! - `storage`: mapped files and checked byte ranges shared by all views.
 //! - `kernels`: SIMD matmul and fused Dense.
+//! - `optim`: fused one-pass optimizer steps (Adam, RMSprop) over flat float32 vectors.
 //! - `error`: the one error type.
 
 pub mod archive;
@@ -12,6 +13,7 @@ pub mod dtype;
 pub mod error;
 pub mod h5;
 pub mod kernels;
+pub mod optim;
 pub mod safetensors;
 pub mod storage;
 

@@ -12,6 +12,7 @@ mod archive;
 mod h5_read;
 mod h5_write;
 mod kernels;
+mod optim;
 mod safetensors;
 mod views;
 
@@ -38,6 +39,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     h5_write::register(m)?;
     safetensors::register(m)?;
     kernels::register(m)?;
+    optim::register(m)?;
     views::register(m)?;
     Ok(())
 }
