@@ -1,6 +1,8 @@
 """Merging layers: combine a list of inputs elementwise (Add, Subtract, Multiply, Average,
 Maximum, Minimum) or along an axis (Concatenate)."""
 
+import numpy as np
+
 from amber import ops
 from amber.layers.layer import Layer
 
@@ -45,6 +47,25 @@ class Merge(Layer):
 
     def compute_output_shape(self, input_shape):
         return _broadcast_shapes(self, [tuple(s) for s in input_shape])
+
+    def _check_masks(self, inputs, mask):
+        if not isinstance(mask, (list, tuple)) or not isinstance(inputs, (list, tuple)) \
+                or len(mask) != len(inputs):
+            raise ValueError(f"Layer '{self.name}': `mask` should be a list with one entry per input "
+                             f"({len(inputs) if isinstance(inputs, (list, tuple)) else 'not a list'} "
+                             f"inputs). Received: mask={mask!r}")
+
+    def compute_mask(self, inputs, mask=None):
+        # As in Keras: a step stays if any input keeps it; one unmasked input drops the mask.
+        if mask is None:
+            return None
+        self._check_masks(inputs, mask)
+        if any(m is None for m in mask):
+            return None
+        out = np.asarray(mask[0], dtype=bool)
+        for m in mask[1:]:
+            out = np.logical_or(out, np.asarray(m, dtype=bool))
+        return out
 
 
 class Add(Merge):
@@ -114,6 +135,26 @@ class Concatenate(Merge):
 
     def _merge(self, inputs):
         return ops.concatenate(inputs, axis=self.axis)
+
+    def compute_mask(self, inputs, mask=None):
+        # Keras's rule: each input's mask widened to the input's full shape (all True when the
+        # input has none), joined along the axis, then a position is kept if any feature is.
+        if mask is None:
+            return None
+        self._check_masks(inputs, mask)
+        if all(m is None for m in mask):
+            return None
+        full = []
+        for x, m in zip(inputs, mask):
+            shape = np.shape(x)
+            if m is None:
+                full.append(np.ones(shape, dtype=bool))
+                continue
+            m = np.asarray(m, dtype=bool)
+            if m.ndim < len(shape):
+                m = np.broadcast_to(np.expand_dims(m, -1), shape)
+            full.append(m)
+        return np.any(np.concatenate(full, axis=self.axis), axis=-1)
 
     def compute_output_shape(self, input_shape):
         shapes = [list(s) for s in input_shape]

@@ -309,9 +309,6 @@ class MultiHeadAttention(Layer):
             return x.astype(self.compute_dtype)
         return x
 
-    def compute_mask(self, query, value=None, key=None, query_mask=None, **kwargs):
-        return query_mask
-
     def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):
         query_shape = tuple(query_shape)
         if value_shape is not None:
