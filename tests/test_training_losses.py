@@ -191,3 +191,15 @@ def test_loss_gradients_match_finite_differences(name, kwargs, y_true):
             - float(np.asarray(loss_fn(y_true, minus, sample_weight=WEIGHTS)))
         ) / (2 * h)
     np.testing.assert_allclose(np.asarray(grad), numeric, rtol=1e-5, atol=1e-7)
+
+
+def test_deserialize_refuses_objects_of_another_kind():
+    # A config naming an optimizer (or any non-loss component) must not come back as a "loss",
+    # nor an optimizer as a "metric".
+    import amber
+
+    with pytest.raises(ValueError, match="not a loss"):
+        amber.losses.deserialize({"class_name": "Adam", "config": {}})
+    with pytest.raises(ValueError, match="not a metric"):
+        amber.metrics.deserialize({"module": "keras.optimizers", "class_name": "Adam", "config": {},
+                                   "registered_name": None})

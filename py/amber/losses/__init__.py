@@ -1,5 +1,8 @@
 """amber.losses: mirrors keras.losses."""
 
+import inspect
+
+from amber._object_namespace import deserialize_object, serialize_object
 from amber.losses.losses import (
     BinaryCrossentropy,
     BinaryFocalCrossentropy,
@@ -82,17 +85,7 @@ def serialize(loss):
     """Keras's serialized form: a Keras object dict (functions: the "function" form)."""
     if loss is None:
         return None
-    try:
-        from amber.saving import serialize_keras_object
-    except ImportError:
-        serialize_keras_object = None
-    if serialize_keras_object is not None:
-        return serialize_keras_object(loss)
-    if isinstance(loss, Loss):
-        return {"module": "keras.losses", "class_name": type(loss).__name__,
-                "config": loss.get_config(), "registered_name": None}
-    return {"module": "builtins", "class_name": "function", "config": loss.__name__,
-            "registered_name": "function"}
+    return serialize_object(loss)
 
 
 def deserialize(name, custom_objects=None):
@@ -103,20 +96,11 @@ def deserialize(name, custom_objects=None):
             raise ValueError(f"Unknown loss function: {name!r}")
         return obj() if isinstance(obj, type) else obj
     if isinstance(name, dict):
-        class_name = name.get("class_name")
-        if class_name == "function" and isinstance(name.get("config"), str):
-            fn = (custom_objects or {}).get(name["config"]) or ALL_OBJECTS_DICT.get(name["config"])
-            if fn is not None and not isinstance(fn, type):
-                return fn
-        cls = (custom_objects or {}).get(class_name) or ALL_OBJECTS_DICT.get(class_name)
-        if isinstance(cls, type) and name.get("registered_name") in (None, class_name):
-            return cls.from_config(dict(name.get("config") or {}))
-        try:
-            from amber.saving import deserialize_keras_object
-        except ImportError:
-            deserialize_keras_object = None
-        if deserialize_keras_object is not None:
-            return deserialize_keras_object(name, custom_objects=custom_objects)
+        obj = deserialize_object(name, custom_objects, ALL_OBJECTS_DICT)
+        if isinstance(obj, Loss) or inspect.isroutine(obj):
+            return obj
+        raise ValueError(f"{name.get('class_name')!r} is not a loss (it deserializes to a "
+                         f"{type(obj).__name__})")
     raise ValueError(f"Could not interpret loss identifier: {name!r}")
 
 

@@ -13,7 +13,9 @@ from amber.losses import (  # noqa: F401  Keras exposes these loss functions as 
     sparse_categorical_crossentropy,
     squared_hinge,
 )
-from amber._object_namespace import serialize_object
+import inspect
+
+from amber._object_namespace import deserialize_object, serialize_object
 from amber.metrics.metrics import (
     AUC,
     Accuracy,
@@ -81,16 +83,11 @@ def deserialize(config, custom_objects=None):
             raise ValueError(f"Unknown metric: {config!r}")
         return obj
     if isinstance(config, dict):
-        class_name = config.get("class_name")
-        cls = (custom_objects or {}).get(class_name) or ALL_OBJECTS_DICT.get(class_name)
-        if isinstance(cls, type) and config.get("registered_name") in (None, class_name):
-            return cls.from_config(dict(config.get("config") or {}))
-        try:
-            from amber.saving import deserialize_keras_object
-        except ImportError:
-            deserialize_keras_object = None
-        if deserialize_keras_object is not None:
-            return deserialize_keras_object(config, custom_objects=custom_objects)
+        obj = deserialize_object(config, custom_objects, ALL_OBJECTS_DICT)
+        if isinstance(obj, Metric) or inspect.isroutine(obj):
+            return obj
+        raise ValueError(f"{config.get('class_name')!r} is not a metric (it deserializes to a "
+                         f"{type(obj).__name__})")
     raise ValueError(f"Could not interpret metric identifier: {config!r}")
 
 
