@@ -2,11 +2,7 @@
 (numpy backend): same values, same configs key by key, same names and aliases."""
 
 import importlib
-import importlib.abc
-import importlib.machinery
 import os
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -15,61 +11,12 @@ import amber
 from amber import activations, constraints, initializers, ops, regularizers
 
 
-class _Placeholder:
-    """Any attribute or call of the placeholder module gives another placeholder."""
-
-    def __init__(self, name):
-        self._name = name
-
-    def __getattr__(self, attr):
-        if attr.startswith("__"):
-            raise AttributeError(attr)
-        return _Placeholder(f"{self._name}.{attr}")
-
-    def __call__(self, *args, **kwargs):
-        if len(args) == 1 and callable(args[0]) and not kwargs:
-            return args[0]  # used as a decorator
-        return _Placeholder(f"{self._name}()")
-
-    def __mro_entries__(self, bases):
-        return (object,)
-
-
-class _PlaceholderModule(types.ModuleType):
-    def __getattr__(self, attr):
-        if attr.startswith("__"):
-            raise AttributeError(attr)
-        return _Placeholder(f"{self.__name__}.{attr}")
-
-
-class _JaxPlaceholderFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Keras 3.15's numpy backend imports one FFT helper from its JAX backend at import time
-    (nothing these tests call uses it). When JAX is not installed, this finder satisfies
-    that import with inert placeholders so the real numpy-backend code can run."""
-
-    def find_spec(self, name, path, target=None):
-        if name.split(".")[0] in ("jax", "jaxlib"):
-            return importlib.machinery.ModuleSpec(name, self, is_package=True)
-        return None
-
-    def create_module(self, spec):
-        module = _PlaceholderModule(spec.name)
-        module.__path__ = []
-        return module
-
-    def exec_module(self, module):
-        pass
-
-
 def _import_keras():
+    # Real Keras (a test extra, with jax and scipy that its numpy backend imports) is the
+    # reference here; a missing install is a failure, not a skip.
     os.environ.setdefault("KERAS_BACKEND", "numpy")
-    if importlib.util.find_spec("keras") is None:
-        pytest.skip("real Keras is not installed (pip install keras): it is the reference here")
-    if importlib.util.find_spec("jax") is None:
-        sys.meta_path.append(_JaxPlaceholderFinder())
     keras = importlib.import_module("keras")
-    if keras.backend.backend() != "numpy":
-        pytest.skip(f"these comparisons need KERAS_BACKEND=numpy, not {keras.backend.backend()}")
+    assert keras.backend.backend() == "numpy", "these comparisons need KERAS_BACKEND=numpy"
     return keras
 
 
