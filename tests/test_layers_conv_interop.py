@@ -82,10 +82,7 @@ def test_mobilenet_has_the_layers_it_is_meant_to_exercise():
 @pytest.mark.parametrize("name", MODELS)
 def test_load_model_matches_keras_prediction(name):
     path = _fixture(name, ".keras")
-    try:
-        model = amber.models.load_model(path)
-    except NotImplementedError as error:
-        pytest.skip(f"amber's native archive reader is not in this build yet: {error}")
+    model = amber.models.load_model(path)
     x = np.load(_fixture(name, ".input.npy"))
     np.testing.assert_allclose(np.asarray(model(x)), np.load(_fixture(name, ".expected.npy")),
                                rtol=1e-4, atol=1e-5)
