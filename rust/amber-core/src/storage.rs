@@ -119,14 +119,13 @@ impl ByteRange {
     /// A sub-window `[offset, offset+len)` relative to this range; refuses anything that does
     /// not fit, naming both the requested and the available extent.
     pub fn sub(&self, offset: u64, len: u64) -> Result<ByteRange> {
-        let end = offset.checked_add(len).filter(|&e| e <= self.len).ok_or_else(|| {
+        offset.checked_add(len).filter(|&end| end <= self.len).ok_or_else(|| {
             Error::corrupt(format!(
                 "range of {len} bytes at offset {offset} runs past the end ({} bytes available)",
                 self.len
             ))
             .at(offset)
         })?;
-        let _ = end;
         Ok(ByteRange { storage: self.storage.clone(), start: self.start + offset, len })
     }
 }
