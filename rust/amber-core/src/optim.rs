@@ -9,7 +9,14 @@
 //! `1f32 - beta_1_f32`), which is what numpy's float32 arithmetic sees too.
 //!
 //! On x86-64 the same element code is compiled a second time with AVX enabled (wider
-//! vectors, same IEEE operations, no FMA) and chosen at run time. The steps stay on one
+//! vectors, same IEEE operations, no FMA) and chosen at run time.
+//!
+//! Subnormal numbers are flushed to zero during a step (FTZ and DAZ in MXCSR, restored
+//! afterwards), as XLA and TensorFlow do on CPU. Without it a dead unit's Adam moment,
+//! which decays by `beta_1` each step, spends hundreds of steps in the subnormal range, where
+//! every multiply takes a microcode assist: measured on the guide's MLP, one Adam step over
+//! 55k parameters went from 35 us to 830 us once its state turned subnormal. Only values
+//! below 1.2e-38 differ from the numpy rule, and they move a weight by less than its ulp. The steps stay on one
 //! thread: they are memory-bound, and splitting even 1M elements over two threads measured
 //! slower than one on a busy two-core machine.
 
@@ -115,33 +122,86 @@ struct RmspropSlices<'a> {
 }
 
 fn adam_dispatch(slices: AdamSlices<'_>, c: AdamCoefficients) {
+    let _flush = FlushSubnormals::enter();
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx") {
         // Safety: the CPU supports AVX (checked just above).
         unsafe { adam_avx(slices, c) };
         return;
     }
-    adam_elements(slices, c);
+    adam_portable(slices, c);
 }
 
 fn rmsprop_dispatch(slices: RmspropSlices<'_>, c: RmspropCoefficients) {
+    let _flush = FlushSubnormals::enter();
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx") {
         // Safety: the CPU supports AVX (checked just above).
         unsafe { rmsprop_avx(slices, c) };
         return;
     }
+    rmsprop_portable(slices, c);
+}
+
+#[inline(never)]
+fn adam_portable(slices: AdamSlices<'_>, c: AdamCoefficients) {
+    adam_elements(slices, c);
+}
+
+#[inline(never)]
+fn rmsprop_portable(slices: RmspropSlices<'_>, c: RmspropCoefficients) {
     rmsprop_elements(slices, c);
+}
+
+/// Sets flush-to-zero and denormals-are-zero for the current thread until dropped, then puts
+/// the caller's MXCSR back. The element loops run in non-inlined functions called between the
+/// two register writes, so no floating-point operation of theirs can move across them.
+struct FlushSubnormals {
+    #[cfg(target_arch = "x86_64")]
+    saved: u32,
+}
+
+impl FlushSubnormals {
+    #[cfg(target_arch = "x86_64")]
+    fn enter() -> Self {
+        /// MXCSR bits: FTZ (15) flushes subnormal results, DAZ (6) reads subnormal inputs as 0.
+        const FTZ_DAZ: u32 = (1 << 15) | (1 << 6);
+        let mut saved: u32 = 0;
+        // Safety: stmxcsr/ldmxcsr only read/write the 4 bytes given; SSE is baseline on x86-64.
+        unsafe {
+            std::arch::asm!("stmxcsr [{}]", in(reg) &mut saved, options(nostack, preserves_flags));
+            let flushed = saved | FTZ_DAZ;
+            std::arch::asm!("ldmxcsr [{}]", in(reg) &flushed, options(nostack, preserves_flags));
+        }
+        Self { saved }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn enter() -> Self {
+        Self {}
+    }
+}
+
+impl Drop for FlushSubnormals {
+    fn drop(&mut self) {
+        #[cfg(target_arch = "x86_64")]
+        // Safety: restores the value read in `enter`.
+        unsafe {
+            std::arch::asm!("ldmxcsr [{}]", in(reg) &self.saved, options(nostack, preserves_flags));
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
+#[inline(never)]
 unsafe fn adam_avx(slices: AdamSlices<'_>, c: AdamCoefficients) {
     adam_elements(slices, c);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
+#[inline(never)]
 unsafe fn rmsprop_avx(slices: RmspropSlices<'_>, c: RmspropCoefficients) {
     rmsprop_elements(slices, c);
 }
@@ -267,6 +327,25 @@ mod tests {
                 assert!(momentum.iter().zip(&ref_momentum).all(|(a, b)| a.to_bits() == b.to_bits()));
             }
         }
+    }
+
+    #[test]
+    fn subnormal_state_is_flushed_and_the_callers_float_mode_restored() {
+        let c = AdamCoefficients { alpha: 1e-3, one_minus_beta_1: (1.0f64 - 0.9) as f32, one_minus_beta_2: (1.0f64 - 0.999) as f32, epsilon: 1e-7 };
+        let n = 37;
+        let value = noise(n, 3, 0.5);
+        // A dead unit: zero gradient, a first moment about to decay below f32::MIN_POSITIVE.
+        let g = vec![0.0f32; n];
+        let (mut m, mut v) = (vec![1.2e-38f32; n], vec![1e-30f32; n]);
+        let mut out = vec![0.0f32; n];
+        adam_step_f32(&mut out, &value, &g, &mut m, &mut v, c).unwrap();
+        // numpy would store 1.08e-38 (subnormal); flushed, the subnormal decrement
+        // `(g - m) * 0.1` is 0 and the moment stays normal (as under XLA).
+        assert!(m.iter().all(|&m| m == 1.2e-38), "{m:?}");
+        assert!(out.iter().zip(&value).all(|(a, b)| a == b));
+        // Back in the caller's mode, subnormal arithmetic works again.
+        let tiny = std::hint::black_box(1.2e-38f32) * std::hint::black_box(0.5f32);
+        assert!(tiny > 0.0 && tiny < f32::MIN_POSITIVE);
     }
 
     #[test]
