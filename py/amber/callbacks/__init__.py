@@ -231,22 +231,37 @@ class ProgbarLogger(Callback):
         self._mode = "train"
         self._last_draw = 0.0
         self._start = time.perf_counter()
+        # A generator's length is unknown (params["steps"] is None) until its first epoch
+        # ends; the bar shows "n/Unknown" until then and that epoch's length afterwards.
+        self._seen = 0
+        self._learned_total = None
 
     def _verbose(self):
         return (self.params or {}).get("verbose", 1)
 
+    def _total(self):
+        return (self.params or {}).get("steps") or self._learned_total
+
+    def _final_total(self):
+        if self._total() is None:
+            self._learned_total = self._seen
+        return self._total() or 0
+
     def on_train_begin(self, logs=None):
         self._mode = "train"
+        self._learned_total = None
 
     def on_test_begin(self, logs=None):
         self._mode = "test"
         self._start = time.perf_counter()
         self._last_draw = 0.0
+        self._seen, self._learned_total = 0, None
 
     def on_predict_begin(self, logs=None):
         self._mode = "predict"
         self._start = time.perf_counter()
         self._last_draw = 0.0
+        self._seen, self._learned_total = 0, None
 
     def on_epoch_begin(self, epoch, logs=None):
         epochs = (self.params or {}).get("epochs", 1)
@@ -254,9 +269,10 @@ class ProgbarLogger(Callback):
             print(f"Epoch {epoch + 1}/{epochs}")
         self._start = time.perf_counter()
         self._last_draw = 0.0
+        self._seen = 0
 
     def _draw(self, step, logs, final):
-        total = (self.params or {}).get("steps") or 0
+        total = self._total()
         now = time.perf_counter()
         if not final and now - self._last_draw < self.REDRAW_SECONDS:
             return
@@ -268,25 +284,29 @@ class ProgbarLogger(Callback):
         bar = "━" * filled + ("━" if False else "─") * (width - filled)
         timing = f"{int(elapsed)}s {per_step * 1e3:.0f}ms/step"
         text = _format_logs(logs)
-        line = f"{step}/{total} {bar} {timing}" + (f" - {text}" if text else "")
+        progress = f"{step}/{total} {bar}" if total is not None else f"{step}/Unknown"
+        line = f"{progress} {timing}" + (f" - {text}" if text else "")
         sys.stdout.write(("\r" + line) if not final else ("\r" + line + "\n"))
         sys.stdout.flush()
 
     def on_train_batch_end(self, batch, logs=None):
+        self._seen = batch + 1
         if self._verbose() == 1:
             self._draw(batch + 1, logs, False)
 
     def on_test_batch_end(self, batch, logs=None):
+        self._seen = batch + 1
         if self._verbose() == 1:
             self._draw(batch + 1, logs, False)
 
     def on_predict_batch_end(self, batch, logs=None):
+        self._seen = batch + 1
         if self._verbose() == 1:
             self._draw(batch + 1, None, False)
 
     def on_epoch_end(self, epoch, logs=None):
         verbose = self._verbose()
-        steps = (self.params or {}).get("steps") or 0
+        steps = self._final_total()
         if verbose == 1:
             self._draw(steps, logs, True)
         elif verbose == 2:
@@ -297,11 +317,11 @@ class ProgbarLogger(Callback):
 
     def on_test_end(self, logs=None):
         if self._verbose() == 1:
-            self._draw((self.params or {}).get("steps") or 0, logs, True)
+            self._draw(self._final_total(), logs, True)
 
     def on_predict_end(self, logs=None):
         if self._verbose() == 1:
-            self._draw((self.params or {}).get("steps") or 0, None, True)
+            self._draw(self._final_total(), None, True)
 
 
 class _Monitor(Callback):

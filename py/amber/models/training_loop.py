@@ -1,8 +1,11 @@
 """The loops behind fit / evaluate / predict and the *_on_batch calls.
 
-Data are numpy arrays (or lists/dicts of them). Floating arrays are converted to float32
-once up front, as Keras's array adapter does, and batches are slices (views) when not
-shuffling, so the per-batch Python work is the forward pass, the tape and the update.
+Data are numpy arrays (or lists/dicts of them), Python generators or ``PyDataset``s. Arrays
+are converted once up front (floating ones to float32, as Keras's array adapter does) and
+batches are slices (views) when not shuffling, so the per-batch Python work is the forward
+pass, the tape and the update. Generators and PyDatasets already come in batches: their
+adapters (``amber.trainers``) check them and decide how many batches make an epoch, and
+each batch is converted as it arrives.
 """
 
 import math
@@ -11,6 +14,8 @@ import numpy as np
 
 from amber import ops
 from amber.layers import tree
+from amber.trainers.data_adapters import get_data_adapter, is_batch_source
+from amber.trainers.epoch_iterator import EpochIterator
 
 
 def _as_arrays(data):
@@ -88,32 +93,83 @@ def _callback_list(model, callbacks, verbose, epochs, steps, add_history):
                                          model=model, verbose=verbose, epochs=epochs, steps=steps)
 
 
+def _refuse_iterator(x):
+    """Keras accepts generators but no other iterators; say so instead of failing on the
+    iterator as if it were an array."""
+    if hasattr(x, "__next__") and not is_batch_source(x):
+        raise ValueError(f"Unrecognized data type: x is a {type(x).__name__} iterator. Pass numpy arrays, a "
+                         f"keras.utils.PyDataset or a Python generator (e.g. `(batch for batch in iterator)`).")
+
+
+def _array_epoch(x, y, sample_weight, batch_size, shuffle, steps):
+    num_samples = _num_samples([x, y, sample_weight])
+    for index in _batches(num_samples, batch_size, shuffle, steps):
+        yield _take(x, index), _take(y, index), _take(sample_weight, index)
+
+
+def _source_epoch(epoch_iterator):
+    """One epoch of a generator / PyDataset, each batch converted like arrays are."""
+    batches = epoch_iterator.epoch()
+    try:
+        for x, y, sample_weight in batches:
+            yield _as_arrays(x), _as_arrays(y), _as_arrays(sample_weight)
+    finally:
+        batches.close()  # the source's on_epoch_end runs now, even when a loop stops early
+
+
+def _report_last_step(callback_list, hook, step, reported, logs):
+    """A progress bar of unknown total learns the epoch's length from its last batch; make
+    sure it sees that batch even when batch logs were skipped (redraw throttle, verbose=2)."""
+    if step is not None and step != reported:
+        getattr(callback_list, hook)(step, logs())
+
+
 def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
         validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
         steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
     model._assert_compiled()
-    x, y, sample_weight = _unpack_xy(x, y, sample_weight)
-    x, y, sample_weight = _as_arrays(x), _as_arrays(y), _as_arrays(sample_weight)
-    batch_size = 32 if batch_size is None else int(batch_size)
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    num_samples = _num_samples([x, y, sample_weight])
-    if validation_split and validation_data is None:
-        if not 0 < validation_split < 1:
-            raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
-        split = int(num_samples * (1.0 - validation_split))
-        validation_data = (_take(x, slice(split, None)), _take(y, slice(split, None)),
-                           _take(sample_weight, slice(split, None)))
-        x, y, sample_weight = _take(x, slice(0, split)), _take(y, slice(0, split)), _take(
-            sample_weight, slice(0, split))
-        num_samples = split
-    if class_weight is not None:
-        weights = _class_weights(y, class_weight)
-        sample_weight = weights if sample_weight is None else sample_weight * weights
+    _refuse_iterator(x)
+    if is_batch_source(x):
+        # batch_size is ignored here, as in Keras: the source makes the batches.
+        if validation_split and validation_data is None:
+            raise ValueError(f"`validation_split` is only supported for numpy arrays; x is a "
+                             f"{type(x).__name__}. Pass `validation_data` instead.")
+        train_iterator = EpochIterator(get_data_adapter(x, y, sample_weight, class_weight, shuffle),
+                                       steps_per_epoch)
+        steps = train_iterator.num_batches
+
+        def epoch_batches():
+            return _source_epoch(train_iterator)
+    else:
+        x, y, sample_weight = _unpack_xy(x, y, sample_weight)
+        x, y, sample_weight = _as_arrays(x), _as_arrays(y), _as_arrays(sample_weight)
+        batch_size = 32 if batch_size is None else int(batch_size)
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        num_samples = _num_samples([x, y, sample_weight])
+        if validation_split and validation_data is None:
+            if not 0 < validation_split < 1:
+                raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
+            split = int(num_samples * (1.0 - validation_split))
+            validation_data = (_take(x, slice(split, None)), _take(y, slice(split, None)),
+                               _take(sample_weight, slice(split, None)))
+            x, y, sample_weight = _take(x, slice(0, split)), _take(y, slice(0, split)), _take(
+                sample_weight, slice(0, split))
+            num_samples = split
+        if class_weight is not None:
+            weights = _class_weights(y, class_weight)
+            sample_weight = weights if sample_weight is None else sample_weight * weights
+        steps = math.ceil(num_samples / batch_size)
+        if steps_per_epoch is not None:
+            steps = min(steps, int(steps_per_epoch))
+
+        def epoch_batches():
+            return _array_epoch(x, y, sample_weight, batch_size, shuffle, steps)
+    validation_iterator = None
+    if validation_data is not None:
+        vx, vy, vsw = _unpack_xy(tuple(validation_data), None, None) if isinstance(
+            validation_data, (tuple, list)) else (validation_data, None, None)
     verbose = _resolve_verbose(verbose)
-    steps = math.ceil(num_samples / batch_size)
-    if steps_per_epoch is not None:
-        steps = min(steps, int(steps_per_epoch))
     callback_list = _callback_list(model, callbacks, verbose, epochs, steps, add_history=True)
     compiled = model._compiled
     model.stop_training = False
@@ -125,23 +181,30 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
         model._fit_variables = model.trainable_weights
         object.__setattr__(model, "_fit_has_losses", model._has_losses())
         callback_list.on_epoch_begin(epoch)
-        for step, index in enumerate(_batches(num_samples, batch_size, shuffle, steps)):
+        step = reported = None
+        batches = epoch_batches()
+        for step, (bx, by, bsw) in enumerate(batches):
             callback_list.on_train_batch_begin(step)
-            bx, by, bsw = _take(x, index), _take(y, index), _take(sample_weight, index)
             loss, y_pred = model.train_step(bx, by, bsw)
             batch_len = _num_samples(bx)
             compiled.loss_tracker.update(ops.convert_to_numpy(loss), batch_len)
             compiled.update_metrics(by, y_pred, bsw)
             if callback_list.wants_batch_logs and callback_list.batch_logs_due():
                 callback_list.on_train_batch_end(step, compiled.results())
+                reported = step
             if model.stop_training:
                 break
+        batches.close()
+        if steps is None:
+            _report_last_step(callback_list, "on_train_batch_end", step, reported, compiled.results)
         epoch_logs = compiled.results()
         if validation_data is not None and (epoch + 1) % validation_freq == 0:
-            vx, vy, vsw = _unpack_xy(tuple(validation_data), None, None) if isinstance(
-                validation_data, (tuple, list)) else (validation_data, None, None)
+            if validation_iterator is None and is_batch_source(vx):
+                # Made once per fit, like Keras, so a generator is not re-read from the start.
+                validation_iterator = EpochIterator(get_data_adapter(vx, vy, vsw), validation_steps)
             val_logs = evaluate(model, vx, vy, batch_size=validation_batch_size or batch_size, verbose=0,
-                                sample_weight=vsw, steps=validation_steps, return_dict=True, _internal=True)
+                                sample_weight=vsw, steps=validation_steps, return_dict=True, _internal=True,
+                                _epoch_iterator=validation_iterator)
             epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
         callback_list.on_epoch_end(epoch, epoch_logs)
         logs = epoch_logs
@@ -154,31 +217,40 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
 
 
 def evaluate(model, x, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None, callbacks=None,
-             return_dict=False, _internal=False):
+             return_dict=False, _internal=False, _epoch_iterator=None):
     model._assert_compiled()
-    x, y, sample_weight = _unpack_xy(x, y, sample_weight)
-    x, y, sample_weight = _as_arrays(x), _as_arrays(y), _as_arrays(sample_weight)
-    batch_size = 32 if batch_size is None else int(batch_size)
-    num_samples = _num_samples([x, y, sample_weight])
+    _refuse_iterator(x)
+    if _epoch_iterator is None and is_batch_source(x):
+        _epoch_iterator = EpochIterator(get_data_adapter(x, y, sample_weight), steps)
+    if _epoch_iterator is not None:
+        total = _epoch_iterator.num_batches
+        batches = _source_epoch(_epoch_iterator)
+    else:
+        x, y, sample_weight = _unpack_xy(x, y, sample_weight)
+        x, y, sample_weight = _as_arrays(x), _as_arrays(y), _as_arrays(sample_weight)
+        batch_size = 32 if batch_size is None else int(batch_size)
+        total = len(_batches(_num_samples([x, y, sample_weight]), batch_size, False, steps))
+        batches = _array_epoch(x, y, sample_weight, batch_size, False, steps)
     verbose = _resolve_verbose(verbose)
     compiled = model._compiled
     # Validation inside fit must not clobber the training metrics' running state.
     saved = _snapshot(compiled) if _internal else None
     compiled.reset()
-    index_list = _batches(num_samples, batch_size, False, steps)
-    callback_list = None if _internal else _callback_list(model, callbacks, verbose, 1, len(index_list),
-                                                          add_history=False)
+    callback_list = None if _internal else _callback_list(model, callbacks, verbose, 1, total, add_history=False)
     if callback_list:
         callback_list.on_test_begin()
-    for step, index in enumerate(index_list):
+    step = reported = None
+    for step, (bx, by, bsw) in enumerate(batches):
         if callback_list:
             callback_list.on_test_batch_begin(step)
-        bx, by, bsw = _take(x, index), _take(y, index), _take(sample_weight, index)
         loss, y_pred = model.test_step(bx, by, bsw)
         compiled.loss_tracker.update(ops.convert_to_numpy(loss), _num_samples(bx))
         compiled.update_metrics(by, y_pred, bsw)
         if callback_list and callback_list.wants_batch_logs and callback_list.batch_logs_due():
             callback_list.on_test_batch_end(step, compiled.results())
+            reported = step
+    if callback_list and total is None:
+        _report_last_step(callback_list, "on_test_batch_end", step, reported, compiled.results)
     logs = compiled.results()
     if saved is not None:
         _restore(compiled, saved)
@@ -210,24 +282,37 @@ def _restore(compiled, state):
 
 
 def predict(model, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-    x = _as_arrays(x)
-    batch_size = 32 if batch_size is None else int(batch_size)
-    num_samples = _num_samples(x)
+    _refuse_iterator(x)
     verbose = _resolve_verbose(verbose)
-    if num_samples <= batch_size and not callbacks and verbose == 0 and steps is None:
-        # One batch and nobody listening: skip the loop machinery (serving latency).
-        return predict_on_batch(model, x)
-    index_list = _batches(num_samples, batch_size, False, steps)
-    callback_list = _callback_list(model, callbacks, verbose, 1, len(index_list), add_history=False)
+    if is_batch_source(x):
+        # Batches may be x, (x,), (x, y) or (x, y, sample_weight); only x is used.
+        epoch_iterator = EpochIterator(get_data_adapter(x), steps)
+        total = epoch_iterator.num_batches
+        inputs = (bx for bx, _, _ in _source_epoch(epoch_iterator))
+    else:
+        x = _as_arrays(x)
+        batch_size = 32 if batch_size is None else int(batch_size)
+        num_samples = _num_samples(x)
+        if num_samples <= batch_size and not callbacks and verbose == 0 and steps is None:
+            # One batch and nobody listening: skip the loop machinery (serving latency).
+            return predict_on_batch(model, x)
+        index_list = _batches(num_samples, batch_size, False, steps)
+        total = len(index_list)
+        inputs = (_take(x, index) for index in index_list)
+    callback_list = _callback_list(model, callbacks, verbose, 1, total, add_history=False)
     callback_list.on_predict_begin()
     outputs = []
-    for step, index in enumerate(index_list):
+    step = reported = None
+    for step, bx in enumerate(inputs):
         callback_list.on_predict_batch_begin(step)
-        batch_out = model(_take(x, index), training=False)
+        batch_out = model(bx, training=False)
         batch_out = tree.map_structure(lambda v: np.asarray(ops.convert_to_numpy(v)), batch_out)
         outputs.append(batch_out)
         if callback_list.wants_batch_logs:
             callback_list.on_predict_batch_end(step, {"outputs": batch_out})
+            reported = step
+    if total is None:
+        _report_last_step(callback_list, "on_predict_batch_end", step, reported, lambda: {"outputs": None})
     callback_list.on_predict_end()
     if not outputs:
         raise ValueError("predict() received no data.")

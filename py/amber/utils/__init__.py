@@ -16,3 +16,8 @@ from amber.saving.serialization_lib import (  # noqa: E402,F401
 
 # Owned by the framework part.
 from amber.utils.data_utils import normalize, set_random_seed, to_categorical  # noqa: E402,F401
+
+# Owned by the training part: batches from Python code for fit/evaluate/predict.
+from amber.trainers.data_adapters import PyDataset  # noqa: E402,F401
+
+Sequence = PyDataset  # Keras's older name for the same class
