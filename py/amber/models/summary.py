@@ -1,10 +1,20 @@
-"""``model.summary()``: Keras 3's table of layers, output shapes and parameter counts."""
+"""``model.summary()``: Keras 3's table of layers, output shapes and parameter counts.
+
+Keras draws the table with ``rich`` (without colours when a ``print_fn`` captures it); the
+column widths, wrapping and truncation below follow rich's rules, so the text is the same
+line for line, nested models (``expand_nested``) and the ``show_trainable`` column included.
+"""
+
+import math
+import re
+import shutil
 
 import numpy as np
 
 from amber.layers.input_layer import InputLayer
 
-_WIDTHS = (33, 24, 15)
+_NESTED_INDENT = "   "
+_NESTED_MARK = "└ "
 
 
 def readable_memory_size(size):
@@ -41,13 +51,68 @@ def _params_text(layer):
     return f"{_count(layer.weights)[0]:,}"
 
 
+def _trainable_text(layer):
+    if not getattr(layer, "weights", None):
+        return "-"
+    return "Y" if layer.trainable else "N"
+
+
+# ---------------------------------------------------------------- column widths (rich's rules)
+
+def _reduce(excess, widths):
+    """Take ``excess`` cells off the columns as evenly as possible, first columns first."""
+    out, remaining, columns_left = [], excess, len(widths)
+    for width in widths:
+        cut = min(width, round(remaining / columns_left))
+        out.append(width - cut)
+        remaining -= cut
+        columns_left -= 1
+    return out
+
+
+def _spread(extra, widths):
+    """Hand ``extra`` cells to the columns in proportion to their widths (rounding up)."""
+    out, remaining, total = [], extra, sum(widths)
+    for width in widths:
+        share = math.ceil(width * remaining / total) if total > 0 else remaining
+        out.append(width + share)
+        remaining -= share
+        total -= width
+    return out
+
+
+def _column_widths(line_length, positions):
+    """Cell widths (text plus one space each side) of a table ``line_length`` wide."""
+    widths, current = [], 0
+    for position in positions:
+        width = int(position * line_length) - current
+        if width < 4:
+            raise ValueError("Insufficient console width to print summary.")
+        widths.append(width)
+        current += width
+    widths = [width + 2 for width in widths]  # rich adds the padding on top
+    room = line_length - (len(widths) + 1)  # minus the vertical borders
+    if sum(widths) > room:
+        widths = _reduce(sum(widths) - room, widths)
+    elif sum(widths) < room:
+        widths = _spread(room - sum(widths), widths)
+    return widths
+
+
+# ---------------------------------------------------------------- cells
+
+def _words(text):
+    """Words as rich splits them: leading spaces stay with the first word, trailing spaces
+    with the word they follow."""
+    return re.findall(r"\s*\S+\s*", text)
+
+
 def _wrap(text, width):
-    """Split a cell over lines at spaces, the way the table wraps 'name (Type)'."""
+    """Break at spaces; a word wider than the cell gets a line of its own (cut later)."""
     lines, current = [], ""
-    for word in text.split(" "):
-        candidate = word if not current else f"{current} {word}"
-        if len(candidate) <= width or not current:
-            current = candidate
+    for word in _words(text):
+        if len(current) + len(word.rstrip()) <= width or not current:
+            current += word
         else:
             lines.append(current)
             current = word
@@ -55,37 +120,95 @@ def _wrap(text, width):
     return lines
 
 
-def _row(cells, widths, aligns):
+def _fit(line, width, align):
+    if align != "left":
+        line = line.rstrip()
+    if len(line) > width:
+        line = line.rstrip()
+        if len(line) > width:
+            line = line[:width - 1] + "…"
+    if align == "right":
+        return line.rjust(width)
+    if align == "center":
+        left = (width - len(line)) // 2
+        return (" " * left + line).ljust(width)
+    return line.ljust(width)
+
+
+def _row(cells, widths, aligns, border="│", header=False):
     wrapped = [_wrap(cell, width - 2) for cell, width in zip(cells, widths)]
-    height = max(len(w) for w in wrapped)
+    height = max(len(lines) for lines in wrapped)
+    if header:  # rich sits header cells on the bottom line, body cells on the top one
+        wrapped = [[""] * (height - len(lines)) + lines for lines in wrapped]
     out = []
     for i in range(height):
-        parts = []
-        for lines, width, align in zip(wrapped, widths, aligns):
-            text = lines[i] if i < len(lines) else ""
-            body = text.rjust(width - 2) if align == "right" else text.ljust(width - 2)
-            parts.append(f" {body} ")
-        out.append("│" + "│".join(parts) + "│")
+        parts = [f" {_fit(lines[i] if i < len(lines) else '', width - 2, align)} "
+                 for lines, width, align in zip(wrapped, widths, aligns)]
+        out.append(border + border.join(parts) + border)
     return out
 
 
-def print_summary(model, line_length=None, positions=None, print_fn=None, show_trainable=False):
+# ---------------------------------------------------------------- layers
+
+def _layer_rows(layer, expand_nested, show_trainable, level=0):
+    prefix = _NESTED_INDENT * level + _NESTED_MARK if level else ""
+    cells = [f"{prefix}{layer.name} ({type(layer).__name__})", _shape_text(layer), _params_text(layer)]
+    if show_trainable:
+        cells.append(_trainable_text(layer))
+    rows = [cells]
+    inner = getattr(layer, "layers", None) if expand_nested else None
+    for sublayer in inner or []:
+        rows.extend(_layer_rows(sublayer, expand_nested, show_trainable, level + 1))
+    return rows
+
+
+def _layer_bounds(layers, layer_range):
+    """[first, last + 1) of the layers whose names match ``layer_range``'s two patterns."""
+    if layer_range is None:
+        return 0, len(layers)
+    if len(layer_range) != 2:
+        raise ValueError(f"layer_range must be a list or tuple of two layer names, got {layer_range!r} "
+                         f"of length {len(layer_range)}.")
+    if not all(isinstance(name, str) for name in layer_range):
+        raise ValueError(f"layer_range must hold two strings (layer names or patterns), got {layer_range!r}.")
+    first = [i for i, layer in enumerate(layers) if re.match(layer_range[0], layer.name)]
+    last = [i for i, layer in enumerate(layers) if re.match(layer_range[1], layer.name)]
+    if not first or not last:
+        raise ValueError(f"layer_range {layer_range!r} matches no layer of the model; its layers are "
+                         f"{[layer.name for layer in layers]}.")
+    if min(first) > max(last):
+        return min(last), max(first) + 1
+    return min(first), max(last) + 1
+
+
+def print_summary(model, line_length=None, positions=None, print_fn=None, expand_nested=False,
+                  show_trainable=False, layer_range=None):
     print_fn = print_fn or (lambda text, **_: print(text))
-    widths = _WIDTHS
-    if line_length is not None and line_length > sum(widths) + 4:
-        extra = line_length - (sum(widths) + 4)
-        widths = (widths[0] + extra // 2, widths[1] + extra - extra // 2, widths[2])
+    header = ["Layer (type)", "Output Shape", "Param #"]
+    aligns = ["left", "left", "right"]
+    default_length = 88
+    positions = list(positions or [0.45, 0.80, 1.0])
+    if show_trainable:
+        default_length += 12
+        positions = [p * 0.90 for p in positions] + [1.0]
+        header.append("Trainable")
+        aligns.append("center")
+    line_length = line_length or min(default_length, shutil.get_terminal_size().columns - 4)
+    widths = _column_widths(line_length, positions)
+
     layers = list(model.layers)
+    start, stop = _layer_bounds(layers, layer_range)
+    rows = []
+    for layer in layers[start:stop]:
+        rows.extend(_layer_rows(layer, expand_nested, show_trainable))
+
     lines = [f'Model: "{model.name}"']
     lines.append("┏" + "┳".join("━" * w for w in widths) + "┓")
-    header = ["Layer (type)", "Output Shape", "Param #"]
-    lines.append("┃" + "┃".join(f" {h.ljust(w - 2) if i < 2 else h.rjust(w - 2)} "
-                                  for i, (h, w) in enumerate(zip(header, widths))) + "┃")
+    lines.extend(_row(header, widths, aligns, border="┃", header=True))
     lines.append("┡" + "╇".join("━" * w for w in widths) + "┩")
-    for index, layer in enumerate(layers):
-        cells = [f"{layer.name} ({type(layer).__name__})", _shape_text(layer), _params_text(layer)]
-        lines.extend(_row(cells, widths, ("left", "left", "right")))
-        if index != len(layers) - 1:
+    for index, cells in enumerate(rows):
+        lines.extend(_row(cells, widths, aligns))
+        if index != len(rows) - 1:
             lines.append("├" + "┼".join("─" * w for w in widths) + "┤")
     lines.append("└" + "┴".join("─" * w for w in widths) + "┘")
     trainable, trainable_bytes = _count(model.trainable_weights)
