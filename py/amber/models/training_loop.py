@@ -165,7 +165,7 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
 
         def epoch_batches():
             return _array_epoch(x, y, sample_weight, batch_size, shuffle, steps)
-    validation_iterator = None
+    validation_adapter = None
     if validation_data is not None:
         vx, vy, vsw = _unpack_xy(tuple(validation_data), None, None) if isinstance(
             validation_data, (tuple, list)) else (validation_data, None, None)
@@ -199,9 +199,14 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
             _report_last_step(callback_list, "on_train_batch_end", step, reported, compiled.results)
         epoch_logs = compiled.results()
         if validation_data is not None and (epoch + 1) % validation_freq == 0:
-            if validation_iterator is None and is_batch_source(vx):
-                # Made once per fit, like Keras, so a generator is not re-read from the start.
-                validation_iterator = EpochIterator(get_data_adapter(vx, vy, vsw), validation_steps)
+            validation_iterator = None
+            if is_batch_source(vx):
+                # One adapter per fit, a fresh pass per validation, as in Keras: a PyDataset is
+                # read from its first batch each time, and a generator, once run out, gives
+                # only the batches its adapter read ahead.
+                if validation_adapter is None:
+                    validation_adapter = get_data_adapter(vx, vy, vsw)
+                validation_iterator = EpochIterator(validation_adapter, validation_steps)
             val_logs = evaluate(model, vx, vy, batch_size=validation_batch_size or batch_size, verbose=0,
                                 sample_weight=vsw, steps=validation_steps, return_dict=True, _internal=True,
                                 _epoch_iterator=validation_iterator)
