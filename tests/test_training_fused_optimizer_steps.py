@@ -1,7 +1,8 @@
 """The fused Rust optimizer steps (`_native.adam_step_f32`, `_native.rmsprop_step_f32`).
 
 Reference: Keras's float32 update rules written here as the numpy passes the optimizers ran
-before the kernels existed (one ufunc per operation, every intermediate a float32 array). The
+before the kernels existed (one ufunc per operation, every intermediate a float32 array), with
+subnormal operands and results flushed to zero as the kernels run them. The
 kernels must agree with them bit for bit (`np.array_equal` on float32, compared as raw bits so
 a signed zero or NaN pattern would count too), on the flat vectors and through the
 optimizers' per-variable and flat paths, and refuse operands they cannot walk in flat order.
@@ -17,36 +18,38 @@ f32 = np.float32
 LENGTHS = [1, 7, 64, 1000, 55050]
 
 
+TINY = np.finfo(f32).tiny
+
+
+def flushed(x):
+    """``x`` with every subnormal replaced by a zero of its sign: what an operation sees and
+    produces with FTZ and DAZ set, as the kernels run (XLA's and TensorFlow's CPU mode)."""
+    x = np.asarray(x, f32)
+    return np.where(np.abs(x) < TINY, np.copysign(f32(0), x), x).astype(f32)
+
+
 def numpy_adam(value, g, m, v, alpha, beta_1, beta_2, epsilon):
-    """One Adam step pass by pass, slots in place, as the previous numpy code did it."""
-    t = np.subtract(g, m)
-    t *= f32(1 - beta_1)
-    m += t
-    t = np.square(g)
-    t -= v
-    t *= f32(1 - beta_2)
-    v += t
-    t = np.sqrt(v)
-    t += f32(epsilon)
-    u = np.multiply(m, alpha)
-    u /= t
-    return np.subtract(value, u)
+    """One Adam step pass by pass, slots in place, as the previous numpy code did it, with
+    every operand and result flushed."""
+    F = flushed
+    g, value = F(g), F(value)
+    m[:] = F(F(m) + F(F(g - F(m)) * f32(1 - beta_1)))
+    v[:] = F(F(v) + F(F(F(np.square(g)) - F(v)) * f32(1 - beta_2)))
+    t = F(F(np.sqrt(v)) + f32(epsilon))
+    u = F(F(np.multiply(m, alpha)) / t)
+    return F(value - u)
 
 
 def numpy_rmsprop(value, g, velocity, momentum, lr, rho, momentum_factor, epsilon):
-    t = np.square(g)
-    t *= f32(1 - rho)
-    velocity *= f32(rho)
-    velocity += t
-    t = np.add(velocity, f32(epsilon))
-    np.sqrt(t, out=t)
-    u = np.multiply(g, lr)
-    u /= t
+    F = flushed
+    g, value = F(g), F(value)
+    velocity[:] = F(F(F(velocity) * f32(rho)) + F(F(np.square(g)) * f32(1 - rho)))
+    t = F(np.sqrt(F(velocity + f32(epsilon))))
+    u = F(F(np.multiply(g, lr)) / t)
     if momentum is not None:
-        momentum *= f32(momentum_factor)
-        momentum += u
+        momentum[:] = F(F(F(momentum) * f32(momentum_factor)) + u)
         u = momentum
-    return np.subtract(value, u)
+    return F(value - u)
 
 
 def adam_alpha(lr, step, beta_1, beta_2):

@@ -156,7 +156,8 @@ def peak_f32_flops(isa: str, threads: int = 1, iterations: int = 200_000_000) ->
 # ------------------------------------------------------------------ optimizer steps
 # One fused pass per step over flat float32 vectors, bitwise equal to Keras's float32 update
 # rule written as numpy expressions (same operations, same order, every intermediate rounded
-# to float32; no FMA). Every array must be an aligned, C-contiguous float32 array of one
+# to float32; no FMA), except that subnormal values are flushed to zero during a step (FTZ and
+# DAZ, as XLA and TensorFlow run on CPU). Every array must be an aligned, C-contiguous float32 array of one
 # length (any shape; ValueError otherwise, TypeError for another dtype); slots and
 # ``value_out`` are written in place (writable, not overlapping each other or the inputs).
 # Coefficients are the float32 values numpy would use, e.g. ``np.float32(1 - beta_1)``. The
@@ -171,3 +172,12 @@ def rmsprop_step_f32(value_out: np.ndarray, value_in: np.ndarray, grad: np.ndarr
     ``increment = (g * learning_rate) / sqrt(velocity + epsilon)``; with a ``momentum`` slot
     ``momentum = momentum * momentum_factor + increment`` and ``value_out = value_in - momentum``,
     else ``value_out = value_in - increment`` (``momentum_factor`` is then unused)."""
+
+# ------------------------------------------------------------------ training steps
+
+def dense_chain_backward(x: np.ndarray, kernels: Sequence[np.ndarray], outputs: Sequence[np.ndarray], activations: Sequence[str], has_bias: Sequence[bool], output_gradient: np.ndarray, out: np.ndarray) -> None:
+    """The backward pass of a chain of Dense layers: from the chain's float32 input ``x``, each
+    layer's kernel and post-activation output, its activation ('linear' or 'relu') and the
+    gradient at the last output, writes ``dW0, db0, dW1, ...`` end to end into ``out`` (a
+    C-contiguous float32 vector of their total size, disjoint from the inputs; no ``db`` for a
+    layer whose ``has_bias`` is False). Bitwise the gradients of Dense's own backward."""

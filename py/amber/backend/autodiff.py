@@ -246,6 +246,8 @@ def backpropagate(target, sources, output_gradients=None):
             continue
         if id(node) in wanted:
             found[id(node)] = grad
+        if node._backward is None:  # a leaf Tensor made to differentiate from (no inputs)
+            continue
         parent_grads = node._backward(grad)
         for position, parent in node._parents:
             pgrad = parent_grads[position]

@@ -59,22 +59,37 @@ def sparse_softmax_crossentropy(logits, labels):
     classes = z.shape[-1]
     # Rows of classes; the label's entry of each row is picked by (row, label) indexing.
     rows2d = z.reshape(-1, classes)
-    rows = np.arange(rows2d.shape[0])
     columns = labels.reshape(-1)
-    shifted = rows2d - rows2d.max(axis=-1, keepdims=True)
-    exps = np.exp(shifted)
-    total = exps.sum(axis=-1, keepdims=True)
-    losses = (np.log(total[:, 0]) - shifted[rows, columns]).reshape(labels.shape)
+    losses, exps, total = sparse_softmax_crossentropy_rows(rows2d, columns)
+    losses = losses.reshape(labels.shape)
     if not _recording:
         return losses
 
     def backward(g, need):
-        g_rows = np.reshape(g, (-1, 1))
-        grad = np.multiply(np.divide(g_rows, total), exps)
-        grad[rows, columns] -= g_rows[:, 0]
+        grad = sparse_softmax_crossentropy_rows_grad(np.reshape(g, -1), exps, total, columns)
         return (grad.reshape(z.shape),)
 
     return _record(losses, (logits,), backward)
+
+
+def sparse_softmax_crossentropy_rows(rows2d, columns):
+    """The forward of ``sparse_softmax_crossentropy`` on a ``(rows, classes)`` array and one
+    label per row, unrecorded: ``(losses, exps, total)``, the last two kept for the
+    gradient. Shared with the compiled training step, which must round exactly as this op."""
+    shifted = rows2d - rows2d.max(axis=-1, keepdims=True)
+    exps = np.exp(shifted)
+    total = exps.sum(axis=-1, keepdims=True)
+    losses = np.log(total[:, 0]) - shifted[np.arange(rows2d.shape[0]), columns]
+    return losses, exps, total
+
+
+def sparse_softmax_crossentropy_rows_grad(g, exps, total, columns):
+    """The gradient at the logits of ``sparse_softmax_crossentropy_rows`` for the per-row
+    output gradient ``g``."""
+    g_rows = np.reshape(g, (-1, 1))
+    grad = np.multiply(np.divide(g_rows, total), exps)
+    grad[np.arange(exps.shape[0]), columns] -= g_rows[:, 0]
+    return grad
 
 
 def sum_divided(values, divisor):

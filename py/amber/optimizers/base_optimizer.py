@@ -381,6 +381,24 @@ class Optimizer:
                 variable.assign(_as_array(constraint(variable)))
         self._iterations.assign(self._iterations.value + np.int32(1))
 
+    def apply_compiled_step(self, grads, trainable_variables):
+        """The update of a compiled training step: what ``apply(grads, trainable_variables)``
+        does, without re-checking per step what cannot change within ``fit`` (the variables
+        are the model's, already checked when the optimizer was built on them). Anything
+        beyond the plain rule (accumulation, clipping, weight decay, EMA, loss scaling,
+        constraints, or a first call that builds the optimizer) goes through ``apply``.
+
+        ``grads`` may be a ``flat_state.FlatGradients``: gradients already laid end to end,
+        which the flat update kernels then use without gathering them."""
+        if (not self.built or self.gradient_accumulation_steps or self.use_ema
+                or self.loss_scale_factor is not None or self.weight_decay is not None
+                or self.clipnorm or self.clipvalue or self.global_clipnorm
+                or any(getattr(v, "constraint", None) is not None for v in trainable_variables)):
+            self.apply(list(grads), trainable_variables)
+            return
+        self._update_all(grads, trainable_variables, self._learning_rate_value())
+        self._iterations.assign(self._iterations.value + np.int32(1))
+
     def _apply_with_accumulation(self, grads, trainable_variables):
         if self.gradient_accumulation_steps:
             steps = self.gradient_accumulation_steps

@@ -27,6 +27,16 @@ def fits(grads, variables):
     return True
 
 
+class FlatGradients(list):
+    """Per-variable gradients that are views of one flat float32 vector, ``flat``, laid out
+    as a ``FlatState`` of the same variables lays them (a compiled training step writes them
+    so): the flat kernels use ``flat`` directly instead of gathering the views."""
+
+    def __init__(self, views, flat):
+        super().__init__(views)
+        self.flat = flat
+
+
 class FlatState:
     """The flat buffers for one list of variables and ``slot_count`` slots per variable."""
 
@@ -61,6 +71,8 @@ class FlatState:
         return flat
 
     def gradients(self, grads):
+        if type(grads) is FlatGradients and grads.flat.size == self._gradient.size:
+            return grads.flat
         np.concatenate([g.reshape(-1) if type(g) is np.ndarray else np.reshape(g, -1)
                         for g in grads], out=self._gradient)
         return self._gradient

@@ -5,6 +5,7 @@
 //! - `safetensors`: read (views) and write.
 //! - `storage`: mapped files and checked byte ranges shared by all views.
 //! - `kernels`: SIMD matmul and fused Dense.
+//! - `train`: the backward pass of a chain of Dense layers in one call.
 //! - `optim`: fused one-pass optimizer steps (Adam, RMSprop) over flat float32 vectors.
 //! - `error`: the one error type.
 
@@ -16,5 +17,6 @@ pub mod kernels;
 pub mod optim;
 pub mod safetensors;
 pub mod storage;
+pub mod train;
 
 pub use error::{Error, ErrorKind, Result};

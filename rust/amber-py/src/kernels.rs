@@ -45,7 +45,7 @@ fn numpy<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyModule>> {
 
 /// The array as `PyArray2<T>` whose strides the kernels can use, casting or copying only
 /// when they cannot.
-fn operand<'py, T: Float + NpElement>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<Bound<'py, PyArray2<T>>> {
+pub(crate) fn operand<'py, T: Float + NpElement>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<Bound<'py, PyArray2<T>>> {
     let py = obj.py();
     let target = numpy::dtype::<T>(py);
     let obj = match obj.cast::<PyUntypedArray>() {
@@ -75,19 +75,19 @@ fn layout<T>(array: &Bound<'_, PyArray2<T>>) -> (usize, usize, usize, usize, usi
     (rows, cols, rs, cs, span)
 }
 
-fn byte_range<T>(array: &Bound<'_, PyArray2<T>>) -> (usize, usize) {
+pub(crate) fn byte_range<T>(array: &Bound<'_, PyArray2<T>>) -> (usize, usize) {
     let start = array.data() as usize;
     (start, start + layout(array).4 * std::mem::size_of::<T>())
 }
 
-fn overlaps(a: (usize, usize), b: (usize, usize)) -> bool {
+pub(crate) fn overlaps(a: (usize, usize), b: (usize, usize)) -> bool {
     a.0 < a.1 && b.0 < b.1 && a.0 < b.1 && b.0 < a.1
 }
 
 /// A read view of a usable array, possibly misaligned. Safety: the caller keeps `array`
 /// alive and unmodified while the view is used (Python code writing to an input from
 /// another thread during the call races, as it would with numpy itself).
-unsafe fn read_view<'a, T: Copy>(array: &'a Bound<'_, PyArray2<T>>) -> PyResult<MatRef<'a, T>> {
+pub(crate) unsafe fn read_view<'a, T: Copy>(array: &'a Bound<'_, PyArray2<T>>) -> PyResult<MatRef<'a, T>> {
     let (rows, cols, rs, cs, span) = layout(array);
     MatRef::from_raw_parts(array.data(), span, rows, cols, rs, cs).map_err(to_py_err)
 }

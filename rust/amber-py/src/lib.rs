@@ -14,6 +14,7 @@ mod h5_write;
 mod kernels;
 mod optim;
 mod safetensors;
+mod train;
 mod views;
 
 create_exception!(_native, FormatError, PyValueError, "A file does not follow its format, or uses a feature amber refuses or does not read.");
@@ -40,6 +41,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     safetensors::register(m)?;
     kernels::register(m)?;
     optim::register(m)?;
+    train::register(m)?;
     views::register(m)?;
     Ok(())
 }

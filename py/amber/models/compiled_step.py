@@ -1,0 +1,216 @@
+"""A compiled training step for models that are a plain chain of Dense layers.
+
+Keras compiles ``train_step`` into one backend program (``jit_compile``); amber's generic
+step runs the model's layers one Python call at a time and records every op for autodiff,
+which at the guide MLP's size (784-64-64-10, batch 32) costs more than the arithmetic. For a
+model whose whole forward pass is ``Dense`` layers in a row, this module does what the generic
+step would, without the machinery: the forward pass is one fused-kernel call per layer
+(``backend.linalg.dense``, the same call Dense makes), the loss is the compiled loss recorded
+on the logits alone, and the backward pass is one native call for the whole chain
+(``amber-core``'s ``train::dense_chain_backward``), which runs the same kernels on the same
+operands in the same order as Dense's recorded backward. The results are therefore bitwise
+those of the generic step (the tests compare the two), only faster.
+
+Anything else takes the generic step: other layers, regularizers, masks, extra losses, a
+custom ``call``, inputs that need casting, ``run_eagerly=True`` or ``jit_compile=False``.
+"""
+
+import numpy as np
+
+from amber import _native, backend
+from amber.backend import linalg
+from amber.ops import fused
+from amber.optimizers import flat_state
+
+f32 = np.float32
+
+
+class DenseChainStep:
+    """The compiled step of one model for one list of trainable variables."""
+
+    def __init__(self, model, layers, variables):
+        self.model = model
+        self.layers = layers
+        self.variables = variables
+        self.activations = [layer._fused_name for layer in layers]
+        self.input_dim = layers[0].kernel.value.shape[0]
+        self.has_bias = [layer.bias is not None for layer in layers]
+        # The gradients' home: one flat vector in the variables' order, reused every step
+        # (the optimizer reads it during the step and keeps nothing of it), with a view per
+        # variable.
+        sizes = [v.value.size for v in variables]
+        self.flat_gradient = np.empty(sum(sizes), f32)
+        views, offset = [], 0
+        for variable, size in zip(variables, sizes):
+            views.append(self.flat_gradient[offset:offset + size].reshape(variable.value.shape))
+            offset += size
+        self.gradients = flat_state.FlatGradients(views, self.flat_gradient)
+        self.loss = None  # the compiled loss's fast form, decided once the loss is built
+
+    def run(self, x, y, sample_weight):
+        """``(loss, y_pred)`` as the generic ``train_step`` returns them, or None when this
+        batch needs the generic step (an input that is not a float32 matrix)."""
+        if type(x) is not np.ndarray or x.dtype != f32 or x.ndim != 2 or x.shape[1] != self.input_dim:
+            return None
+        model = self.model
+        kernels = []
+        outputs = []
+        h = x
+        for layer, activation in zip(self.layers, self.activations):
+            kernel = layer.kernel.value
+            h = linalg.dense(h, kernel, layer.bias.value if layer.bias is not None else None, activation)
+            kernels.append(kernel)
+            outputs.append(h)
+        result = None
+        if self.loss and sample_weight is None:
+            result = self.loss(y, h)
+        if result is None:
+            result = self._recorded_loss(x, y, h, sample_weight)
+            if result is None:
+                return None
+        loss, logits_gradient = result
+        _native.dense_chain_backward(x, kernels, outputs, self.activations, self.has_bias,
+                                     logits_gradient, self.flat_gradient)
+        model.optimizer.apply_compiled_step(self.gradients, self.variables)
+        return loss, h
+
+    def _recorded_loss(self, x, y, logits, sample_weight):
+        """The compiled loss of any kind, recorded on the logits alone."""
+        model = self.model
+        # A leaf Tensor, as the generic step's logits are a Tensor: losses written with
+        # Python operators (`y_true - y_pred`) record through it.
+        source = backend.autodiff.Tensor(logits)
+        with backend.GradientTape(watch_accessed_variables=False) as tape:
+            loss = model.compute_loss(x, y, source, sample_weight, training=True)
+        if self.loss is None:
+            self.loss = _fast_loss(model._compiled) or False
+        gradient = tape.gradient(loss, source)
+        if gradient is None:  # a loss that ignores the predictions: the generic step reports it
+            return None
+        return loss, gradient
+
+
+def _fast_loss(compiled):
+    """For the compiled losses that a few numpy calls compute exactly as their recorded ops
+    do, ``fn(y, logits) -> (loss, gradient at the logits)`` (None from ``fn`` when a batch
+    needs the recorded form, e.g. labels out of range, whose error that form raises); else
+    None. Today: sparse categorical crossentropy from logits, Keras's default reduction."""
+    from amber import losses
+
+    if not compiled.built or len(compiled.losses) != 1 or compiled.output_loss_trackers:
+        return None
+    index, fn, weight = compiled.losses[0]
+    if index != 0 or weight is not None:
+        return None
+    wrapper = losses.LossFunctionWrapper
+    if not isinstance(fn, wrapper) or type(fn).__call__ is not wrapper.__call__ or (
+            type(fn).call is not wrapper.call):
+        return None
+    kwargs = fn._fn_kwargs
+    if fn.fn is not losses.sparse_categorical_crossentropy or not kwargs.get("from_logits") or (
+            kwargs.get("ignore_class") is not None or kwargs.get("axis", -1) not in (-1, 1)):
+        return None
+    if fn.reduction != "sum_over_batch_size" or fn.dtype != "float32":
+        return None
+    return _sparse_crossentropy_from_logits
+
+
+def _sparse_crossentropy_from_logits(y, logits):
+    """Sparse categorical crossentropy from 2-D logits, mean over the batch, and its gradient:
+    the numpy calls of ``fused.sparse_softmax_crossentropy`` and ``fused.sum_divided`` with
+    the seed gradient 1, as ``tape.gradient`` would run them."""
+    labels = np.asarray(y)
+    if labels.ndim == 2 and labels.shape[-1] == 1:
+        labels = np.squeeze(labels, axis=-1)
+    batch, classes = logits.shape
+    if labels.shape != (batch,) or labels.dtype.kind not in "iuf" or batch == 0:
+        return None
+    labels = labels.astype("int64", copy=False)
+    if labels.min() < 0 or labels.max() >= classes:
+        return None
+    per_sample, exps, total = fused.sparse_softmax_crossentropy_rows(logits, labels)
+    divisor = np.asarray(batch, f32)
+    loss = np.true_divide(np.asarray(np.sum(per_sample)), divisor)
+    seed = np.full(per_sample.shape, np.true_divide(np.ones_like(loss), divisor))
+    return loss, fused.sparse_softmax_crossentropy_rows_grad(seed, exps, total, labels)
+
+
+def _dense_class():
+    from amber.layers.core import Dense
+
+    return Dense
+
+
+def _chain_layers(model):
+    """The model's layers in call order if its forward pass is exactly one chain of Dense
+    layers (no other computation between them), else None."""
+    from amber.layers.layer import Layer
+    from amber.models.functional import Functional
+    from amber.models.sequential import Sequential
+
+    if type(model).call is Sequential.call and isinstance(model, Sequential):
+        if not model.built:
+            return None
+        layers = model.layers
+    elif isinstance(model, Functional) and type(model).call is Functional.call:
+        if len(model._flat_inputs) != 1 or len(model._flat_outputs) != 1:
+            return None
+        if model._outputs_struct is not model._flat_outputs[0]:
+            return None
+        layers = []
+        current = id(model._flat_inputs[0])
+        for layer, args, kwargs, out_ids, single in model._plan:
+            if not single or kwargs or len(args) != 1 or id(args[0]) != current or len(out_ids) != 1:
+                return None
+            layers.append(layer)
+            current = out_ids[0]
+        if current != id(model._flat_outputs[0]):
+            return None
+    else:
+        return None
+    dense = _dense_class()
+    for layer in layers:
+        if type(layer).call is not dense.call or type(layer).__call__ is not Layer.__call__:
+            return None
+        if not layer.built or layer._fused_name not in fused.DENSE_ACTIVATIONS:
+            return None
+        if layer.activity_regularizer is not None or layer.kernel_regularizer is not None or (
+                layer.bias_regularizer is not None):
+            return None
+        if layer._dtype_name != "float32" or layer.kernel.value.dtype != f32:
+            return None
+        if getattr(layer, "lora_enabled", False) or getattr(layer, "_layer_call_hooks", None):
+            return None
+    return layers or None
+
+
+def for_model(model, variables):
+    """The compiled step for ``model`` training ``variables``, or None for the generic step.
+
+    Cached on the model per list of variables (``fit`` makes a new list each epoch), so the
+    structure is checked once per epoch, not once per batch."""
+    cached = model.__dict__.get("_compiled_step_cache")
+    if cached is not None and cached[0] is variables:
+        return cached[1]
+    step = _plan(model, variables)
+    object.__setattr__(model, "_compiled_step_cache", (variables, step))
+    return step
+
+
+def _plan(model, variables):
+    config = model._compile_config or {}
+    if config.get("run_eagerly") or config.get("jit_compile") is False:
+        return None
+    if model._has_losses():
+        return None
+    layers = _chain_layers(model)
+    if layers is None:
+        return None
+    expected = []
+    for layer in layers:
+        expected.append(layer.kernel)
+        if layer.bias is not None:
+            expected.append(layer.bias)
+    if len(expected) != len(variables) or any(a is not b for a, b in zip(expected, variables)):
+        return None
+    return DenseChainStep(model, layers, list(variables))

@@ -1,0 +1,241 @@
+//! Training-step pieces above the kernels: the backward pass of a whole chain of Dense
+//! layers in one call.
+//!
+//! A front end that records one autodiff node per Dense layer walks the chain back one
+//! layer at a time, paying its interpreter's overhead for every product. For a model that is
+//! only Dense layers, this does the same walk natively: for each layer, from the last,
+//! `dz = g * act'(y)`, `dW = inputᵀ·dz`, `db = Σ_rows dz` and, below the first layer,
+//! `g = dz·Wᵀ`. Each product is the same `kernels::matmul` call (same operands, same strides,
+//! so the same summation order) a per-layer backward makes, and `db` adds the rows in order
+//! as numpy's `add.reduce(dz, axis=0)` does, so the gradients are bitwise those of the
+//! layer-by-layer walk.
+
+use crate::error::{Error, Result};
+use crate::kernels::{self, Activation, Float, MatMut, MatRef};
+
+/// One Dense layer of a chain, as its forward pass left it.
+pub struct ChainLayer<'a, T> {
+    /// The kernel, `inputs x units`, any strides.
+    pub kernel: MatRef<'a, T>,
+    /// The layer's output after its activation, `batch x units`: the activations whose
+    /// derivative is taken from the output (`linear`, `relu`) need nothing else.
+    pub output: MatRef<'a, T>,
+    pub activation: Activation,
+}
+
+/// Where one layer's gradients go.
+pub struct ChainGradients<'a, T> {
+    /// `inputs x units`, row-major.
+    pub kernel: &'a mut [T],
+    /// `units` values, or None for a layer without bias.
+    pub bias: Option<&'a mut [T]>,
+}
+
+/// The gradients of every layer's kernel and bias, given the chain's input `x`
+/// (`batch x inputs`) and the gradient at the last layer's output (`batch x units`).
+/// `gradients[i]` receives layer `i`'s.
+pub fn dense_chain_backward<T: Float>(
+    x: MatRef<'_, T>,
+    layers: &[ChainLayer<'_, T>],
+    output_gradient: MatRef<'_, T>,
+    gradients: &mut [ChainGradients<'_, T>],
+) -> Result<()> {
+    check_chain(&x, layers, &output_gradient, gradients)?;
+    let batch = x.rows();
+    // The gradient at the current layer's output, row-major `batch x units`.
+    let last_units = output_gradient.cols();
+    let mut g: Vec<T> = Vec::with_capacity(batch * last_units);
+    for r in 0..batch {
+        for c in 0..last_units {
+            g.push(output_gradient.get(r, c).unwrap_or(T::ZERO));
+        }
+    }
+    let mut dz: Vec<T> = Vec::new();
+    for index in (0..layers.len()).rev() {
+        let layer = &layers[index];
+        let units = layer.kernel.cols();
+        // dz = g * act'(y), computed as the per-layer backward does: relu's derivative is
+        // the mask `y > 0` taken as 1.0 / 0.0 and multiplied in (so -g*0 keeps its sign).
+        let dz_values: &[T] = match layer.activation {
+            Activation::Linear => &g,
+            Activation::Relu => {
+                dz.clear();
+                dz.reserve(g.len());
+                for r in 0..batch {
+                    for c in 0..units {
+                        let y = layer.output.get(r, c).unwrap_or(T::ZERO);
+                        let mask = if y > T::ZERO { T::ONE } else { T::ZERO };
+                        dz.push(g[r * units + c] * mask);
+                    }
+                }
+                &dz
+            }
+            other => {
+                return Err(Error::invalid(format!(
+                    "dense chain backward: layer {index} has activation '{}'; only linear and relu \
+                     are taken from the output",
+                    other.name()
+                )))
+            }
+        };
+        let dz_view = MatRef::row_major(dz_values, batch, units)?;
+        let input = if index == 0 { x } else { layers[index - 1].output };
+        let target = &mut gradients[index];
+        kernels::matmul(input.t(), dz_view, MatMut::row_major(&mut *target.kernel, layer.kernel.rows(), units)?)?;
+        if let Some(bias) = target.bias.as_deref_mut() {
+            column_sums(dz_values, batch, units, bias);
+        }
+        if index > 0 {
+            let inputs = layer.kernel.rows();
+            let mut below = vec![T::ZERO; batch * inputs];
+            kernels::matmul(dz_view, layer.kernel.t(), MatMut::row_major(&mut below, batch, inputs)?)?;
+            g = below;
+        }
+    }
+    Ok(())
+}
+
+/// `out[c] = Σ_r values[r][c]`, rows added in order starting from row 0 (numpy's order for a
+/// reduction over the outer axis; for an empty batch, zeros).
+fn column_sums<T: Float>(values: &[T], rows: usize, cols: usize, out: &mut [T]) {
+    if rows == 0 {
+        out.fill(T::ZERO);
+        return;
+    }
+    out.copy_from_slice(&values[..cols]);
+    for row in values.chunks_exact(cols).skip(1) {
+        for (sum, &v) in out.iter_mut().zip(row) {
+            *sum = *sum + v;
+        }
+    }
+}
+
+fn check_chain<T: Float>(
+    x: &MatRef<'_, T>,
+    layers: &[ChainLayer<'_, T>],
+    output_gradient: &MatRef<'_, T>,
+    gradients: &[ChainGradients<'_, T>],
+) -> Result<()> {
+    let fail = |msg: String| Err(Error::invalid(format!("dense chain backward: {msg}")));
+    if layers.is_empty() {
+        return fail("the chain has no layers".into());
+    }
+    if gradients.len() != layers.len() {
+        return fail(format!("{} gradient targets for {} layers", gradients.len(), layers.len()));
+    }
+    let batch = x.rows();
+    let mut width = x.cols();
+    for (index, (layer, target)) in layers.iter().zip(gradients).enumerate() {
+        let (inputs, units) = (layer.kernel.rows(), layer.kernel.cols());
+        if inputs != width {
+            return fail(format!("layer {index}'s kernel is {inputs}x{units} but its input has {width} columns"));
+        }
+        if layer.output.rows() != batch || layer.output.cols() != units {
+            return fail(format!(
+                "layer {index}'s output is {}x{}, expected {batch}x{units}",
+                layer.output.rows(),
+                layer.output.cols()
+            ));
+        }
+        if target.kernel.len() != inputs * units {
+            return fail(format!(
+                "layer {index}'s kernel gradient has {} values, expected {inputs}x{units}",
+                target.kernel.len()
+            ));
+        }
+        if let Some(bias) = &target.bias {
+            if bias.len() != units {
+                return fail(format!("layer {index}'s bias gradient has {} values, expected {units}", bias.len()));
+            }
+        }
+        width = units;
+    }
+    if output_gradient.rows() != batch || output_gradient.cols() != width {
+        return fail(format!(
+            "the output gradient is {}x{}, expected {batch}x{width}",
+            output_gradient.rows(),
+            output_gradient.cols()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noise(n: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Naive f64 products as the reference.
+    fn product(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, a_t: bool, b_t: bool) -> Vec<f64> {
+        let mut out = vec![0.0f64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = 0.0f64;
+                for p in 0..k {
+                    let av = if a_t { a[p * m + i] } else { a[i * k + p] };
+                    let bv = if b_t { b[j * k + p] } else { b[p * n + j] };
+                    s += av as f64 * bv as f64;
+                }
+                out[i * n + j] = s;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn two_layer_chain_matches_a_naive_backward() {
+        let (batch, d0, d1, d2) = (5usize, 7usize, 4usize, 3usize);
+        let x = noise(batch * d0, 1);
+        let w1 = noise(d0 * d1, 2);
+        let w2 = noise(d1 * d2, 3);
+        // Forward: h = relu(x w1 + 0), out = h w2 (linear).
+        let z1 = product(&x, &w1, batch, d0, d1, false, false);
+        let h: Vec<f32> = z1.iter().map(|&z| (z as f32).max(0.0)).collect();
+        let out: Vec<f32> = product(&h, &w2, batch, d1, d2, false, false).iter().map(|&v| v as f32).collect();
+        let g = noise(batch * d2, 4);
+        let (mut gk1, mut gb1, mut gk2, mut gb2) = (vec![0.0; d0 * d1], vec![0.0; d1], vec![0.0; d1 * d2], vec![0.0; d2]);
+        {
+            let layers = [
+                ChainLayer { kernel: MatRef::row_major(&w1, d0, d1).unwrap(), output: MatRef::row_major(&h, batch, d1).unwrap(), activation: Activation::Relu },
+                ChainLayer { kernel: MatRef::row_major(&w2, d1, d2).unwrap(), output: MatRef::row_major(&out, batch, d2).unwrap(), activation: Activation::Linear },
+            ];
+            let mut grads = [
+                ChainGradients { kernel: &mut gk1[..], bias: Some(&mut gb1[..]) },
+                ChainGradients { kernel: &mut gk2[..], bias: Some(&mut gb2[..]) },
+            ];
+            dense_chain_backward(MatRef::row_major(&x, batch, d0).unwrap(), &layers, MatRef::row_major(&g, batch, d2).unwrap(), &mut grads).unwrap();
+        }
+        let close = |a: &[f32], b: &[f64]| a.iter().zip(b).all(|(&a, &b)| (a as f64 - b).abs() <= 1e-5 * (1.0 + b.abs()));
+        // Layer 2: dW2 = hᵀ g, db2 = Σ g.
+        assert!(close(&gk2, &product(&h, &g, d1, batch, d2, true, false)));
+        let gb2_ref: Vec<f64> = (0..d2).map(|c| (0..batch).map(|r| g[r * d2 + c] as f64).sum()).collect();
+        assert!(close(&gb2, &gb2_ref));
+        // Below: gh = g W2ᵀ, dz1 = gh * (h > 0), dW1 = xᵀ dz1, db1 = Σ dz1.
+        let gh = product(&g, &w2, batch, d2, d1, false, true);
+        let dz1: Vec<f32> = gh.iter().zip(&h).map(|(&v, &y)| if y > 0.0 { v as f32 } else { 0.0 }).collect();
+        assert!(close(&gk1, &product(&x, &dz1, d0, batch, d1, true, false)));
+        let gb1_ref: Vec<f64> = (0..d1).map(|c| (0..batch).map(|r| dz1[r * d1 + c] as f64).sum()).collect();
+        assert!(close(&gb1, &gb1_ref));
+    }
+
+    #[test]
+    fn mismatched_shapes_are_refused_with_the_layer_named() {
+        let (x, w, y, g) = (vec![0.0f32; 6], vec![0.0f32; 6], vec![0.0f32; 4], vec![0.0f32; 4]);
+        let mut gk = vec![0.0f32; 6];
+        let layers = [ChainLayer { kernel: MatRef::row_major(&w, 2, 3).unwrap(), output: MatRef::row_major(&y, 2, 2).unwrap(), activation: Activation::Relu }];
+        let mut grads = [ChainGradients { kernel: &mut gk[..], bias: None }];
+        let err = dense_chain_backward(MatRef::row_major(&x, 2, 3).unwrap(), &layers, MatRef::row_major(&g, 2, 2).unwrap(), &mut grads).unwrap_err();
+        assert!(err.to_string().contains("layer 0's kernel is 2x3 but its input has 3 columns"), "{err}");
+    }
+}

@@ -1,0 +1,91 @@
+//! Binding of `amber_core::train`: float32 numpy arrays in (any strides, read in place), the
+//! gradients written into the caller's flat vector, the GIL released while computing.
+
+use numpy::{PyArrayMethods, PyReadwriteArray1, PyUntypedArrayMethods};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use amber_core::kernels::Activation;
+use amber_core::train::{self as core, ChainGradients, ChainLayer};
+
+use crate::kernels::{byte_range, operand, overlaps, read_view};
+use crate::to_py_err;
+
+/// The kernel and bias gradients of a chain of Dense layers, written end to end into `out`
+/// (a C-contiguous float32 vector) in the order `dW0, db0, dW1, ...` (no bias part for a
+/// layer whose `has_bias` is False), from the chain's input `x`, each layer's kernel and
+/// post-activation output, its activation name ('linear' or 'relu') and the gradient at the
+/// last output.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn dense_chain_backward<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    kernels: Vec<Bound<'py, PyAny>>,
+    outputs: Vec<Bound<'py, PyAny>>,
+    activations: Vec<String>,
+    has_bias: Vec<bool>,
+    output_gradient: &Bound<'py, PyAny>,
+    mut out: PyReadwriteArray1<'py, f32>,
+) -> PyResult<()> {
+    let count = kernels.len();
+    if outputs.len() != count || activations.len() != count || has_bias.len() != count {
+        return Err(PyValueError::new_err(format!(
+            "dense_chain_backward: {count} kernels but {} outputs, {} activations and {} bias flags",
+            outputs.len(),
+            activations.len(),
+            has_bias.len()
+        )));
+    }
+    let what = "dense_chain_backward";
+    let x = operand::<f32>(x, what)?;
+    let output_gradient = operand::<f32>(output_gradient, what)?;
+    let kernels = kernels.iter().map(|k| operand::<f32>(k, what)).collect::<PyResult<Vec<_>>>()?;
+    let outputs = outputs.iter().map(|o| operand::<f32>(o, what)).collect::<PyResult<Vec<_>>>()?;
+    let activations = activations.iter().map(|a| Activation::from_name(a)).collect::<Result<Vec<_>, _>>().map_err(to_py_err)?;
+    let sizes: Vec<(usize, usize)> = kernels
+        .iter()
+        .zip(&has_bias)
+        .map(|(k, &b)| (k.shape()[0] * k.shape()[1], if b { k.shape()[1] } else { 0 }))
+        .collect();
+    let total: usize = sizes.iter().map(|(k, b)| k + b).sum();
+    let aligned = (out.data() as usize) % std::mem::align_of::<f32>() == 0;
+    let out_start = out.data() as usize;
+    let out_range = (out_start, out_start + out.len() * std::mem::size_of::<f32>());
+    let inputs = [&x, &output_gradient].into_iter().chain(&kernels).chain(&outputs);
+    if inputs.into_iter().any(|array| overlaps(byte_range(array), out_range)) {
+        return Err(PyValueError::new_err("dense_chain_backward: `out` overlaps one of the inputs"));
+    }
+    let flat = match out.as_slice_mut() {
+        Ok(flat) if aligned => flat,
+        _ => return Err(PyValueError::new_err("dense_chain_backward: `out` must be an aligned, C-contiguous float32 vector")),
+    };
+    if flat.len() != total {
+        return Err(PyValueError::new_err(format!(
+            "dense_chain_backward: `out` has {} values, the gradients take {total}",
+            flat.len()
+        )));
+    }
+    let mut targets = Vec::with_capacity(count);
+    let mut rest = flat;
+    for (&(kernel_size, bias_size), &bias) in sizes.iter().zip(&has_bias) {
+        let (kernel, tail) = rest.split_at_mut(kernel_size);
+        let (bias_part, tail) = tail.split_at_mut(bias_size);
+        targets.push(ChainGradients { kernel, bias: bias.then_some(bias_part) });
+        rest = tail;
+    }
+    // Safety: every array read lives to the end of this function and is not written during
+    // the call; `out` is disjoint from all of them (checked above).
+    let (xv, gv) = unsafe { (read_view(&x)?, read_view(&output_gradient)?) };
+    let mut layers = Vec::with_capacity(count);
+    for ((kernel, output), activation) in kernels.iter().zip(&outputs).zip(activations) {
+        let (kernel, output) = unsafe { (read_view(kernel)?, read_view(output)?) };
+        layers.push(ChainLayer { kernel, output, activation });
+    }
+    py.detach(|| core::dense_chain_backward(xv, &layers, gv, &mut targets)).map_err(to_py_err)
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(dense_chain_backward, m)?)?;
+    Ok(())
+}
