@@ -255,3 +255,27 @@ def test_cache_follows_the_variables_list():
     first = model.__dict__["_compiled_step_cache"][1]
     assert compiled_step.for_model(model, model.__dict__["_compiled_step_cache"][0]) is first
     assert compiled_step.for_model(model, model.trainable_weights) is not first
+
+
+def test_native_sparse_softmax_crossentropy_matches_float64_numpy():
+    rng = np.random.default_rng(4)
+    logits = (rng.standard_normal((9, 7)) * 8).astype(np.float32)
+    logits[3, 2] = 95.0  # e^95 overflows float32: the max shift must keep it finite
+    labels = rng.integers(0, 7, size=9).astype(np.int64)
+    losses, probabilities = _native.sparse_softmax_crossentropy(logits.T.copy().T, labels)  # strided
+    z = logits.astype(np.float64)
+    log_softmax = z - z.max(-1, keepdims=True)
+    log_softmax -= np.log(np.exp(log_softmax).sum(-1, keepdims=True))
+    np.testing.assert_allclose(losses, -log_softmax[np.arange(9), labels], rtol=1e-6, atol=1e-6)
+    g = rng.random(9).astype(np.float32)
+    grad = _native.sparse_softmax_crossentropy_backward(probabilities, labels, g)
+    expected = g[:, None] * (np.exp(log_softmax) - np.eye(7)[labels])
+    np.testing.assert_allclose(grad, expected, rtol=1e-6, atol=1e-7)
+    with_nan = logits.copy()
+    with_nan[5, 0] = np.nan
+    losses, _ = _native.sparse_softmax_crossentropy(with_nan, labels)
+    assert np.isnan(losses[5]) and not np.isnan(np.delete(losses, 5)).any()
+    bad = labels.copy()
+    bad[2] = 7
+    with pytest.raises(ValueError, match="label 7 of row 2 is out of range for 7 classes"):
+        _native.sparse_softmax_crossentropy(logits, bad)

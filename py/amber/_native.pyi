@@ -181,3 +181,10 @@ def dense_chain_backward(x: np.ndarray, kernels: Sequence[np.ndarray], outputs: 
     gradient at the last output, writes ``dW0, db0, dW1, ...`` end to end into ``out`` (a
     C-contiguous float32 vector of their total size, disjoint from the inputs; no ``db`` for a
     layer whose ``has_bias`` is False). Bitwise the gradients of Dense's own backward."""
+def sparse_softmax_crossentropy(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row ``log(sum(exp(z - max))) - (z[label] - max)`` of float32 ``logits`` (rows x
+    classes, any strides) against int64 ``labels``: ``(losses, softmax probabilities)``.
+    A label out of range is a ValueError naming the row; a NaN logit gives its row NaN."""
+def sparse_softmax_crossentropy_backward(probabilities: np.ndarray, labels: np.ndarray, row_gradients: np.ndarray) -> np.ndarray:
+    """The gradient at the logits: ``row_gradients[r] * probabilities[r]``, minus
+    ``row_gradients[r]`` at the row's label (C-contiguous float32 / int64 operands)."""

@@ -44,7 +44,7 @@ class DenseChainStep:
         for variable, size in zip(variables, sizes):
             views.append(self.flat_gradient[offset:offset + size].reshape(variable.value.shape))
             offset += size
-        self.gradients = flat_state.FlatGradients(views, self.flat_gradient)
+        self.gradients = flat_state.FlatGradients(views, self.flat_gradient, self.variables)
         self.loss = None  # the compiled loss's fast form, decided once the loss is built
 
     def run(self, x, y, sample_weight):
@@ -128,11 +128,11 @@ def _sparse_crossentropy_from_logits(y, logits):
     labels = labels.astype("int64", copy=False)
     if labels.min() < 0 or labels.max() >= classes:
         return None
-    per_sample, exps, total = fused.sparse_softmax_crossentropy_rows(logits, labels)
+    per_sample, saved = fused.sparse_softmax_crossentropy_rows(logits, labels)
     divisor = np.asarray(batch, f32)
     loss = np.true_divide(np.asarray(np.sum(per_sample)), divisor)
     seed = np.full(per_sample.shape, np.true_divide(np.ones_like(loss), divisor))
-    return loss, fused.sparse_softmax_crossentropy_rows_grad(seed, exps, total, labels)
+    return loss, fused.sparse_softmax_crossentropy_rows_grad(seed, saved, labels)
 
 
 def _dense_class():

@@ -10,6 +10,7 @@ are not in the ``ops`` namespace or its registry.
 
 import numpy as np
 
+from amber import _native
 from amber.backend import autodiff, linalg
 from amber.backend.autodiff import Tensor, differentiable_input
 from amber.ops.core import _record, unwrap
@@ -51,44 +52,54 @@ def sparse_softmax_crossentropy(logits, labels):
     """Per-sample ``-log softmax(logits)[label]`` over the last axis; ``labels`` is an int
     array of ``logits.shape[:-1]`` already checked to be in range.
 
-    Matches the chain ``-sum(one_hot * (shifted - log(sum(exp(shifted)))))`` with ``shifted =
-    logits - max(logits)``: picking the label's term equals summing it with exact zeros, and
-    the gradient ``g / sum * exp(shifted)`` minus ``g`` at the label is what that chain's
-    backward accumulates, in the same roundings."""
+    The value of the chain ``-sum(one_hot * (shifted - log(sum(exp(shifted)))))`` with
+    ``shifted = logits - max(logits)``, and its gradient ``g * softmax`` minus ``g`` at the
+    label, as one recorded node (float32 in one native pass each way)."""
     z = unwrap(logits)
     classes = z.shape[-1]
     # Rows of classes; the label's entry of each row is picked by (row, label) indexing.
     rows2d = z.reshape(-1, classes)
     columns = labels.reshape(-1)
-    losses, exps, total = sparse_softmax_crossentropy_rows(rows2d, columns)
+    losses, saved = sparse_softmax_crossentropy_rows(rows2d, columns)
     losses = losses.reshape(labels.shape)
     if not _recording:
         return losses
 
     def backward(g, need):
-        grad = sparse_softmax_crossentropy_rows_grad(np.reshape(g, -1), exps, total, columns)
+        grad = sparse_softmax_crossentropy_rows_grad(np.reshape(g, -1), saved, columns)
         return (grad.reshape(z.shape),)
 
     return _record(losses, (logits,), backward)
 
 
+_native_xent = getattr(_native, "sparse_softmax_crossentropy", None)
+_native_xent_grad = getattr(_native, "sparse_softmax_crossentropy_backward", None)
+
+
 def sparse_softmax_crossentropy_rows(rows2d, columns):
     """The forward of ``sparse_softmax_crossentropy`` on a ``(rows, classes)`` array and one
-    label per row, unrecorded: ``(losses, exps, total)``, the last two kept for the
-    gradient. Shared with the compiled training step, which must round exactly as this op."""
+    label per row, unrecorded: ``(losses, saved)``, ``saved`` being what the gradient needs.
+    Shared with the compiled training step, which must round exactly as this op. float32
+    runs in amber-core (``train::sparse_softmax_crossentropy``); other dtypes in numpy."""
+    if rows2d.dtype == np.float32 and _native_xent is not None:
+        losses, probabilities = _native_xent(rows2d, np.ascontiguousarray(columns, np.int64))
+        return losses, probabilities
     shifted = rows2d - rows2d.max(axis=-1, keepdims=True)
     exps = np.exp(shifted)
     total = exps.sum(axis=-1, keepdims=True)
     losses = np.log(total[:, 0]) - shifted[np.arange(rows2d.shape[0]), columns]
-    return losses, exps, total
+    return losses, np.divide(exps, total)
 
 
-def sparse_softmax_crossentropy_rows_grad(g, exps, total, columns):
+def sparse_softmax_crossentropy_rows_grad(g, saved, columns):
     """The gradient at the logits of ``sparse_softmax_crossentropy_rows`` for the per-row
-    output gradient ``g``."""
+    output gradient ``g``: ``g * softmax``, minus ``g`` at each row's label."""
+    if saved.dtype == np.float32 and _native_xent_grad is not None:
+        return _native_xent_grad(saved, np.ascontiguousarray(columns, np.int64),
+                                 np.ascontiguousarray(g, np.float32))
     g_rows = np.reshape(g, (-1, 1))
-    grad = np.multiply(np.divide(g_rows, total), exps)
-    grad[np.arange(exps.shape[0]), columns] -= g_rows[:, 0]
+    grad = np.multiply(g_rows, saved)
+    grad[np.arange(saved.shape[0]), columns] -= g_rows[:, 0]
     return grad
 
 

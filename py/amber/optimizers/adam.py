@@ -43,10 +43,13 @@ class Adam(Optimizer):
     def _update_all(self, grads, trainable_variables, learning_rate):
         alpha = self._step_size(learning_rate)
         if not self.amsgrad and flat_state.fits(grads, trainable_variables):
-            indices = [self._get_variable_index(v) for v in trainable_variables]
             state = flat_state.state_for(self, trainable_variables, 2)
-            m = state.slot(0, [self._momentums[i] for i in indices])
-            v = state.slot(1, [self._velocities[i] for i in indices])
+            if state.slot_variables is None:
+                indices = [self._get_variable_index(v) for v in trainable_variables]
+                state.slot_variables = ([self._momentums[i] for i in indices],
+                                        [self._velocities[i] for i in indices])
+            m = state.slot(0, state.slot_variables[0])
+            v = state.slot(1, state.slot_variables[1])
             new_values = self._adam_kernel(state.gradients(grads),
                                            state.values(trainable_variables), m, v, alpha)
             state.assign_values(trainable_variables, new_values)

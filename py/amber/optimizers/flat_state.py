@@ -17,6 +17,8 @@ f32 = np.float32
 def fits(grads, variables):
     """True when ``grads`` and ``variables`` can take the flat path: two or more float32
     variables, each gradient of its variable's shape."""
+    if type(grads) is FlatGradients and grads.variables is variables:
+        return len(variables) >= 2  # laid out for exactly these float32 variables
     if len(variables) < 2:
         return False
     for grad, variable in zip(grads, variables):
@@ -30,11 +32,13 @@ def fits(grads, variables):
 class FlatGradients(list):
     """Per-variable gradients that are views of one flat float32 vector, ``flat``, laid out
     as a ``FlatState`` of the same variables lays them (a compiled training step writes them
-    so): the flat kernels use ``flat`` directly instead of gathering the views."""
+    so): the flat kernels use ``flat`` directly instead of gathering the views.
+    ``variables`` is the list of float32 variables they were laid out for."""
 
-    def __init__(self, views, flat):
+    def __init__(self, views, flat, variables):
         super().__init__(views)
         self.flat = flat
+        self.variables = variables
 
 
 class FlatState:
@@ -55,6 +59,8 @@ class FlatState:
         self._gathered_values = np.empty(offset, f32)
         self._values = None
         self._value_views = ()
+        # The optimizer's slot variables for these variables, per slot (its own cache).
+        self.slot_variables = None
 
     def slot(self, index, slot_variables):
         """Flat buffer ``index``, first taking in any slot value this state did not hand out

@@ -34,11 +34,14 @@ class RMSprop(Optimizer):
 
     def _update_all(self, grads, trainable_variables, learning_rate):
         if not self.centered and flat_state.fits(grads, trainable_variables):
-            indices = [self._get_variable_index(v) for v in trainable_variables]
             with_momentum = self.momentum > 0
             state = flat_state.state_for(self, trainable_variables, 2 if with_momentum else 1)
-            velocity = state.slot(0, [self._velocities[i] for i in indices])
-            momentum = state.slot(1, [self._momentums[i] for i in indices]) if with_momentum else None
+            if state.slot_variables is None:
+                indices = [self._get_variable_index(v) for v in trainable_variables]
+                state.slot_variables = ([self._velocities[i] for i in indices],
+                                        [self._momentums[i] for i in indices] if with_momentum else None)
+            velocity = state.slot(0, state.slot_variables[0])
+            momentum = state.slot(1, state.slot_variables[1]) if with_momentum else None
             new_values = self._rmsprop_kernel(
                 state.gradients(grads), state.values(trainable_variables), velocity, momentum,
                 learning_rate)

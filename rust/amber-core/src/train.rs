@@ -1,5 +1,6 @@
 //! Training-step pieces above the kernels: the backward pass of a whole chain of Dense
-//! layers in one call.
+//! layers in one call, and sparse softmax cross-entropy (the usual classification loss) with
+//! its gradient in one pass each.
 //!
 //! A front end that records one autodiff node per Dense layer walks the chain back one
 //! layer at a time, paying its interpreter's overhead for every product. For a model that is
@@ -160,6 +161,98 @@ fn check_chain<T: Float>(
     Ok(())
 }
 
+/// Sparse softmax cross-entropy from logits, row by row (`classes` columns): with
+/// `m = max(z)` and `s = Σ e^(z - m)`, `loss = ln s - (z[label] - m)` and the softmax
+/// `p = e^(z - m) / s` is written to `probabilities` for the gradient. Exponentials and the
+/// logarithm are the correctly rounded-or-close libm ones (not the kernels' fast
+/// approximations): the loss is reported to the user. A NaN logit makes its row's loss NaN,
+/// as it does in numpy, so `TerminateOnNaN` sees it.
+pub fn sparse_softmax_crossentropy(
+    logits: MatRef<'_, f32>,
+    labels: &[i64],
+    losses: &mut [f32],
+    probabilities: &mut [f32],
+) -> Result<()> {
+    let (rows, classes) = (logits.rows(), logits.cols());
+    let fail = |msg: String| Err(Error::invalid(format!("sparse softmax cross-entropy: {msg}")));
+    if labels.len() != rows || losses.len() != rows || probabilities.len() != rows * classes {
+        return fail(format!(
+            "{rows}x{classes} logits need {rows} labels, {rows} losses and {} probabilities; got {}, {} and {}",
+            rows * classes,
+            labels.len(),
+            losses.len(),
+            probabilities.len()
+        ));
+    }
+    for (row, &label) in labels.iter().enumerate() {
+        if label < 0 || label as u64 >= classes as u64 {
+            return fail(format!("label {label} of row {row} is out of range for {classes} classes"));
+        }
+    }
+    for row in 0..rows {
+        let p = &mut probabilities[row * classes..(row + 1) * classes];
+        let mut max = f32::NEG_INFINITY;
+        for (c, slot) in p.iter_mut().enumerate() {
+            let z = logits.get(row, c).unwrap_or(0.0);
+            *slot = z;
+            // NaN wins, as numpy's max propagates it.
+            if z > max || z.is_nan() || max.is_nan() {
+                max = if max.is_nan() { max } else { z };
+            }
+        }
+        let mut sum = 0.0f32;
+        for slot in p.iter_mut() {
+            *slot = (*slot - max).exp();
+            sum += *slot;
+        }
+        let label = labels[row] as usize;
+        let shifted_label = logits.get(row, label).unwrap_or(0.0) - max;
+        losses[row] = sum.ln() - shifted_label;
+        for slot in p.iter_mut() {
+            *slot /= sum;
+        }
+    }
+    Ok(())
+}
+
+/// The gradient at the logits of `sparse_softmax_crossentropy` for per-row output gradients
+/// `g`: `g[r] * p[r][c]`, minus `g[r]` at the row's label.
+pub fn sparse_softmax_crossentropy_backward(
+    probabilities: &[f32],
+    labels: &[i64],
+    row_gradients: &[f32],
+    out: &mut [f32],
+) -> Result<()> {
+    let rows = labels.len();
+    if row_gradients.len() != rows || out.len() != probabilities.len() || (rows > 0 && probabilities.len() % rows != 0) {
+        return Err(Error::invalid(format!(
+            "sparse softmax cross-entropy backward: {rows} labels, {} row gradients, {} probabilities, {} outputs",
+            row_gradients.len(),
+            probabilities.len(),
+            out.len()
+        )));
+    }
+    if rows == 0 {
+        return Ok(());
+    }
+    let classes = probabilities.len() / rows;
+    for row in 0..rows {
+        let g = row_gradients[row];
+        let range = row * classes..(row + 1) * classes;
+        for (o, &p) in out[range.clone()].iter_mut().zip(&probabilities[range]) {
+            *o = g * p;
+        }
+        let label = labels[row];
+        if label < 0 || label as u64 >= classes as u64 {
+            return Err(Error::invalid(format!(
+                "sparse softmax cross-entropy backward: label {label} of row {row} is out of range for {classes} classes"
+            )));
+        }
+        out[row * classes + label as usize] -= g;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,5 +330,35 @@ mod tests {
         let mut grads = [ChainGradients { kernel: &mut gk[..], bias: None }];
         let err = dense_chain_backward(MatRef::row_major(&x, 2, 3).unwrap(), &layers, MatRef::row_major(&g, 2, 2).unwrap(), &mut grads).unwrap_err();
         assert!(err.to_string().contains("layer 0's kernel is 2x3 but its input has 3 columns"), "{err}");
+    }
+
+    #[test]
+    fn softmax_crossentropy_matches_an_f64_reference_and_refuses_bad_labels() {
+        let (rows, classes) = (4usize, 5usize);
+        let mut z: Vec<f32> = noise(rows * classes, 9).iter().map(|v| v * 30.0).collect();
+        z[7] = 80.0; // large logits must not overflow
+        let labels = [0i64, 4, 2, 1];
+        let (mut losses, mut p) = (vec![0.0f32; rows], vec![0.0f32; rows * classes]);
+        sparse_softmax_crossentropy(MatRef::row_major(&z, rows, classes).unwrap(), &labels, &mut losses, &mut p).unwrap();
+        let g = [0.25f32, -1.0, 0.5, 2.0];
+        let mut grad = vec![0.0f32; rows * classes];
+        sparse_softmax_crossentropy_backward(&p, &labels, &g, &mut grad).unwrap();
+        for r in 0..rows {
+            let row: Vec<f64> = z[r * classes..(r + 1) * classes].iter().map(|&v| v as f64).collect();
+            let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let s: f64 = row.iter().map(|v| (v - m).exp()).sum();
+            let loss = s.ln() - (row[labels[r] as usize] - m);
+            assert!((losses[r] as f64 - loss).abs() <= 1e-5 * (1.0 + loss.abs()), "row {r}: {} vs {loss}", losses[r]);
+            for c in 0..classes {
+                let expected = g[r] as f64 * ((row[c] - m).exp() / s - if c == labels[r] as usize { 1.0 } else { 0.0 });
+                assert!((grad[r * classes + c] as f64 - expected).abs() <= 1e-6 * (1.0 + expected.abs()));
+            }
+        }
+        let mut nan_z = z.clone();
+        nan_z[classes + 1] = f32::NAN;
+        sparse_softmax_crossentropy(MatRef::row_major(&nan_z, rows, classes).unwrap(), &labels, &mut losses, &mut p).unwrap();
+        assert!(losses[1].is_nan() && !losses[0].is_nan());
+        let err = sparse_softmax_crossentropy(MatRef::row_major(&z, rows, classes).unwrap(), &[0, 5, 0, 0], &mut losses, &mut p).unwrap_err();
+        assert!(err.to_string().contains("label 5 of row 1 is out of range for 5 classes"), "{err}");
     }
 }

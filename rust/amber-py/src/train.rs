@@ -1,7 +1,7 @@
 //! Binding of `amber_core::train`: float32 numpy arrays in (any strides, read in place), the
 //! gradients written into the caller's flat vector, the GIL released while computing.
 
-use numpy::{PyArrayMethods, PyReadwriteArray1, PyUntypedArrayMethods};
+use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray1, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -85,7 +85,57 @@ fn dense_chain_backward<'py>(
     py.detach(|| core::dense_chain_backward(xv, &layers, gv, &mut targets)).map_err(to_py_err)
 }
 
+/// Sparse softmax cross-entropy of float32 `logits` (rows x classes, any strides) against
+/// int64 `labels` (one per row): `(losses, probabilities)`, the softmax kept for the gradient.
+#[pyfunction]
+fn sparse_softmax_crossentropy<'py>(
+    py: Python<'py>,
+    logits: &Bound<'py, PyAny>,
+    labels: PyReadonlyArray1<'py, i64>,
+) -> PyResult<(Bound<'py, PyArray1<f32>>, Bound<'py, PyArray2<f32>>)> {
+    let logits = operand::<f32>(logits, "sparse_softmax_crossentropy")?;
+    let (rows, classes) = (logits.shape()[0], logits.shape()[1]);
+    let losses = PyArray1::<f32>::zeros(py, [rows], false);
+    let probabilities = PyArray2::<f32>::zeros(py, [rows, classes], false);
+    {
+        let labels = labels.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let mut losses_guard = losses.readwrite();
+        let mut probabilities_guard = probabilities.readwrite();
+        let losses_out = losses_guard.as_slice_mut().map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let probabilities_out = probabilities_guard.as_slice_mut().map_err(|e| PyValueError::new_err(e.to_string()))?;
+        // Safety: `logits` lives to the end of this function and is not written during the call.
+        let view = unsafe { read_view(&logits)? };
+        py.detach(|| core::sparse_softmax_crossentropy(view, labels, losses_out, probabilities_out)).map_err(to_py_err)?;
+    }
+    Ok((losses, probabilities))
+}
+
+/// The gradient at the logits of `sparse_softmax_crossentropy` for the per-row output
+/// gradients `row_gradients` (float32), from its `probabilities` and the `labels`.
+#[pyfunction]
+fn sparse_softmax_crossentropy_backward<'py>(
+    py: Python<'py>,
+    probabilities: PyReadonlyArray2<'py, f32>,
+    labels: PyReadonlyArray1<'py, i64>,
+    row_gradients: PyReadonlyArray1<'py, f32>,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let shape = [probabilities.shape()[0], probabilities.shape()[1]];
+    let out = PyArray2::<f32>::zeros(py, shape, false);
+    {
+        let err = |e: numpy::AsSliceError| PyValueError::new_err(e.to_string());
+        let probabilities = probabilities.as_slice().map_err(err)?;
+        let labels = labels.as_slice().map_err(err)?;
+        let row_gradients = row_gradients.as_slice().map_err(err)?;
+        let mut guard = out.readwrite();
+        let out_slice = guard.as_slice_mut().map_err(|e| PyValueError::new_err(e.to_string()))?;
+        py.detach(|| core::sparse_softmax_crossentropy_backward(probabilities, labels, row_gradients, out_slice)).map_err(to_py_err)?;
+    }
+    Ok(out)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dense_chain_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(sparse_softmax_crossentropy, m)?)?;
+    m.add_function(wrap_pyfunction!(sparse_softmax_crossentropy_backward, m)?)?;
     Ok(())
 }
