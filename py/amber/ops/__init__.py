@@ -12,6 +12,7 @@ from amber.backend.autodiff import Tensor
 from amber.backend.config import standardize_dtype
 from amber.backend.operand import Operand
 from amber.ops.core import REGISTRY, from_python, primitive, unwrap
+from amber.ops.symbolic import record_or_raise
 from amber.ops.conv import (  # noqa: F401
     average_pool, conv, conv_transpose, depthwise_conv, max_pool, separable_conv,
 )
@@ -49,47 +50,78 @@ from amber.ops.shape_ops import (  # noqa: F401
 )
 
 # ---------------------------------------------------------------- comparisons and logic
-# Boolean results carry no gradient: these return plain arrays.
+# Boolean results carry no gradient: these return plain arrays. On symbolic tensors (while a
+# model is built) the ops that have a graph operation record it instead (ops.symbolic).
 
 
 def equal(x1, x2):
-    return np.equal(unwrap(x1), unwrap(x2))
+    try:
+        return np.equal(unwrap(x1), unwrap(x2))
+    except TypeError:
+        return record_or_raise("equal", x1, x2)
 
 
 def not_equal(x1, x2):
-    return np.not_equal(unwrap(x1), unwrap(x2))
+    try:
+        return np.not_equal(unwrap(x1), unwrap(x2))
+    except TypeError:
+        return record_or_raise("not_equal", x1, x2)
 
 
 def greater(x1, x2):
-    return np.greater(unwrap(x1), unwrap(x2))
+    try:
+        return np.greater(unwrap(x1), unwrap(x2))
+    except TypeError:
+        return record_or_raise("greater", x1, x2)
 
 
 def greater_equal(x1, x2):
-    return np.greater_equal(unwrap(x1), unwrap(x2))
+    try:
+        return np.greater_equal(unwrap(x1), unwrap(x2))
+    except TypeError:
+        return record_or_raise("greater_equal", x1, x2)
 
 
 def less(x1, x2):
-    return np.less(unwrap(x1), unwrap(x2))
+    try:
+        return np.less(unwrap(x1), unwrap(x2))
+    except TypeError:
+        return record_or_raise("less", x1, x2)
 
 
 def less_equal(x1, x2):
-    return np.less_equal(unwrap(x1), unwrap(x2))
+    try:
+        return np.less_equal(unwrap(x1), unwrap(x2))
+    except TypeError:
+        return record_or_raise("less_equal", x1, x2)
 
 
 def logical_and(x1, x2):
-    return np.logical_and(unwrap(x1), unwrap(x2))
+    try:
+        return np.logical_and(unwrap(x1), unwrap(x2))
+    except TypeError:
+        return record_or_raise("logical_and", x1, x2)
 
 
 def logical_or(x1, x2):
-    return np.logical_or(unwrap(x1), unwrap(x2))
+    try:
+        return np.logical_or(unwrap(x1), unwrap(x2))
+    except TypeError:
+        return record_or_raise("logical_or", x1, x2)
 
 
 def logical_xor(x1, x2):
-    return np.logical_xor(unwrap(x1), unwrap(x2))
+    try:
+        return np.logical_xor(unwrap(x1), unwrap(x2))
+    except TypeError:
+        return record_or_raise("logical_xor", x1, x2)
 
 
 def logical_not(x):
-    return np.logical_not(unwrap(x))
+    try:
+        return np.logical_not(unwrap(x))
+    except TypeError:
+        return record_or_raise("logical_not", x)
 
 
 def isnan(x):
@@ -115,7 +147,10 @@ def _cast_float(x, dtype):
 def cast(x, dtype):
     """Convert to ``dtype``; float-to-float casts pass gradients through, others cut them."""
     dtype = standardize_dtype(dtype)
-    raw = unwrap(x)
+    try:
+        raw = unwrap(x)
+    except TypeError:
+        return record_or_raise("cast", x, dtype)
     if isinstance(raw, np.ndarray) and np.issubdtype(raw.dtype, np.floating) \
             and np.issubdtype(np.dtype(dtype), np.floating):
         if raw.dtype == dtype and type(x) is np.ndarray:
@@ -134,7 +169,10 @@ def convert_to_tensor(x, dtype=None, sparse=None, ragged=None):
         return value if dtype is None else value.astype(standardize_dtype(dtype))
     if isinstance(x, np.ndarray):
         return x if dtype is None else x.astype(standardize_dtype(dtype), copy=False)
-    return from_python(x, dtype)
+    try:
+        return from_python(x, dtype)
+    except TypeError:
+        return record_or_raise("convert_to_tensor", x, dtype=dtype, sparse=sparse, ragged=ragged)
 
 
 def convert_to_numpy(x):
@@ -170,5 +208,5 @@ _UFUNC_OPS = {
 __all__ = sorted(
     name for name, value in globals().items()
     if not name.startswith("_") and callable(value) and not isinstance(value, type)
-    and name not in ("primitive", "unwrap", "from_python")
+    and name not in ("primitive", "unwrap", "from_python", "record_or_raise")
 )

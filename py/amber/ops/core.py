@@ -15,6 +15,7 @@ from amber.backend import autodiff
 from amber.backend.autodiff import Tensor, differentiable_input
 from amber.backend.config import floatx, standardize_dtype
 from amber.backend.operand import Operand
+from amber.ops.symbolic import record_or_raise
 
 # name -> op, for every differentiable primitive (the gradient tests iterate over it).
 REGISTRY = {}
@@ -82,16 +83,24 @@ def _record(value, inputs, backward):
     return Tensor(value, parents, lambda g: backward(g, need))
 
 
-def primitive(arity=1, sequence=False, name=None):
+def primitive(arity=1, sequence=False, name=None, symbolic=True):
     """Declare a differentiable op. The first ``arity`` positional arguments are tensors (or,
     with ``sequence=True``, the first argument is a list of tensors); the rest are passed
-    through unchanged."""
+    through unchanged. ``symbolic=False``: a helper whose public op records symbolic calls
+    itself (its arguments are in another order)."""
 
     def decorate(body):
+        op_name = name or body.__name__
+        # A symbolic (KerasTensor) operand makes unwrap raise TypeError: the op then records a
+        # graph operation, if it has one (symbolic.record_or_raise); the try costs nothing.
+        graph_name = op_name if symbolic else None
         if sequence:
             def op(inputs, *args, **kwargs):
                 inputs = list(inputs)
-                raws = [unwrap(x) for x in inputs]
+                try:
+                    raws = [unwrap(x) for x in inputs]
+                except TypeError:
+                    return record_or_raise(graph_name, inputs, *args, **kwargs)
                 value, backward = body(raws, *args, **kwargs)
                 value = _finish(value, raws)
                 if _recording:
@@ -99,7 +108,10 @@ def primitive(arity=1, sequence=False, name=None):
                 return value
         elif arity == 1:
             def op(x, *args, **kwargs):
-                raw = x if type(x) is np.ndarray else unwrap(x)
+                try:
+                    raw = x if type(x) is np.ndarray else unwrap(x)
+                except TypeError:
+                    return record_or_raise(graph_name, x, *args, **kwargs)
                 if type(raw) is float:
                     raw = np.asarray(raw, floatx())
                 value, backward = body(raw, *args, **kwargs)
@@ -111,8 +123,11 @@ def primitive(arity=1, sequence=False, name=None):
         elif arity == 2:
             # the common binary case, spelled out: this path runs for every +, -, * and @
             def op(x1, x2, *args, **kwargs):
-                r1 = x1 if type(x1) is np.ndarray else unwrap(x1)
-                r2 = x2 if type(x2) is np.ndarray else unwrap(x2)
+                try:
+                    r1 = x1 if type(x1) is np.ndarray else unwrap(x1)
+                    r2 = x2 if type(x2) is np.ndarray else unwrap(x2)
+                except TypeError:
+                    return record_or_raise(graph_name, x1, x2, *args, **kwargs)
                 value, backward = body(r1, r2, *args, **kwargs)
                 if type(value) is not np.ndarray:
                     value = _finish(value, (r1, r2))
@@ -124,7 +139,10 @@ def primitive(arity=1, sequence=False, name=None):
                 inputs = args[:arity]
                 if len(inputs) < arity:
                     raise TypeError(f"{body.__name__} expects {arity} tensor arguments")
-                raws = [unwrap(x) for x in inputs]
+                try:
+                    raws = [unwrap(x) for x in inputs]
+                except TypeError:
+                    return record_or_raise(graph_name, *args, **kwargs)
                 value, backward = body(*raws, *args[arity:], **kwargs)
                 value = _finish(value, raws)
                 if _recording:
@@ -132,7 +150,7 @@ def primitive(arity=1, sequence=False, name=None):
                 return value
 
         functools.update_wrapper(op, body)
-        REGISTRY[name or body.__name__] = op
+        REGISTRY[op_name] = op
         return op
 
     return decorate

@@ -5,6 +5,7 @@ import builtins
 import numpy as np
 
 from amber.ops.core import expand_reduced, normalize_axis, primitive, unwrap
+from amber.ops.symbolic import record_or_raise
 
 
 def _axis(axis):
@@ -162,11 +163,17 @@ def argsort(x, axis=-1):
 
 
 def all(x, axis=None, keepdims=False):
-    return np.asarray(np.all(unwrap(x), axis=_axis(axis), keepdims=keepdims))
+    try:
+        return np.asarray(np.all(unwrap(x), axis=_axis(axis), keepdims=keepdims))
+    except TypeError:
+        return record_or_raise("all", x, axis=axis, keepdims=keepdims)
 
 
 def any(x, axis=None, keepdims=False):
-    return np.asarray(np.any(unwrap(x), axis=_axis(axis), keepdims=keepdims))
+    try:
+        return np.asarray(np.any(unwrap(x), axis=_axis(axis), keepdims=keepdims))
+    except TypeError:
+        return record_or_raise("any", x, axis=axis, keepdims=keepdims)
 
 
 def count_nonzero(x, axis=None):

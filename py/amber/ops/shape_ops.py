@@ -6,6 +6,7 @@ import builtins
 import numpy as np
 
 from amber.ops.core import from_python, normalize_axis, primitive, record_multi, unwrap
+from amber.ops.symbolic import record_or_raise
 
 # this module defines ``slice`` (Keras's op); the built-in stays reachable under this name
 _py_slice = builtins.slice
@@ -264,15 +265,20 @@ def top_k(x, k, sorted=True):
 
 
 def where(condition, x1=None, x2=None):
-    cond = np.asarray(unwrap(condition))
-    if x1 is None and x2 is None:
-        return np.nonzero(cond)
-    if x1 is None or x2 is None:
-        raise ValueError("where: give both x1 and x2, or neither")
-    return _select(x1, x2, cond)
+    try:
+        cond = np.asarray(unwrap(condition))
+        if x1 is None and x2 is None:
+            return np.nonzero(cond)
+        if x1 is None or x2 is None:
+            raise ValueError("where: give both x1 and x2, or neither")
+        return _select(x1, x2, cond)
+    except TypeError:
+        return record_or_raise("where", condition, x1, x2)
 
 
-@primitive(arity=2, name="where")
+# A symbolic x1/x2 reaches `where`'s handler, which records the graph operation with Keras's
+# argument order.
+@primitive(arity=2, name="where", symbolic=False)
 def _select(x1, x2, cond):
     cond = cond.astype(bool)
     return np.where(cond, x1, x2), lambda g, need: (
@@ -322,11 +328,17 @@ def full(shape, fill_value, dtype=None):
 
 
 def zeros_like(x, dtype=None):
-    return np.zeros_like(unwrap(x), dtype=dtype)
+    try:
+        return np.zeros_like(unwrap(x), dtype=dtype)
+    except TypeError:
+        return record_or_raise("zeros_like", x, dtype=dtype)
 
 
 def ones_like(x, dtype=None):
-    return np.ones_like(unwrap(x), dtype=dtype)
+    try:
+        return np.ones_like(unwrap(x), dtype=dtype)
+    except TypeError:
+        return record_or_raise("ones_like", x, dtype=dtype)
 
 
 def full_like(x, fill_value, dtype=None):

@@ -40,12 +40,13 @@ TOP_LEVEL = {
 FUNCTIONAL_MODULE = "keras.src.models.functional"
 
 # Keras-internal modules whose classes appear in saved configs, and where amber keeps their
-# counterparts: the operation nodes a Functional graph records for arithmetic on symbolic
-# tensors (``x * 0.5``), whose names (Add, Multiply) clash with layers, and layers Keras keeps
-# inside its applications. They resolve only under their module; Keras writes a
-# registered_name for them, as for Functional.
+# counterparts: the operation nodes a Functional graph records for ops on symbolic tensors
+# (``x * 0.5``, the masks layers compute, ``ops.cast``), whose names (Add, Concatenate) clash
+# with layers, and layers Keras keeps inside its applications. They resolve only under their
+# module; Keras writes a registered_name for them, as for Functional.
 INTERNAL_MODULES = {
     "keras.src.ops.numpy": "amber.layers.graph_ops",
+    "keras.src.ops.core": "amber.layers.graph_ops_core",
     "keras.src.applications.convnext": "amber.applications.convnext",
 }
 
