@@ -14,7 +14,7 @@ class Masking(Layer):
         self.supports_masking = True
 
     def compute_mask(self, inputs, mask=None):
-        return np.any(np.not_equal(ops.convert_to_numpy(inputs), self.mask_value), axis=-1)
+        return ops.any(ops.not_equal(inputs, self.mask_value), axis=-1)
 
     def call(self, inputs):
         keep = self.compute_mask(inputs)

@@ -21,6 +21,9 @@ class KerasTensor:
         self.name = name
         # (layer, node_index, tensor_index): where this tensor was produced.
         self._keras_history = None
+        # The symbolic mask a layer gave this tensor (``Embedding(mask_zero=True)``), fed to the
+        # mask arguments of the layers it is passed to, as in Keras.
+        self._keras_mask = None
 
     @property
     def ndim(self):

@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 
-from amber.layers import tree
+from amber.layers import call_masks, tree
 from amber.layers.keras_tensor import KerasTensor, Node, any_symbolic
 
 # ----------------------------------------------------------------------------- naming
@@ -619,9 +619,7 @@ class Layer:
             raise ValueError(f"Layer '{self.name}' was called without inputs.")
 
         if not isinstance(inputs, np.ndarray) and any_symbolic(args, kwargs):
-            if takes_training and kwargs.get("training") is None and training_default is not None:
-                kwargs["training"] = training_default
-            return self._symbolic_call(args, kwargs, names, takes_training)
+            return self._symbolic_call(args, kwargs, names, takes_training, training_default)
 
         # Keras casts floating inputs to the layer's compute dtype.
         if isinstance(inputs, np.ndarray):
@@ -677,7 +675,7 @@ class Layer:
                 self.add_loss(self.activity_regularizer(output))
         return outputs
 
-    def _symbolic_call(self, args, kwargs, names, takes_training):
+    def _symbolic_call(self, args, kwargs, names, takes_training, training_default):
         inputs = args[0] if args else kwargs[names[0]]
         if self.input_spec is not None:
             _check_input_spec(self, self.input_spec, _shapes_of(inputs))
@@ -689,13 +687,24 @@ class Layer:
                 if pushed:
                     CALL_CONTEXT.scope.pop()
         call_kwargs = {k: v for k, v in kwargs.items() if k != "training" or v is not None}
+        if takes_training and "training" not in call_kwargs and training_default is not None:
+            call_kwargs["training"] = training_default
+        # The masks the inputs carry reach the call's mask arguments, as in Keras.
+        previous_mask = call_masks.fill_mask_arguments(self, args, kwargs, call_kwargs,
+                                                       call_masks.symbolic_mask)
         # Keras records an explicit mask=None for layers whose call takes a mask (all of
         # Keras's such layers support masking; requiring both keeps layers that only accept
         # a mask for convenience out of the recorded node).
         if self._call_params()[2] and self.supports_masking and "mask" not in call_kwargs:
             call_kwargs["mask"] = None
         outputs = self.compute_output_spec(*args, **call_kwargs)
-        Node(self, args, call_kwargs, outputs)
+        call_masks.attach_output_masks(self, inputs, outputs, previous_mask)
+        # Keras fills `training` and the masks into the caller's own kwargs (so its node
+        # records them) only for a call on one tensor already in the layer's dtype; any other
+        # call converts its arguments first, and the node records them as the caller gave them.
+        in_place = (not kwargs and len(args) == 1 and isinstance(inputs, KerasTensor)
+                    and inputs.dtype == self._dtype_name)
+        Node(self, args, call_kwargs if in_place else kwargs, outputs)
         return outputs
 
     def compute_output_shape(self, *args, **kwargs):

@@ -62,9 +62,10 @@ class Merge(Layer):
         self._check_masks(inputs, mask)
         if any(m is None for m in mask):
             return None
-        out = np.asarray(mask[0], dtype=bool)
+        # Through ops, so that on symbolic masks the OR becomes graph operations, as in Keras.
+        out = mask[0]
         for m in mask[1:]:
-            out = np.logical_or(out, np.asarray(m, dtype=bool))
+            out = ops.logical_or(out, m)
         return out
 
 
@@ -139,6 +140,7 @@ class Concatenate(Merge):
     def compute_mask(self, inputs, mask=None):
         # Keras's rule: each input's mask widened to the input's full shape (all True when the
         # input has none), joined along the axis, then a position is kept if any feature is.
+        # The same ops as Keras, so that on symbolic masks the graph records the same nodes.
         if mask is None:
             return None
         self._check_masks(inputs, mask)
@@ -146,15 +148,13 @@ class Concatenate(Merge):
             return None
         full = []
         for x, m in zip(inputs, mask):
-            shape = np.shape(x)
             if m is None:
-                full.append(np.ones(shape, dtype=bool))
-                continue
-            m = np.asarray(m, dtype=bool)
-            if m.ndim < len(shape):
-                m = np.broadcast_to(np.expand_dims(m, -1), shape)
-            full.append(m)
-        return np.any(np.concatenate(full, axis=self.axis), axis=-1)
+                full.append(ops.ones_like(x, dtype="bool"))
+            elif np.ndim(m) < np.ndim(x):
+                full.append(ops.logical_or(ops.expand_dims(m, axis=-1), ops.zeros_like(x, dtype="bool")))
+            else:
+                full.append(m)
+        return ops.any(ops.concatenate(full, axis=self.axis), axis=-1, keepdims=False)
 
     def compute_output_shape(self, input_shape):
         shapes = [list(s) for s in input_shape]

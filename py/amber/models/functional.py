@@ -10,6 +10,7 @@ them. Configs are written in Keras 3's form (``inbound_nodes`` of ``args``/``kwa
 import numpy as np
 
 from amber.layers import tree
+from amber.layers.call_masks import fill_mask_arguments
 from amber.layers.graph_ops import GraphOp
 from amber.layers.input_layer import InputLayer
 from amber.layers.keras_tensor import KerasTensor
@@ -244,7 +245,8 @@ class Functional(Model):
                                                list(args))
                 call_kwargs = tree.map_structure(
                     lambda x: values[id(x)] if isinstance(x, KerasTensor) else x, dict(kwargs))
-                previous_mask = _populate_masks(layer, args, kwargs, call_kwargs, masks) if masks else None
+                previous_mask = (fill_mask_arguments(layer, args, kwargs, call_kwargs, lambda t: masks.get(id(t)))
+                                 if masks else None)
                 outputs = layer(*call_args, **call_kwargs)
                 if previous_mask is not None and (layer.supports_masking or layer._produces_masks()):
                     out_masks = tree.flatten(layer.compute_mask(call_args[0] if call_args else None,
@@ -336,40 +338,6 @@ class Functional(Model):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         return functional_from_config(cls, config, custom_objects=custom_objects)
-
-
-def _populate_masks(layer, args, kwargs, call_kwargs, masks):
-    """Keras's mask plumbing for a multi-argument call: fill the layer's mask arguments left
-    unset from the masks its input tensors carry, and return the mask its output inherits
-    (None when no input is masked).
-
-    One tensor argument (e.g. a merge's list) fills ``mask`` with the matching structure of
-    masks; several (e.g. ``query``/``value``) fill each ``<name>_mask`` the signature has. The
-    inherited mask is the explicit ``mask`` if any, else the first argument's masks."""
-
-    def mask_of(structure):
-        found = tree.map_structure(lambda t: masks.get(id(t)) if isinstance(t, KerasTensor) else None,
-                                   structure)
-        return found if any(m is not None for m in tree.flatten(found)) else None
-
-    names = layer._call_params()[0]
-    bound = dict(zip(names, args))
-    bound.update(kwargs)
-    tensor_args = {name: value for name, value in bound.items()
-                   if any(isinstance(leaf, KerasTensor) for leaf in tree.flatten(value))}
-    if len(tensor_args) == 1 and "mask" in names and kwargs.get("mask") is None:
-        found = mask_of(next(iter(tensor_args.values())))
-        if found is not None:
-            call_kwargs["mask"] = found
-    elif len(tensor_args) > 1:
-        for name, value in tensor_args.items():
-            if f"{name}_mask" in names and kwargs.get(f"{name}_mask") is None:
-                found = mask_of(value)
-                if found is not None:
-                    call_kwargs[f"{name}_mask"] = found
-    if call_kwargs.get("mask") is not None:
-        return call_kwargs["mask"]
-    return mask_of(args[0]) if args else None
 
 
 def _is_leaf_layer(layer):

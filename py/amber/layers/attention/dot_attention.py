@@ -106,7 +106,7 @@ class Attention(Layer):
         self._validate_inputs(inputs, mask)
         if mask is None or mask[0] is None:
             return None
-        return np.asarray(ops.convert_to_numpy(mask[0]))
+        return ops.convert_to_tensor(mask[0])
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[0][:-1]) + (input_shape[1][-1],)
