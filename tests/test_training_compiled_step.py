@@ -82,7 +82,9 @@ def test_compiled_step_equals_the_generic_step_bitwise(optimizer):
         _functional_mlp,
         lambda: {"optimizer": OPTIMIZERS[optimizer](), "loss": SPARSE_LOGITS, "metrics": ["accuracy"]},
         {"batch_size": 16, "epochs": 3, "shuffle": True}, x, y)
-    assert _took_compiled_step(compiled[0]) and not _took_compiled_step(generic[0])
+    model = compiled[0]
+    assert _took_compiled_step(model), compiled_step.plan_or_reason(model, model.trainable_weights)[1]
+    assert not _took_compiled_step(generic[0])
     _assert_identical(compiled, generic)
 
 
@@ -279,3 +281,21 @@ def test_native_sparse_softmax_crossentropy_matches_float64_numpy():
     bad[2] = 7
     with pytest.raises(ValueError, match="label 7 of row 2 is out of range for 7 classes"):
         _native.sparse_softmax_crossentropy(logits, bad)
+
+
+class _AddsLoss(amber.layers.Layer):
+    def call(self, inputs):
+        self.add_loss(amber.ops.mean(inputs) * 0.0)
+        return inputs
+
+
+def test_another_models_add_loss_does_not_disable_the_compiled_step():
+    x, y = _data(n=32)
+    other = amber.Sequential([amber.Input((12,)), _AddsLoss(), amber.layers.Dense(5)])
+    other.compile(optimizer="adam", loss=SPARSE_LOGITS)
+    other.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert not _took_compiled_step(other)
+    model = _functional_mlp()
+    model.compile(optimizer="adam", loss=SPARSE_LOGITS)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert _took_compiled_step(model), compiled_step.plan_or_reason(model, model.trainable_weights)[1]

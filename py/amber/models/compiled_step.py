@@ -142,46 +142,50 @@ def _dense_class():
 
 
 def _chain_layers(model):
-    """The model's layers in call order if its forward pass is exactly one chain of Dense
-    layers (no other computation between them), else None."""
+    """``(layers, None)`` with the model's layers in call order if its forward pass is
+    exactly one chain of Dense layers (no other computation between them), else
+    ``(None, why not)``."""
     from amber.layers.layer import Layer
     from amber.models.functional import Functional
     from amber.models.sequential import Sequential
 
     if type(model).call is Sequential.call and isinstance(model, Sequential):
         if not model.built:
-            return None
+            return None, "the model is not built"
         layers = model.layers
     elif isinstance(model, Functional) and type(model).call is Functional.call:
         if len(model._flat_inputs) != 1 or len(model._flat_outputs) != 1:
-            return None
+            return None, "the model has several inputs or outputs"
         if model._outputs_struct is not model._flat_outputs[0]:
-            return None
+            return None, "the model's output is a structure"
         layers = []
         current = id(model._flat_inputs[0])
         for layer, args, kwargs, out_ids, single in model._plan:
             if not single or kwargs or len(args) != 1 or id(args[0]) != current or len(out_ids) != 1:
-                return None
+                return None, f"the graph branches or passes arguments at '{layer.name}'"
             layers.append(layer)
             current = out_ids[0]
         if current != id(model._flat_outputs[0]):
-            return None
+            return None, "the output is not the end of the chain"
     else:
-        return None
+        return None, "the model defines its own call"
     dense = _dense_class()
     for layer in layers:
+        name = layer.name
         if type(layer).call is not dense.call or type(layer).__call__ is not Layer.__call__:
-            return None
+            return None, f"'{name}' is not a Dense layer"
         if not layer.built or layer._fused_name not in fused.DENSE_ACTIVATIONS:
-            return None
+            return None, f"'{name}' is not built or its activation is not one of {fused.DENSE_ACTIVATIONS}"
         if layer.activity_regularizer is not None or layer.kernel_regularizer is not None or (
                 layer.bias_regularizer is not None):
-            return None
+            return None, f"'{name}' has a regularizer"
         if layer._dtype_name != "float32" or layer.kernel.value.dtype != f32:
-            return None
+            return None, f"'{name}' does not compute in float32"
         if getattr(layer, "lora_enabled", False) or getattr(layer, "_layer_call_hooks", None):
-            return None
-    return layers or None
+            return None, f"'{name}' has LoRA or call hooks"
+    if not layers:
+        return None, "the model has no layers"
+    return layers, None
 
 
 def for_model(model, variables):
@@ -198,19 +202,27 @@ def for_model(model, variables):
 
 
 def _plan(model, variables):
+    step, _ = plan_or_reason(model, variables)
+    return step
+
+
+def plan_or_reason(model, variables):
+    """``(DenseChainStep, None)``, or ``(None, why the generic step is needed)``."""
     config = model._compile_config or {}
     if config.get("run_eagerly") or config.get("jit_compile") is False:
-        return None
-    if model._has_losses():
-        return None
-    layers = _chain_layers(model)
+        return None, "compiled with run_eagerly=True or jit_compile=False"
+    layers, reason = _chain_layers(model)
     if layers is None:
-        return None
+        return None, reason
+    # Dense's own call adds no loss (regularizers were refused above); a loss added by hand
+    # to the model or a layer would have to join the compiled loss.
+    if model._losses or any(layer._losses for layer in layers):
+        return None, "the model or a layer holds losses added with add_loss"
     expected = []
     for layer in layers:
         expected.append(layer.kernel)
         if layer.bias is not None:
             expected.append(layer.bias)
     if len(expected) != len(variables) or any(a is not b for a, b in zip(expected, variables)):
-        return None
-    return DenseChainStep(model, layers, list(variables))
+        return None, "the trainable variables are not exactly the chain's kernels and biases"
+    return DenseChainStep(model, layers, list(variables)), None
