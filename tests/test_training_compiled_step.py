@@ -132,8 +132,9 @@ class _ScaledDense(amber.layers.Dense):
 
 
 NOT_CHAINS = {
-    "dropout": lambda: amber.Sequential([amber.Input((12,)), amber.layers.Dense(8, activation="relu"),
-                                         amber.layers.Dropout(0.5), amber.layers.Dense(5)]),
+    "two_dropouts_in_a_row": lambda: amber.Sequential([
+        amber.Input((12,)), amber.layers.Dense(8, activation="relu"), amber.layers.Dropout(0.5),
+        amber.layers.Dropout(0.2), amber.layers.Dense(5)]),
     "regularizer": lambda: amber.Sequential([amber.Input((12,)), amber.layers.Dense(
         5, kernel_regularizer=amber.regularizers.L2(0.01))]),
     "sigmoid_activation": lambda: amber.Sequential([amber.Input((12,)), amber.layers.Dense(
@@ -225,7 +226,8 @@ def test_native_chain_backward_matches_numpy_and_refuses_bad_buffers():
     rng = np.random.default_rng(2)
     x, kernels, outputs, g = _chain_arrays(rng)
     out = np.empty(5 * 4 + 4 + 4 * 3 + 3, np.float32)
-    _native.dense_chain_backward(x, kernels, outputs, ["relu", "linear"], [True, True], g, out)
+    inputs = [x, outputs[0]]
+    _native.dense_chain_backward(inputs, [None, None], kernels, outputs, ["relu", "linear"], [True, True], g, out)
     # numpy in float64 as the reference.
     dk2 = outputs[0].T.astype(np.float64) @ g
     dh = (g.astype(np.float64) @ kernels[1].T) * (outputs[0] > 0)
@@ -233,20 +235,23 @@ def test_native_chain_backward_matches_numpy_and_refuses_bad_buffers():
     expected = np.concatenate([dk1.ravel(), dh.sum(0), dk2.ravel(), g.sum(0, dtype=np.float64)])
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="`out` has 38 values, the gradients take 39"):
-        _native.dense_chain_backward(x, kernels, outputs, ["relu", "linear"], [True, True], g,
+        _native.dense_chain_backward(inputs, [None, None], kernels, outputs, ["relu", "linear"], [True, True], g,
                                      np.empty(38, np.float32))
     shared = np.zeros(80, np.float32)
     shared[10:40] = x.ravel()
     with pytest.raises(ValueError, match="overlaps"):
-        _native.dense_chain_backward(shared[10:40].reshape(6, 5), kernels, outputs, ["relu", "linear"],
-                                     [True, True], g, shared[:39])
-    with pytest.raises(ValueError, match="layer 1's kernel is 3x4 but its input has 4 columns"):
-        _native.dense_chain_backward(x, [kernels[0], kernels[1].T.copy()], outputs, ["relu", "linear"],
-                                     [True, True], g, np.empty(40, np.float32))
+        _native.dense_chain_backward([shared[10:40].reshape(6, 5), outputs[0]], [None, None], kernels, outputs,
+                                     ["relu", "linear"], [True, True], g, shared[:39])
+    with pytest.raises(ValueError, match="layer 1's kernel is 3x4 but its input is 6x4"):
+        _native.dense_chain_backward(inputs, [None, None], [kernels[0], kernels[1].T.copy()], outputs,
+                                     ["relu", "linear"], [True, True], g, np.empty(40, np.float32))
+    with pytest.raises(ValueError, match="layer 1's input scale is 6x3, expected 6x4"):
+        _native.dense_chain_backward(inputs, [None, np.ones((6, 3), np.float32)], kernels, outputs,
+                                     ["relu", "linear"], [True, True], g, out)
     with pytest.raises(ValueError, match="only linear and relu"):
-        _native.dense_chain_backward(x, kernels, outputs, ["tanh", "linear"], [True, True], g, out)
+        _native.dense_chain_backward(inputs, [None, None], kernels, outputs, ["tanh", "linear"], [True, True], g, out)
     with pytest.raises(ValueError, match="unknown activation 'softmax'"):
-        _native.dense_chain_backward(x, kernels, outputs, ["softmax", "linear"], [True, True], g, out)
+        _native.dense_chain_backward(inputs, [None, None], kernels, outputs, ["softmax", "linear"], [True, True], g, out)
 
 
 def test_cache_follows_the_variables_list():
@@ -299,3 +304,53 @@ def test_another_models_add_loss_does_not_disable_the_compiled_step():
     model.compile(optimizer="adam", loss=SPARSE_LOGITS)
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     assert _took_compiled_step(model), compiled_step.plan_or_reason(model, model.trainable_weights)[1]
+
+
+def _dropout_chain(where, seed=None, noise_shape=None):
+    layers = [amber.Input((12,))]
+    if where == "input":
+        layers.append(amber.layers.Dropout(0.2, seed=seed))
+    layers.append(amber.layers.Dense(16, activation="relu"))
+    if where == "between":
+        layers.append(amber.layers.Dropout(0.5, seed=seed, noise_shape=noise_shape))
+    layers.append(amber.layers.Dense(5))
+    if where == "output":
+        layers.append(amber.layers.Dropout(0.3, seed=seed))
+    return amber.Sequential(layers)
+
+
+@pytest.mark.parametrize("case", ["between", "input", "output", "seeded", "noise_shape", "rate_zero"])
+def test_dropout_in_the_chain_equals_the_generic_step(case):
+    x, y = _data(n=64)
+    if case == "seeded":
+        build = lambda: _dropout_chain("between", seed=7)  # noqa: E731
+    elif case == "noise_shape":
+        build = lambda: _dropout_chain("between", noise_shape=(None, 1))  # noqa: E731
+    elif case == "rate_zero":
+        def build():
+            return amber.Sequential([amber.Input((12,)), amber.layers.Dense(8, activation="relu"),
+                                     amber.layers.Dropout(0.0), amber.layers.Dense(5)])
+    else:
+        build = lambda: _dropout_chain(case)  # noqa: E731
+    compiled, generic = _train_both(
+        build, lambda: {"optimizer": amber.optimizers.Adam(0.01), "loss": SPARSE_LOGITS, "metrics": ["accuracy"]},
+        {"batch_size": 16, "epochs": 2, "shuffle": True}, x, y)
+    model = compiled[0]
+    assert _took_compiled_step(model), compiled_step.plan_or_reason(model, model.trainable_weights)[1]
+    _assert_identical(compiled, generic)
+
+
+def test_native_chain_backward_applies_the_dropout_scale_below_a_layer():
+    rng = np.random.default_rng(6)
+    x, kernels, outputs, g = _chain_arrays(rng)
+    scale = ((rng.random(outputs[0].shape) > 0.4) / 0.6).astype(np.float32)
+    dropped = outputs[0] * scale
+    second = dropped @ kernels[1]
+    out = np.empty(5 * 4 + 4 + 4 * 3 + 3, np.float32)
+    _native.dense_chain_backward([x, dropped], [None, scale], kernels, [outputs[0], second],
+                                 ["relu", "linear"], [True, True], g, out)
+    dk2 = dropped.T.astype(np.float64) @ g
+    dh = (g.astype(np.float64) @ kernels[1].T) * scale * (outputs[0] > 0)
+    dk1 = x.T.astype(np.float64) @ dh
+    expected = np.concatenate([dk1.ravel(), dh.sum(0), dk2.ravel(), g.sum(0, dtype=np.float64)])
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)

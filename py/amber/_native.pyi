@@ -175,12 +175,13 @@ def rmsprop_step_f32(value_out: np.ndarray, value_in: np.ndarray, grad: np.ndarr
 
 # ------------------------------------------------------------------ training steps
 
-def dense_chain_backward(x: np.ndarray, kernels: Sequence[np.ndarray], outputs: Sequence[np.ndarray], activations: Sequence[str], has_bias: Sequence[bool], output_gradient: np.ndarray, out: np.ndarray) -> None:
-    """The backward pass of a chain of Dense layers: from the chain's float32 input ``x``, each
-    layer's kernel and post-activation output, its activation ('linear' or 'relu') and the
-    gradient at the last output, writes ``dW0, db0, dW1, ...`` end to end into ``out`` (a
-    C-contiguous float32 vector of their total size, disjoint from the inputs; no ``db`` for a
-    layer whose ``has_bias`` is False). Bitwise the gradients of Dense's own backward."""
+def dense_chain_backward(inputs: Sequence[np.ndarray], input_scales: Sequence[Optional[np.ndarray]], kernels: Sequence[np.ndarray], outputs: Sequence[np.ndarray], activations: Sequence[str], has_bias: Sequence[bool], output_gradient: np.ndarray, out: np.ndarray) -> None:
+    """The backward pass of a chain of Dense layers: from each layer's float32 input, the
+    dropout factor that input carries (the previous output times it; None for none), kernel,
+    post-activation output and activation ('linear' or 'relu'), and the gradient at the last
+    output, writes ``dW0, db0, dW1, ...`` end to end into ``out`` (a C-contiguous float32 vector
+    of their total size, disjoint from the inputs; no ``db`` for a layer whose ``has_bias`` is
+    False). Bitwise the gradients of Dense's and Dropout's own backward."""
 def sparse_softmax_crossentropy(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-row ``log(sum(exp(z - max))) - (z[label] - max)`` of float32 ``logits`` (rows x
     classes, any strides) against int64 ``labels``: ``(losses, softmax probabilities)``.

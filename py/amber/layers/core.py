@@ -163,6 +163,12 @@ class Dropout(Layer):
     def call(self, inputs, training=False):
         if not training or self.rate == 0:
             return inputs
+        return ops.multiply(inputs, self._training_scale(inputs))
+
+    def _training_scale(self, inputs):
+        """The factor training multiplies ``inputs`` by: kept entries ``1 / (1 - rate)``, dropped
+        ones 0 (shaped as ``noise_shape`` when given), drawn from the layer's generator or the
+        global one. Also what the compiled training step multiplies by, in the same order."""
         shape = tuple(np.shape(inputs)) if self.noise_shape is None else tuple(
             d if d is not None else s for d, s in zip(self.noise_shape, np.shape(inputs)))
         generator = self._generator
@@ -172,8 +178,7 @@ class Dropout(Layer):
             generator = random.generator()
         keep = generator.random(shape) >= self.rate
         dtype = np.dtype(getattr(inputs, "dtype", "float32"))
-        scale = (keep / (1.0 - self.rate)).astype(dtype) if self.rate < 1 else np.zeros(shape, dtype)
-        return ops.multiply(inputs, scale)
+        return (keep / (1.0 - self.rate)).astype(dtype) if self.rate < 1 else np.zeros(shape, dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -1,11 +1,13 @@
-"""A compiled training step for models that are a plain chain of Dense layers.
+"""A compiled training step for models that are a plain chain of Dense layers (with Dropout
+between them).
 
 Keras compiles ``train_step`` into one backend program (``jit_compile``); amber's generic
 step runs the model's layers one Python call at a time and records every op for autodiff,
 which at the guide MLP's size (784-64-64-10, batch 32) costs more than the arithmetic. For a
-model whose whole forward pass is ``Dense`` layers in a row, this module does what the generic
-step would, without the machinery: the forward pass is one fused-kernel call per layer
-(``backend.linalg.dense``, the same call Dense makes), the loss is the compiled loss recorded
+model whose whole forward pass is ``Dense`` layers in a row (a ``Dropout`` between two of them,
+or at either end, included), this module does what the generic step would, without the
+machinery: the forward pass is one fused-kernel call per layer (``backend.linalg.dense``, the
+same call Dense makes) and, for Dropout, the same mask drawn in the same order, the loss is the compiled loss recorded
 on the logits alone, and the backward pass is one native call for the whole chain
 (``amber-core``'s ``train::dense_chain_backward``), which runs the same kernels on the same
 operands in the same order as Dense's recorded backward. The results are therefore bitwise
@@ -26,15 +28,17 @@ f32 = np.float32
 
 
 class DenseChainStep:
-    """The compiled step of one model for one list of trainable variables."""
+    """The compiled step of one model for one list of trainable variables. ``stages`` is the
+    chain in call order: Dense layers, and Dropout layers never two in a row."""
 
-    def __init__(self, model, layers, variables):
+    def __init__(self, model, stages, variables):
         self.model = model
-        self.layers = layers
+        self.stages = stages
+        self.layers = [stage for stage in stages if not _is_dropout(stage)]
         self.variables = variables
-        self.activations = [layer._fused_name for layer in layers]
-        self.input_dim = layers[0].kernel.value.shape[0]
-        self.has_bias = [layer.bias is not None for layer in layers]
+        self.activations = [layer._fused_name for layer in self.layers]
+        self.input_dim = self.layers[0].kernel.value.shape[0]
+        self.has_bias = [layer.bias is not None for layer in self.layers]
         # The gradients' home: one flat vector in the variables' order, reused every step
         # (the optimizer reads it during the step and keeps nothing of it), with a view per
         # variable.
@@ -53,12 +57,21 @@ class DenseChainStep:
         if type(x) is not np.ndarray or x.dtype != f32 or x.ndim != 2 or x.shape[1] != self.input_dim:
             return None
         model = self.model
-        kernels = []
-        outputs = []
+        inputs, scales, kernels, outputs = [], [], [], []
         h = x
-        for layer, activation in zip(self.layers, self.activations):
-            kernel = layer.kernel.value
-            h = linalg.dense(h, kernel, layer.bias.value if layer.bias is not None else None, activation)
+        scale = None  # the dropout factor the next Dense layer's input carries
+        for stage in self.stages:
+            if _is_dropout(stage):
+                if stage.rate != 0:
+                    scale = stage._training_scale(h)
+                    h = np.multiply(h, scale)
+                continue
+            kernel = stage.kernel.value
+            inputs.append(h)
+            scales.append(None if scale is None else np.broadcast_to(scale, h.shape))
+            scale = None
+            h = linalg.dense(h, kernel, stage.bias.value if stage.bias is not None else None,
+                             self.activations[len(kernels)])
             kernels.append(kernel)
             outputs.append(h)
         result = None
@@ -69,7 +82,9 @@ class DenseChainStep:
             if result is None:
                 return None
         loss, logits_gradient = result
-        _native.dense_chain_backward(x, kernels, outputs, self.activations, self.has_bias,
+        if scale is not None:  # Dropout after the last Dense: through the multiply first
+            logits_gradient = logits_gradient * scale
+        _native.dense_chain_backward(inputs, scales, kernels, outputs, self.activations, self.has_bias,
                                      logits_gradient, self.flat_gradient)
         model.optimizer.apply_compiled_step(self.gradients, self.variables)
         return loss, h
@@ -141,6 +156,12 @@ def _dense_class():
     return Dense
 
 
+def _is_dropout(layer):
+    from amber.layers.core import Dropout
+
+    return type(layer).call is Dropout.call and isinstance(layer, Dropout)
+
+
 def _chain_layers(model):
     """``(layers, None)`` with the model's layers in call order if its forward pass is
     exactly one chain of Dense layers (no other computation between them), else
@@ -170,10 +191,17 @@ def _chain_layers(model):
     else:
         return None, "the model defines its own call"
     dense = _dense_class()
+    previous_dropout = False
     for layer in layers:
         name = layer.name
+        if _is_dropout(layer) and type(layer).__call__ is Layer.__call__:
+            if previous_dropout:
+                return None, f"'{name}' follows another Dropout"
+            previous_dropout = True
+            continue
+        previous_dropout = False
         if type(layer).call is not dense.call or type(layer).__call__ is not Layer.__call__:
-            return None, f"'{name}' is not a Dense layer"
+            return None, f"'{name}' is not a Dense or Dropout layer"
         if not layer.built or layer._fused_name not in fused.DENSE_ACTIVATIONS:
             return None, f"'{name}' is not built or its activation is not one of {fused.DENSE_ACTIVATIONS}"
         if layer.activity_regularizer is not None or layer.kernel_regularizer is not None or (
@@ -183,8 +211,8 @@ def _chain_layers(model):
             return None, f"'{name}' does not compute in float32"
         if getattr(layer, "lora_enabled", False) or getattr(layer, "_layer_call_hooks", None):
             return None, f"'{name}' has LoRA or call hooks"
-    if not layers:
-        return None, "the model has no layers"
+    if not any(not _is_dropout(layer) for layer in layers):
+        return None, "the model has no Dense layers"
     return layers, None
 
 
@@ -220,6 +248,8 @@ def plan_or_reason(model, variables):
         return None, "the model or a layer holds losses added with add_loss"
     expected = []
     for layer in layers:
+        if _is_dropout(layer):
+            continue
         expected.append(layer.kernel)
         if layer.bias is not None:
             expected.append(layer.bias)

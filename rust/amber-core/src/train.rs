@@ -4,9 +4,10 @@
 //!
 //! A front end that records one autodiff node per Dense layer walks the chain back one
 //! layer at a time, paying its interpreter's overhead for every product. For a model that is
-//! only Dense layers, this does the same walk natively: for each layer, from the last,
-//! `dz = g * act'(y)`, `dW = inputᵀ·dz`, `db = Σ_rows dz` and, below the first layer,
-//! `g = dz·Wᵀ`. Each product is the same `kernels::matmul` call (same operands, same strides,
+//! only Dense layers (with dropout between them), this does the same walk natively: for each
+//! layer, from the last, `dz = g * act'(y)`, `dW = inputᵀ·dz`, `db = Σ_rows dz` and, below the
+//! first layer, `g = (dz·Wᵀ) * scale` (`scale` the dropout factor between the two layers, if
+//! any: the layer's input was the previous output times it). Each product is the same `kernels::matmul` call (same operands, same strides,
 //! so the same summation order) a per-layer backward makes, and `db` adds the rows in order
 //! as numpy's `add.reduce(dz, axis=0)` does, so the gradients are bitwise those of the
 //! layer-by-layer walk.
@@ -16,6 +17,13 @@ use crate::kernels::{self, Activation, Float, MatMut, MatRef};
 
 /// One Dense layer of a chain, as its forward pass left it.
 pub struct ChainLayer<'a, T> {
+    /// What the layer multiplied, `batch x inputs`: the chain's input for the first layer,
+    /// else the previous layer's output (times `input_scale`).
+    pub input: MatRef<'a, T>,
+    /// When the input is the previous layer's output times a factor of the same shape (a
+    /// dropout mask already scaled), that factor: the gradient flowing down is multiplied
+    /// by it. Ignored for the first layer (no gradient flows into the chain's input).
+    pub input_scale: Option<MatRef<'a, T>>,
     /// The kernel, `inputs x units`, any strides.
     pub kernel: MatRef<'a, T>,
     /// The layer's output after its activation, `batch x units`: the activations whose
@@ -32,17 +40,15 @@ pub struct ChainGradients<'a, T> {
     pub bias: Option<&'a mut [T]>,
 }
 
-/// The gradients of every layer's kernel and bias, given the chain's input `x`
-/// (`batch x inputs`) and the gradient at the last layer's output (`batch x units`).
-/// `gradients[i]` receives layer `i`'s.
+/// The gradients of every layer's kernel and bias, given the gradient at the last layer's
+/// output (`batch x units`). `gradients[i]` receives layer `i`'s.
 pub fn dense_chain_backward<T: Float>(
-    x: MatRef<'_, T>,
     layers: &[ChainLayer<'_, T>],
     output_gradient: MatRef<'_, T>,
     gradients: &mut [ChainGradients<'_, T>],
 ) -> Result<()> {
-    check_chain(&x, layers, &output_gradient, gradients)?;
-    let batch = x.rows();
+    check_chain(layers, &output_gradient, gradients)?;
+    let batch = output_gradient.rows();
     // The gradient at the current layer's output, row-major `batch x units`.
     let last_units = output_gradient.cols();
     let mut g: Vec<T> = Vec::with_capacity(batch * last_units);
@@ -80,9 +86,8 @@ pub fn dense_chain_backward<T: Float>(
             }
         };
         let dz_view = MatRef::row_major(dz_values, batch, units)?;
-        let input = if index == 0 { x } else { layers[index - 1].output };
         let target = &mut gradients[index];
-        kernels::matmul(input.t(), dz_view, MatMut::row_major(&mut *target.kernel, layer.kernel.rows(), units)?)?;
+        kernels::matmul(layer.input.t(), dz_view, MatMut::row_major(&mut *target.kernel, layer.kernel.rows(), units)?)?;
         if let Some(bias) = target.bias.as_deref_mut() {
             column_sums(dz_values, batch, units, bias);
         }
@@ -90,6 +95,15 @@ pub fn dense_chain_backward<T: Float>(
             let inputs = layer.kernel.rows();
             let mut below = vec![T::ZERO; batch * inputs];
             kernels::matmul(dz_view, layer.kernel.t(), MatMut::row_major(&mut below, batch, inputs)?)?;
+            if let Some(scale) = layer.input_scale {
+                // As the multiply's backward: g * scale, element by element.
+                for r in 0..batch {
+                    for c in 0..inputs {
+                        let value = &mut below[r * inputs + c];
+                        *value = *value * scale.get(r, c).unwrap_or(T::ZERO);
+                    }
+                }
+            }
             g = below;
         }
     }
@@ -112,7 +126,6 @@ fn column_sums<T: Float>(values: &[T], rows: usize, cols: usize, out: &mut [T]) 
 }
 
 fn check_chain<T: Float>(
-    x: &MatRef<'_, T>,
     layers: &[ChainLayer<'_, T>],
     output_gradient: &MatRef<'_, T>,
     gradients: &[ChainGradients<'_, T>],
@@ -124,12 +137,34 @@ fn check_chain<T: Float>(
     if gradients.len() != layers.len() {
         return fail(format!("{} gradient targets for {} layers", gradients.len(), layers.len()));
     }
-    let batch = x.rows();
-    let mut width = x.cols();
+    let batch = output_gradient.rows();
     for (index, (layer, target)) in layers.iter().zip(gradients).enumerate() {
         let (inputs, units) = (layer.kernel.rows(), layer.kernel.cols());
-        if inputs != width {
-            return fail(format!("layer {index}'s kernel is {inputs}x{units} but its input has {width} columns"));
+        let (input_rows, width) = (layer.input.rows(), layer.input.cols());
+        if input_rows != batch || inputs != width {
+            return fail(format!(
+                "layer {index}'s kernel is {inputs}x{units} but its input is {input_rows}x{width} (batch {batch})"
+            ));
+        }
+        if index > 0 {
+            let below = &layers[index - 1].output;
+            if below.rows() != batch || below.cols() != width {
+                return fail(format!(
+                    "layer {index}'s input is {batch}x{width} but layer {}'s output is {}x{}",
+                    index - 1,
+                    below.rows(),
+                    below.cols()
+                ));
+            }
+        }
+        if let Some(scale) = &layer.input_scale {
+            if scale.rows() != batch || scale.cols() != width {
+                return fail(format!(
+                    "layer {index}'s input scale is {}x{}, expected {batch}x{width}",
+                    scale.rows(),
+                    scale.cols()
+                ));
+            }
         }
         if layer.output.rows() != batch || layer.output.cols() != units {
             return fail(format!(
@@ -149,13 +184,14 @@ fn check_chain<T: Float>(
                 return fail(format!("layer {index}'s bias gradient has {} values, expected {units}", bias.len()));
             }
         }
-        width = units;
     }
-    if output_gradient.rows() != batch || output_gradient.cols() != width {
+    let last = &layers[layers.len() - 1].output;
+    if output_gradient.cols() != last.cols() {
         return fail(format!(
-            "the output gradient is {}x{}, expected {batch}x{width}",
+            "the output gradient is {}x{}, expected {batch}x{}",
             output_gradient.rows(),
-            output_gradient.cols()
+            output_gradient.cols(),
+            last.cols()
         ));
     }
     Ok(())
@@ -300,14 +336,14 @@ mod tests {
         let (mut gk1, mut gb1, mut gk2, mut gb2) = (vec![0.0; d0 * d1], vec![0.0; d1], vec![0.0; d1 * d2], vec![0.0; d2]);
         {
             let layers = [
-                ChainLayer { kernel: MatRef::row_major(&w1, d0, d1).unwrap(), output: MatRef::row_major(&h, batch, d1).unwrap(), activation: Activation::Relu },
-                ChainLayer { kernel: MatRef::row_major(&w2, d1, d2).unwrap(), output: MatRef::row_major(&out, batch, d2).unwrap(), activation: Activation::Linear },
+                ChainLayer { input: MatRef::row_major(&x, batch, d0).unwrap(), input_scale: None, kernel: MatRef::row_major(&w1, d0, d1).unwrap(), output: MatRef::row_major(&h, batch, d1).unwrap(), activation: Activation::Relu },
+                ChainLayer { input: MatRef::row_major(&h, batch, d1).unwrap(), input_scale: None, kernel: MatRef::row_major(&w2, d1, d2).unwrap(), output: MatRef::row_major(&out, batch, d2).unwrap(), activation: Activation::Linear },
             ];
             let mut grads = [
                 ChainGradients { kernel: &mut gk1[..], bias: Some(&mut gb1[..]) },
                 ChainGradients { kernel: &mut gk2[..], bias: Some(&mut gb2[..]) },
             ];
-            dense_chain_backward(MatRef::row_major(&x, batch, d0).unwrap(), &layers, MatRef::row_major(&g, batch, d2).unwrap(), &mut grads).unwrap();
+            dense_chain_backward(&layers, MatRef::row_major(&g, batch, d2).unwrap(), &mut grads).unwrap();
         }
         let close = |a: &[f32], b: &[f64]| a.iter().zip(b).all(|(&a, &b)| (a as f64 - b).abs() <= 1e-5 * (1.0 + b.abs()));
         // Layer 2: dW2 = hᵀ g, db2 = Σ g.
@@ -326,10 +362,10 @@ mod tests {
     fn mismatched_shapes_are_refused_with_the_layer_named() {
         let (x, w, y, g) = (vec![0.0f32; 6], vec![0.0f32; 6], vec![0.0f32; 4], vec![0.0f32; 4]);
         let mut gk = vec![0.0f32; 6];
-        let layers = [ChainLayer { kernel: MatRef::row_major(&w, 2, 3).unwrap(), output: MatRef::row_major(&y, 2, 2).unwrap(), activation: Activation::Relu }];
+        let layers = [ChainLayer { input: MatRef::row_major(&x, 2, 3).unwrap(), input_scale: None, kernel: MatRef::row_major(&w, 2, 3).unwrap(), output: MatRef::row_major(&y, 2, 2).unwrap(), activation: Activation::Relu }];
         let mut grads = [ChainGradients { kernel: &mut gk[..], bias: None }];
-        let err = dense_chain_backward(MatRef::row_major(&x, 2, 3).unwrap(), &layers, MatRef::row_major(&g, 2, 2).unwrap(), &mut grads).unwrap_err();
-        assert!(err.to_string().contains("layer 0's kernel is 2x3 but its input has 3 columns"), "{err}");
+        let err = dense_chain_backward(&layers, MatRef::row_major(&g, 2, 2).unwrap(), &mut grads).unwrap_err();
+        assert!(err.to_string().contains("layer 0's kernel is 2x3 but its input is 2x3"), "{err}");
     }
 
     #[test]

@@ -13,14 +13,15 @@ use crate::to_py_err;
 
 /// The kernel and bias gradients of a chain of Dense layers, written end to end into `out`
 /// (a C-contiguous float32 vector) in the order `dW0, db0, dW1, ...` (no bias part for a
-/// layer whose `has_bias` is False), from the chain's input `x`, each layer's kernel and
-/// post-activation output, its activation name ('linear' or 'relu') and the gradient at the
-/// last output.
+/// layer whose `has_bias` is False), from each layer's input, the dropout factor that input
+/// carries (or None), kernel, post-activation output and activation name ('linear' or
+/// 'relu'), and the gradient at the last output.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 fn dense_chain_backward<'py>(
     py: Python<'py>,
-    x: &Bound<'py, PyAny>,
+    inputs: Vec<Bound<'py, PyAny>>,
+    input_scales: Vec<Option<Bound<'py, PyAny>>>,
     kernels: Vec<Bound<'py, PyAny>>,
     outputs: Vec<Bound<'py, PyAny>>,
     activations: Vec<String>,
@@ -29,19 +30,23 @@ fn dense_chain_backward<'py>(
     mut out: PyReadwriteArray1<'py, f32>,
 ) -> PyResult<()> {
     let count = kernels.len();
-    if outputs.len() != count || activations.len() != count || has_bias.len() != count {
+    let lengths = [inputs.len(), input_scales.len(), outputs.len(), activations.len(), has_bias.len()];
+    if lengths.iter().any(|&n| n != count) {
         return Err(PyValueError::new_err(format!(
-            "dense_chain_backward: {count} kernels but {} outputs, {} activations and {} bias flags",
-            outputs.len(),
-            activations.len(),
-            has_bias.len()
+            "dense_chain_backward: {count} kernels but {} inputs, {} input scales, {} outputs, {} activations and {} bias flags",
+            lengths[0], lengths[1], lengths[2], lengths[3], lengths[4]
         )));
     }
     let what = "dense_chain_backward";
-    let x = operand::<f32>(x, what)?;
     let output_gradient = operand::<f32>(output_gradient, what)?;
-    let kernels = kernels.iter().map(|k| operand::<f32>(k, what)).collect::<PyResult<Vec<_>>>()?;
-    let outputs = outputs.iter().map(|o| operand::<f32>(o, what)).collect::<PyResult<Vec<_>>>()?;
+    let convert = |arrays: &[Bound<'py, PyAny>]| arrays.iter().map(|a| operand::<f32>(a, what)).collect::<PyResult<Vec<_>>>();
+    let inputs = convert(&inputs)?;
+    let kernels = convert(&kernels)?;
+    let outputs = convert(&outputs)?;
+    let input_scales = input_scales
+        .iter()
+        .map(|s| s.as_ref().map(|s| operand::<f32>(s, what)).transpose())
+        .collect::<PyResult<Vec<_>>>()?;
     let activations = activations.iter().map(|a| Activation::from_name(a)).collect::<Result<Vec<_>, _>>().map_err(to_py_err)?;
     let sizes: Vec<(usize, usize)> = kernels
         .iter()
@@ -52,8 +57,9 @@ fn dense_chain_backward<'py>(
     let aligned = (out.data() as usize) % std::mem::align_of::<f32>() == 0;
     let out_start = out.data() as usize;
     let out_range = (out_start, out_start + out.len() * std::mem::size_of::<f32>());
-    let inputs = [&x, &output_gradient].into_iter().chain(&kernels).chain(&outputs);
-    if inputs.into_iter().any(|array| overlaps(byte_range(array), out_range)) {
+    let mut read = vec![&output_gradient];
+    read.extend(inputs.iter().chain(&kernels).chain(&outputs).chain(input_scales.iter().flatten()));
+    if read.into_iter().any(|array| overlaps(byte_range(array), out_range)) {
         return Err(PyValueError::new_err("dense_chain_backward: `out` overlaps one of the inputs"));
     }
     let flat = match out.as_slice_mut() {
@@ -76,13 +82,17 @@ fn dense_chain_backward<'py>(
     }
     // Safety: every array read lives to the end of this function and is not written during
     // the call; `out` is disjoint from all of them (checked above).
-    let (xv, gv) = unsafe { (read_view(&x)?, read_view(&output_gradient)?) };
+    let gv = unsafe { read_view(&output_gradient)? };
     let mut layers = Vec::with_capacity(count);
-    for ((kernel, output), activation) in kernels.iter().zip(&outputs).zip(activations) {
-        let (kernel, output) = unsafe { (read_view(kernel)?, read_view(output)?) };
-        layers.push(ChainLayer { kernel, output, activation });
+    for index in 0..count {
+        let (input, kernel, output) = unsafe { (read_view(&inputs[index])?, read_view(&kernels[index])?, read_view(&outputs[index])?) };
+        let input_scale = match &input_scales[index] {
+            Some(scale) => Some(unsafe { read_view(scale)? }),
+            None => None,
+        };
+        layers.push(ChainLayer { input, input_scale, kernel, output, activation: activations[index] });
     }
-    py.detach(|| core::dense_chain_backward(xv, &layers, gv, &mut targets)).map_err(to_py_err)
+    py.detach(|| core::dense_chain_backward(&layers, gv, &mut targets)).map_err(to_py_err)
 }
 
 /// Sparse softmax cross-entropy of float32 `logits` (rows x classes, any strides) against
