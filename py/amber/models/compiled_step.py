@@ -106,7 +106,7 @@ class DenseChainStep:
 
 
 def _fast_loss(compiled):
-    """For the compiled losses that a few numpy calls compute exactly as their recorded ops
+    """For the compiled losses that a few direct calls compute exactly as their recorded ops
     do, ``fn(y, logits) -> (loss, gradient at the logits)`` (None from ``fn`` when a batch
     needs the recorded form, e.g. labels out of range, whose error that form raises); else
     None. Today: sparse categorical crossentropy from logits, Keras's default reduction."""
@@ -132,8 +132,8 @@ def _fast_loss(compiled):
 
 def _sparse_crossentropy_from_logits(y, logits):
     """Sparse categorical crossentropy from 2-D logits, mean over the batch, and its gradient:
-    the numpy calls of ``fused.sparse_softmax_crossentropy`` and ``fused.sum_divided`` with
-    the seed gradient 1, as ``tape.gradient`` would run them."""
+    the calls ``fused.sparse_softmax_crossentropy`` and ``fused.sum_divided`` make, with the
+    seed gradient 1, as ``tape.gradient`` would run them."""
     labels = np.asarray(y)
     if labels.ndim == 2 and labels.shape[-1] == 1:
         labels = np.squeeze(labels, axis=-1)
