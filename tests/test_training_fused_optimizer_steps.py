@@ -1,4 +1,5 @@
-"""The fused Rust optimizer steps (`_native.adam_step_f32`, `_native.rmsprop_step_f32`).
+"""The fused Rust optimizer steps (`_native.sgd_step_f32`, `adam_step_f32` with and without
+AMSGrad, `rmsprop_step_f32` plain/centered/with momentum, `adagrad_step_f32`, `nadam_step_f32`).
 
 Reference: Keras's float32 update rules written here as the numpy passes the optimizers ran
 before the kernels existed (one ufunc per operation, every intermediate a float32 array), with
@@ -52,6 +53,75 @@ def numpy_rmsprop(value, g, velocity, momentum, lr, rho, momentum_factor, epsilo
     return F(value - u)
 
 
+def numpy_amsgrad(value, g, m, v, v_hat, alpha, beta_1, beta_2, epsilon):
+    """Adam with AMSGrad, as Keras writes it: the running maximum of `v` replaces `v`."""
+    F = flushed
+    g, value = F(g), F(value)
+    m[:] = F(F(m) + F(F(g - F(m)) * f32(1 - beta_1)))
+    v[:] = F(F(v) + F(F(F(np.square(g)) - F(v)) * f32(1 - beta_2)))
+    v_hat[:] = F(np.maximum(F(v_hat), v))
+    t = F(F(np.sqrt(v_hat)) + f32(epsilon))
+    return F(value - F(F(np.multiply(m, alpha)) / t))
+
+
+def numpy_centered_rmsprop(value, g, velocity, average, momentum, lr, rho, momentum_factor,
+                           epsilon):
+    """Keras's centered RMSprop: `rho * v + (1 - rho) * g^2`, `rho * a + (1 - rho) * g`,
+    denominator `v - a^2 + eps`."""
+    F = flushed
+    g, value = F(g), F(value)
+    velocity[:] = F(F(f32(rho) * F(velocity)) + F(f32(1 - rho) * F(np.square(g))))
+    average[:] = F(F(f32(rho) * F(average)) + F(f32(1 - rho) * g))
+    denominator = F(F(velocity - F(np.square(average))) + f32(epsilon))
+    u = F(F(lr * g) / F(np.sqrt(denominator)))
+    if momentum is not None:
+        momentum[:] = F(F(f32(momentum_factor) * F(momentum)) + u)
+        u = momentum
+    return F(value - u)
+
+
+def numpy_sgd(value, g, momentum, lr, momentum_factor, nesterov):
+    """Keras's SGD: `m = m * momentum - g * lr`, then `w += m` (Nesterov:
+    `w += m * momentum - g * lr`); without momentum `w -= g * lr`."""
+    F = flushed
+    g, value = F(g), F(value)
+    step = F(g * lr)
+    if momentum is None:
+        return F(value - step)
+    momentum[:] = F(F(F(momentum) * f32(momentum_factor)) - step)
+    if nesterov:
+        return F(value + F(F(momentum * f32(momentum_factor)) - step))
+    return F(value + momentum)
+
+
+def numpy_adagrad(value, g, accumulator, lr, epsilon):
+    F = flushed
+    g, value = F(g), F(value)
+    accumulator[:] = F(F(accumulator) + F(np.square(g)))
+    return F(value - F(F(lr * g) / F(np.sqrt(F(accumulator + f32(epsilon))))))
+
+
+def nadam_scalars(step, u_product, beta_1, beta_2):
+    """Keras's per-step Nadam scalars for 1-based `step`, with `u_product` the running
+    product after this step's update: u_t, u_{t+1}, prod_t, prod_t * u_{t+1}, beta_2^t."""
+    def mu(t):
+        return f32(beta_1) * (f32(1.0) - f32(0.5) * np.power(f32(0.96), f32(t)))
+    u_t, u_next = mu(step), mu(step + 1)
+    return u_t, u_next, u_product, u_product * u_next, np.power(f32(beta_2), f32(step))
+
+
+def numpy_nadam(value, g, m, v, lr, beta_1, beta_2, epsilon, scalars):
+    F = flushed
+    u_t, u_next, product, next_product, beta_2_power = scalars
+    g, value = F(g), F(value)
+    m[:] = F(F(m) + F(F(g - F(m)) * (f32(1) - f32(beta_1))))
+    v[:] = F(F(v) + F(F(F(np.square(g)) - F(v)) * (f32(1) - f32(beta_2))))
+    m_hat = F(F(F(u_next * m) / (f32(1) - next_product))
+              + F(F((f32(1) - u_t) * g) / (f32(1) - product)))
+    v_hat = F(v / (f32(1) - beta_2_power))
+    return F(value - F(F(m_hat * lr) / F(F(np.sqrt(v_hat)) + f32(epsilon))))
+
+
 def adam_alpha(lr, step, beta_1, beta_2):
     step = f32(step)
     return f32(lr) * np.sqrt(f32(1) - np.power(f32(beta_2), step)) / (
@@ -83,8 +153,8 @@ def test_adam_step_is_bitwise_the_numpy_passes(n, hyper):
         g = random_vector(rng, n, 0.01 * step)
         alpha = adam_alpha(lr, step, beta_1, beta_2)
         out = np.empty(n, f32)
-        _native.adam_step_f32(out, value, g, m, v, alpha, f32(1 - beta_1), f32(1 - beta_2),
-                              f32(epsilon))
+        _native.adam_step_f32(out, value, g, m, v, None, alpha, f32(1 - beta_1),
+                              f32(1 - beta_2), f32(epsilon))
         value = out
         ref_value = numpy_adam(ref_value, g, ref_m, ref_v, alpha, beta_1, beta_2, epsilon)
         assert same_bits(value, ref_value), f"values differ at step {step}"
@@ -104,8 +174,8 @@ def test_rmsprop_step_is_bitwise_the_numpy_passes(n, momentum_factor):
     for step in range(1, 6):
         g = random_vector(rng, n, 0.01 * step)
         out = np.empty(n, f32)
-        _native.rmsprop_step_f32(out, value, g, velocity, momentum, lr, f32(rho), f32(1 - rho),
-                                 f32(epsilon), f32(momentum_factor))
+        _native.rmsprop_step_f32(out, value, g, velocity, None, momentum, lr, f32(rho),
+                                 f32(1 - rho), f32(epsilon), f32(momentum_factor))
         value = out
         ref_value = numpy_rmsprop(ref_value, g, ref_velocity, ref_momentum, lr, rho,
                                   momentum_factor, epsilon)
@@ -113,6 +183,132 @@ def test_rmsprop_step_is_bitwise_the_numpy_passes(n, momentum_factor):
         assert same_bits(velocity, ref_velocity)
         if momentum is not None:
             assert same_bits(momentum, ref_momentum)
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+@pytest.mark.parametrize("momentum_factor,nesterov", [(0.0, False), (0.9, False), (0.9, True)])
+def test_sgd_step_is_bitwise_the_numpy_passes(n, momentum_factor, nesterov):
+    lr = f32(0.01)
+    rng = np.random.default_rng(200 + n)
+    value = random_vector(rng, n, 0.3)
+    momentum = np.zeros(n, f32) if momentum_factor else None
+    ref_value = value.copy()
+    ref_momentum = None if momentum is None else momentum.copy()
+    for step in range(1, 6):
+        g = random_vector(rng, n, 0.1 * step)
+        out = np.empty(n, f32)
+        _native.sgd_step_f32(out, value, g, momentum, lr, f32(momentum_factor), nesterov)
+        value = out
+        ref_value = numpy_sgd(ref_value, g, ref_momentum, lr, momentum_factor, nesterov)
+        assert same_bits(value, ref_value), f"values differ at step {step}"
+        if momentum is not None:
+            assert same_bits(momentum, ref_momentum)
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+def test_amsgrad_step_is_bitwise_the_numpy_passes(n):
+    lr, beta_1, beta_2, epsilon = 1e-3, 0.9, 0.999, 1e-7
+    rng = np.random.default_rng(300 + n)
+    value = random_vector(rng, n, 0.3)
+    m, v, v_hat = np.zeros(n, f32), np.zeros(n, f32), np.zeros(n, f32)
+    ref = [value.copy(), m.copy(), v.copy(), v_hat.copy()]
+    for step in range(1, 7):
+        # Large gradients first, then small ones: the running maximum must hold v_hat above v.
+        g = random_vector(rng, n, 0.1 if step < 3 else 0.001)
+        alpha = adam_alpha(lr, step, beta_1, beta_2)
+        out = np.empty(n, f32)
+        _native.adam_step_f32(out, value, g, m, v, v_hat, alpha, f32(1 - beta_1),
+                              f32(1 - beta_2), f32(epsilon))
+        value = out
+        ref[0] = numpy_amsgrad(ref[0], g, ref[1], ref[2], ref[3], alpha, beta_1, beta_2, epsilon)
+        assert same_bits(value, ref[0]), f"values differ at step {step}"
+        assert same_bits(m, ref[1]) and same_bits(v, ref[2]) and same_bits(v_hat, ref[3])
+    assert (v_hat > v).any()
+
+
+def test_amsgrad_maximum_propagates_nan_as_numpy():
+    n = 16
+    value, g = np.ones(n, f32), np.full(n, 0.1, f32)
+    m, v = np.zeros(n, f32), np.zeros(n, f32)
+    v_hat = np.zeros(n, f32)
+    v_hat[3] = np.nan
+    ref_m, ref_v, ref_v_hat = m.copy(), v.copy(), v_hat.copy()
+    out = np.empty(n, f32)
+    _native.adam_step_f32(out, value, g, m, v, v_hat, f32(1e-3), f32(0.1), f32(0.001),
+                          f32(1e-7))
+    expected = numpy_amsgrad(value, g, ref_m, ref_v, ref_v_hat, f32(1e-3), 0.9, 0.999, 1e-7)
+    assert np.isnan(v_hat[3]) and np.isnan(out[3])
+    assert same_bits(out, expected) and same_bits(v_hat, ref_v_hat)
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+@pytest.mark.parametrize("momentum_factor", [0.0, 0.9])
+def test_centered_rmsprop_step_is_bitwise_the_numpy_passes(n, momentum_factor):
+    lr, rho, epsilon = f32(1e-3), 0.9, 1e-7
+    rng = np.random.default_rng(400 + n)
+    value = random_vector(rng, n, 0.3)
+    velocity, average = np.zeros(n, f32), np.zeros(n, f32)
+    momentum = np.zeros(n, f32) if momentum_factor else None
+    ref_value, ref_velocity, ref_average = value.copy(), velocity.copy(), average.copy()
+    ref_momentum = None if momentum is None else momentum.copy()
+    for step in range(1, 6):
+        g = random_vector(rng, n, 0.01 * step)
+        out = np.empty(n, f32)
+        _native.rmsprop_step_f32(out, value, g, velocity, average, momentum, lr, f32(rho),
+                                 f32(1 - rho), f32(epsilon), f32(momentum_factor))
+        value = out
+        ref_value = numpy_centered_rmsprop(ref_value, g, ref_velocity, ref_average,
+                                           ref_momentum, lr, rho, momentum_factor, epsilon)
+        assert same_bits(value, ref_value), f"values differ at step {step}"
+        assert same_bits(velocity, ref_velocity) and same_bits(average, ref_average)
+        if momentum is not None:
+            assert same_bits(momentum, ref_momentum)
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+def test_adagrad_step_is_bitwise_the_numpy_passes(n):
+    lr, epsilon = f32(1e-2), 1e-7
+    rng = np.random.default_rng(500 + n)
+    value = random_vector(rng, n, 0.3)
+    accumulator = np.full(n, 0.1, f32)
+    ref_value, ref_accumulator = value.copy(), accumulator.copy()
+    for step in range(1, 6):
+        g = random_vector(rng, n, 0.01 * step)
+        out = np.empty(n, f32)
+        _native.adagrad_step_f32(out, value, g, accumulator, lr, f32(epsilon))
+        value = out
+        ref_value = numpy_adagrad(ref_value, g, ref_accumulator, lr, epsilon)
+        assert same_bits(value, ref_value), f"values differ at step {step}"
+        assert same_bits(accumulator, ref_accumulator)
+
+
+def advance_nadam_product(product, step, beta_1):
+    # Keras's order: (prod * beta_1) * (1 - 0.5 * 0.96^t), all float32.
+    return (product * f32(beta_1)) * (f32(1) - f32(0.5) * np.power(f32(0.96), f32(step)))
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+def test_nadam_step_is_bitwise_the_numpy_passes(n):
+    lr, beta_1, beta_2, epsilon = f32(1e-3), 0.9, 0.999, 1e-7
+    rng = np.random.default_rng(600 + n)
+    value = random_vector(rng, n, 0.3)
+    m, v = np.zeros(n, f32), np.zeros(n, f32)
+    ref_value, ref_m, ref_v = value.copy(), m.copy(), v.copy()
+    product = f32(1)
+    for step in range(1, 6):
+        product = advance_nadam_product(product, step, beta_1)
+        u_t, u_next, _, next_product, beta_2_power = nadam_scalars(step, product, beta_1, beta_2)
+        g = random_vector(rng, n, 0.01 * step)
+        out = np.empty(n, f32)
+        _native.nadam_step_f32(out, value, g, m, v, lr, f32(1) - f32(beta_1),
+                               f32(1) - f32(beta_2), f32(epsilon), u_next,
+                               f32(1) - next_product, f32(1) - u_t, f32(1) - product,
+                               f32(1) - beta_2_power)
+        value = out
+        ref_value = numpy_nadam(ref_value, g, ref_m, ref_v, lr, beta_1, beta_2, epsilon,
+                                nadam_scalars(step, product, beta_1, beta_2))
+        assert same_bits(value, ref_value), f"values differ at step {step}"
+        assert same_bits(m, ref_m) and same_bits(v, ref_v)
 
 
 # ----- through the optimizers: the flat path (several variables) and the per-variable path
@@ -163,6 +359,115 @@ def test_rmsprop_optimizer_equals_the_numpy_passes(shapes, momentum_factor):
         assert same_bits(a, b)
 
 
+@pytest.mark.parametrize("shapes", [SHAPES, [(33, 5)]], ids=["flat", "one-variable"])
+@pytest.mark.parametrize("momentum_factor,nesterov", [(0.0, False), (0.9, False), (0.9, True)])
+def test_sgd_optimizer_equals_the_numpy_passes(shapes, momentum_factor, nesterov):
+    weights, grads = problem(shapes, seed=2)
+    got = train(optimizers.SGD(learning_rate=0.05, momentum=momentum_factor, nesterov=nesterov),
+                weights, grads)
+    ref = [w.copy() for w in weights]
+    slots = [np.zeros_like(w) if momentum_factor else None for w in weights]
+    for step_grads in grads:
+        for i, g in enumerate(step_grads):
+            ref[i] = numpy_sgd(ref[i], g, slots[i], f32(0.05), momentum_factor, nesterov)
+    for a, b in zip(got, ref):
+        assert same_bits(a, b)
+
+
+@pytest.mark.parametrize("shapes", [SHAPES, [(33, 5)]], ids=["flat", "one-variable"])
+def test_amsgrad_optimizer_equals_the_numpy_passes(shapes):
+    weights, grads = problem(shapes, seed=3, steps=5)
+    grads = grads[::-1]  # shrinking gradients, so v_hat stays above v
+    optimizer = optimizers.Adam(learning_rate=1e-3, amsgrad=True)
+    got = train(optimizer, weights, grads)
+    ref = [w.copy() for w in weights]
+    slots = [(np.zeros_like(w), np.zeros_like(w), np.zeros_like(w)) for w in weights]
+    for step, step_grads in enumerate(grads, start=1):
+        alpha = adam_alpha(1e-3, step, 0.9, 0.999)
+        for i, g in enumerate(step_grads):
+            ref[i] = numpy_amsgrad(ref[i], g, *slots[i], alpha, 0.9, 0.999, 1e-7)
+    for a, b in zip(got, ref):
+        assert same_bits(a, b)
+    for hat, (_, _, ref_hat) in zip(optimizer._velocity_hats, slots):
+        assert same_bits(np.ascontiguousarray(hat.numpy()), ref_hat)
+
+
+@pytest.mark.parametrize("shapes", [SHAPES, [(33, 5)]], ids=["flat", "one-variable"])
+@pytest.mark.parametrize("momentum_factor", [0.0, 0.5])
+def test_centered_rmsprop_optimizer_equals_the_numpy_passes(shapes, momentum_factor):
+    weights, grads = problem(shapes, seed=4)
+    optimizer = optimizers.RMSprop(learning_rate=1e-3, momentum=momentum_factor, centered=True)
+    got = train(optimizer, weights, grads)
+    ref = [w.copy() for w in weights]
+    slots = [(np.zeros_like(w), np.zeros_like(w), np.zeros_like(w) if momentum_factor else None)
+             for w in weights]
+    for step_grads in grads:
+        for i, g in enumerate(step_grads):
+            ref[i] = numpy_centered_rmsprop(ref[i], g, *slots[i], f32(1e-3), 0.9,
+                                            momentum_factor, 1e-7)
+    for a, b in zip(got, ref):
+        assert same_bits(a, b)
+
+
+@pytest.mark.parametrize("shapes", [SHAPES, [(33, 5)]], ids=["flat", "one-variable"])
+def test_adagrad_optimizer_equals_the_numpy_passes(shapes):
+    weights, grads = problem(shapes, seed=5)
+    got = train(optimizers.Adagrad(learning_rate=1e-2), weights, grads)
+    ref = [w.copy() for w in weights]
+    slots = [np.full_like(w, 0.1) for w in weights]
+    for step_grads in grads:
+        for i, g in enumerate(step_grads):
+            ref[i] = numpy_adagrad(ref[i], g, slots[i], f32(1e-2), 1e-7)
+    for a, b in zip(got, ref):
+        assert same_bits(a, b)
+
+
+@pytest.mark.parametrize("shapes", [SHAPES, [(33, 5)]], ids=["flat", "one-variable"])
+def test_nadam_optimizer_equals_the_numpy_passes(shapes):
+    weights, grads = problem(shapes, seed=6)
+    got = train(optimizers.Nadam(learning_rate=1e-3), weights, grads)
+    ref = [w.copy() for w in weights]
+    slots = [(np.zeros_like(w), np.zeros_like(w)) for w in weights]
+    product = f32(1)
+    for step, step_grads in enumerate(grads, start=1):
+        product = advance_nadam_product(product, step, 0.9)
+        scalars = nadam_scalars(step, product, 0.9, 0.999)
+        for i, g in enumerate(step_grads):
+            ref[i] = numpy_nadam(ref[i], g, *slots[i], f32(1e-3), 0.9, 0.999, 1e-7, scalars)
+    for a, b in zip(got, ref):
+        assert same_bits(a, b)
+
+
+def test_adamw_decays_then_takes_the_fused_adam_step():
+    # AdamW: Keras's decoupled decay `w - w * wd * lr` on each variable, then Adam.
+    weights, grads = problem(SHAPES, seed=7)
+    got = train(optimizers.AdamW(learning_rate=1e-3, weight_decay=0.004), weights, grads)
+    ref = [w.copy() for w in weights]
+    slots = [(np.zeros_like(w), np.zeros_like(w)) for w in weights]
+    for step, step_grads in enumerate(grads, start=1):
+        alpha = adam_alpha(1e-3, step, 0.9, 0.999)
+        for i, g in enumerate(step_grads):
+            decayed = ref[i] - ref[i] * f32(0.004) * f32(1e-3)
+            ref[i] = numpy_adam(decayed, g, *slots[i], alpha, 0.9, 0.999, 1e-7)
+    for a, b in zip(got, ref):
+        assert same_bits(a, b)
+
+
+def test_float64_variables_keep_the_numpy_rule():
+    # Only float32 variables take the kernels; a float64 one runs the rule in float64.
+    rng = np.random.default_rng(8)
+    w = rng.standard_normal((4, 3))
+    g = rng.standard_normal((4, 3)) * 0.1
+    variables = [Variable(w.copy(), dtype="float64", name="a"),
+                 Variable(w.copy(), dtype="float64", name="b")]
+    optimizer = optimizers.SGD(learning_rate=0.1, momentum=0.9)
+    optimizer.apply_gradients([(g, variables[0]), (g, variables[1])])
+    for variable in variables:
+        assert variable.numpy().dtype == np.float64
+        # Keras casts the float32 learning rate to the variable's dtype.
+        assert np.array_equal(variable.numpy(), w + (-(g * np.float64(f32(0.1)))))
+
+
 def test_per_variable_path_takes_fortran_ordered_and_strided_operands():
     # A Fortran-ordered value, a transposed gradient and a Fortran-ordered slot handed in
     # from outside must pair the same elements as their C-ordered copies would.
@@ -188,7 +493,7 @@ def test_per_variable_path_takes_fortran_ordered_and_strided_operands():
 
 def adam_args(n=8):
     return [np.empty(n, f32), np.ones(n, f32), np.ones(n, f32), np.zeros(n, f32),
-            np.zeros(n, f32)]
+            np.zeros(n, f32), None]
 
 
 COEFFICIENTS = (f32(1e-3), f32(0.1), f32(0.001), f32(1e-7))
@@ -199,9 +504,9 @@ def test_mismatched_lengths_name_the_operand():
     args[4] = np.zeros(5, f32)
     with pytest.raises(ValueError, match=r"`v` has 5 elements, expected 8"):
         _native.adam_step_f32(*args, *COEFFICIENTS)
-    out, value, grad, velocity, _ = adam_args()
+    out, value, grad, velocity, _, _ = adam_args()
     with pytest.raises(ValueError, match=r"`momentum` has 3 elements"):
-        _native.rmsprop_step_f32(out, value, grad, velocity, np.zeros(3, f32), f32(1e-3),
+        _native.rmsprop_step_f32(out, value, grad, velocity, None, np.zeros(3, f32), f32(1e-3),
                                  f32(0.9), f32(0.1), f32(1e-7), f32(0.9))
 
 
@@ -210,7 +515,7 @@ def test_non_contiguous_and_fortran_operands_are_refused():
     args[2] = np.ones(16, f32)[::2]
     with pytest.raises(ValueError, match="`grad` must be an aligned, C-contiguous"):
         _native.adam_step_f32(*args, *COEFFICIENTS)
-    args = [np.asfortranarray(np.zeros((4, 3), f32)) for _ in range(5)]
+    args = [np.asfortranarray(np.zeros((4, 3), f32)) for _ in range(5)] + [None]
     with pytest.raises(ValueError, match="`value_out` must be an aligned, C-contiguous"):
         _native.adam_step_f32(*args, *COEFFICIENTS)
 
@@ -242,3 +547,22 @@ def test_one_array_as_two_writable_slots_is_refused():
     with pytest.raises(Exception, match="(?i)borrow|alias|overlap"):
         _native.adam_step_f32(*args, *COEFFICIENTS)
     assert np.array_equal(args[3], np.zeros(8, f32))
+
+
+def test_new_kernels_name_the_mismatched_slot():
+    out, value, grad = np.empty(8, f32), np.ones(8, f32), np.ones(8, f32)
+    with pytest.raises(ValueError, match=r"sgd_step_f32: `momentum` has 3 elements, expected 8"):
+        _native.sgd_step_f32(out, value, grad, np.zeros(3, f32), f32(0.1), f32(0.9), False)
+    with pytest.raises(ValueError, match=r"`v_hat` has 4 elements"):
+        _native.adam_step_f32(out, value, grad, np.zeros(8, f32), np.zeros(8, f32),
+                              np.zeros(4, f32), *COEFFICIENTS)
+    with pytest.raises(ValueError, match=r"`average_gradient` has 2 elements"):
+        _native.rmsprop_step_f32(out, value, grad, np.zeros(8, f32), np.zeros(2, f32), None,
+                                 f32(1e-3), f32(0.9), f32(0.1), f32(1e-7), f32(0))
+    with pytest.raises(ValueError, match=r"adagrad_step_f32: `accumulator` has 9 elements"):
+        _native.adagrad_step_f32(out, value, grad, np.zeros(9, f32), f32(0.1), f32(1e-7))
+    with pytest.raises(ValueError, match=r"nadam_step_f32: `grad` has 7 elements"):
+        _native.nadam_step_f32(out, value, np.ones(7, f32), np.zeros(8, f32), np.zeros(8, f32),
+                               *([f32(0.5)] * 9))
+    with pytest.raises(ValueError, match="`momentum` must be an aligned, C-contiguous"):
+        _native.sgd_step_f32(out, value, grad, np.zeros(16, f32)[::2], f32(0.1), f32(0.9), True)

@@ -163,15 +163,33 @@ def peak_f32_flops(isa: str, threads: int = 1, iterations: int = 200_000_000) ->
 # Coefficients are the float32 values numpy would use, e.g. ``np.float32(1 - beta_1)``. The
 # GIL is released while computing.
 
-def adam_step_f32(value_out: np.ndarray, value_in: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, alpha: float, one_minus_beta_1: float, one_minus_beta_2: float, epsilon: float) -> None:
-    """Adam (no AMSGrad): ``m += (g - m) * one_minus_beta_1``;
-    ``v += (g*g - v) * one_minus_beta_2``; ``value_out = value_in - (m * alpha) / (sqrt(v) + epsilon)``,
-    ``alpha`` being the bias-corrected step size."""
-def rmsprop_step_f32(value_out: np.ndarray, value_in: np.ndarray, grad: np.ndarray, velocity: np.ndarray, momentum: Optional[np.ndarray], learning_rate: float, rho: float, one_minus_rho: float, epsilon: float, momentum_factor: float) -> None:
-    """Uncentered RMSprop: ``velocity = velocity * rho + (g*g) * one_minus_rho``;
-    ``increment = (g * learning_rate) / sqrt(velocity + epsilon)``; with a ``momentum`` slot
+def sgd_step_f32(value_out: np.ndarray, value_in: np.ndarray, grad: np.ndarray, momentum: Optional[np.ndarray], learning_rate: float, momentum_factor: float, nesterov: bool) -> None:
+    """SGD with ``step = g * learning_rate``: without a ``momentum`` slot
+    ``value_out = value_in - step``; with one ``momentum = momentum * momentum_factor - step``,
+    then ``value_out = value_in + momentum``, or with ``nesterov``
+    ``value_out = value_in + (momentum * momentum_factor - step)``."""
+def adam_step_f32(value_out: np.ndarray, value_in: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, v_hat: Optional[np.ndarray], alpha: float, one_minus_beta_1: float, one_minus_beta_2: float, epsilon: float) -> None:
+    """Adam: ``m += (g - m) * one_minus_beta_1``; ``v += (g*g - v) * one_minus_beta_2``;
+    with a ``v_hat`` slot (AMSGrad) ``v_hat = np.maximum(v_hat, v)``, which then stands for
+    ``v`` in ``value_out = value_in - (m * alpha) / (sqrt(v) + epsilon)``, ``alpha`` being the
+    bias-corrected step size."""
+def rmsprop_step_f32(value_out: np.ndarray, value_in: np.ndarray, grad: np.ndarray, velocity: np.ndarray, average_gradient: Optional[np.ndarray], momentum: Optional[np.ndarray], learning_rate: float, rho: float, one_minus_rho: float, epsilon: float, momentum_factor: float) -> None:
+    """RMSprop: ``velocity = velocity * rho + (g*g) * one_minus_rho``; centered (an
+    ``average_gradient`` slot) ``average = average * rho + g * one_minus_rho`` and
+    ``denominator = (velocity - average*average) + epsilon``, else ``velocity + epsilon``;
+    ``increment = (g * learning_rate) / sqrt(denominator)``; with a ``momentum`` slot
     ``momentum = momentum * momentum_factor + increment`` and ``value_out = value_in - momentum``,
     else ``value_out = value_in - increment`` (``momentum_factor`` is then unused)."""
+def adagrad_step_f32(value_out: np.ndarray, value_in: np.ndarray, grad: np.ndarray, accumulator: np.ndarray, learning_rate: float, epsilon: float) -> None:
+    """Adagrad: ``accumulator = accumulator + g*g``;
+    ``value_out = value_in - (g * learning_rate) / sqrt(accumulator + epsilon)``."""
+def nadam_step_f32(value_out: np.ndarray, value_in: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, learning_rate: float, one_minus_beta_1: float, one_minus_beta_2: float, epsilon: float, next_momentum: float, one_minus_next_product: float, one_minus_momentum: float, one_minus_product: float, one_minus_beta_2_power: float) -> None:
+    """Nadam: ``m`` and ``v`` as in Adam, then
+    ``m_hat = (next_momentum * m) / one_minus_next_product + (one_minus_momentum * g) / one_minus_product``,
+    ``v_hat = v / one_minus_beta_2_power``,
+    ``value_out = value_in - (m_hat * learning_rate) / (sqrt(v_hat) + epsilon)`` (the scalars
+    are Keras's per-step ``u_{t+1}``, ``1 - prod_t * u_{t+1}``, ``1 - u_t``, ``1 - prod_t``,
+    ``1 - beta_2^t``)."""
 
 # ------------------------------------------------------------------ training steps
 

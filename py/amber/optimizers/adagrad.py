@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from amber import _native
+from amber.optimizers import fused
 from amber.optimizers.base_optimizer import Optimizer
 
 f32 = np.float32
@@ -24,14 +26,35 @@ class Adagrad(Optimizer):
             var_list, "accumulator", initializer=float(self.initial_accumulator_value)
         )
 
+    def _update_all(self, grads, trainable_variables, learning_rate):
+        if not fused.step_all(self, grads, trainable_variables, [self._accumulators],
+                              self._kernel(learning_rate)):
+            super()._update_all(grads, trainable_variables, learning_rate)
+
     def update_step(self, gradient, variable, learning_rate):
-        gradient = gradient.astype(variable.dtype, copy=False)
         accumulator = self._accumulators[self._get_variable_index(variable)]
+        if fused.is_float32(variable):
+            fused.step_one(self, gradient, variable, [accumulator], self._kernel(learning_rate))
+            return
+        # Other dtypes: the rule as numpy expressions (the kernel's float32 twin).
+        gradient = gradient.astype(variable.dtype, copy=False)
         accumulator.assign(accumulator.value + np.square(gradient))
         variable.assign(
             variable.value
             - (learning_rate * gradient) / np.sqrt(accumulator.value + f32(self.epsilon))
         )
+
+    def _kernel(self, learning_rate):
+        """Keras's float32 Adagrad step, fused into one pass with the same float32 roundings
+        as the expressions in `update_step` (see `fused`)."""
+        coefficients = (f32(learning_rate), f32(self.epsilon))
+
+        def adagrad(gradient, value, accumulator):
+            new_value = np.empty(value.shape, f32)
+            _native.adagrad_step_f32(new_value, value, gradient, accumulator, *coefficients)
+            return new_value
+
+        return adagrad
 
     def get_config(self):
         config = super().get_config()

@@ -3,7 +3,7 @@
 import numpy as np
 
 from amber import _native
-from amber.optimizers import flat_state
+from amber.optimizers import fused
 from amber.optimizers.base_optimizer import Optimizer
 
 f32 = np.float32
@@ -40,34 +40,29 @@ class Adam(Optimizer):
         beta_2_power = np.power(f32(self.beta_2), step)
         return learning_rate * np.sqrt(f32(1) - beta_2_power) / (f32(1) - beta_1_power)
 
+    def _slot_lists(self):
+        return [self._momentums, self._velocities, self._velocity_hats if self.amsgrad else None]
+
     def _update_all(self, grads, trainable_variables, learning_rate):
         alpha = self._step_size(learning_rate)
-        if not self.amsgrad and flat_state.fits(grads, trainable_variables):
-            state = flat_state.state_for(self, trainable_variables, 2)
-            if state.slot_variables is None:
-                indices = [self._get_variable_index(v) for v in trainable_variables]
-                state.slot_variables = ([self._momentums[i] for i in indices],
-                                        [self._velocities[i] for i in indices])
-            m = state.slot(0, state.slot_variables[0])
-            v = state.slot(1, state.slot_variables[1])
-            new_values = self._adam_kernel(state.gradients(grads),
-                                           state.values(trainable_variables), m, v, alpha)
-            state.assign_values(trainable_variables, new_values)
-            return
-        for gradient, variable in zip(grads, trainable_variables):
-            self._update_variable(gradient, variable, alpha)
+        kernel = self._kernel(alpha)
+        if not fused.step_all(self, grads, trainable_variables, self._slot_lists(), kernel):
+            for gradient, variable in zip(grads, trainable_variables):
+                self._update_variable(gradient, variable, alpha)
 
     def update_step(self, gradient, variable, learning_rate):
         self._update_variable(gradient, variable, self._step_size(learning_rate))
 
     def _update_variable(self, gradient, variable, alpha):
         index = self._get_variable_index(variable)
+        if fused.is_float32(variable):
+            slots = [None if slots is None else slots[index] for slots in self._slot_lists()]
+            fused.step_one(self, gradient, variable, slots, self._kernel(alpha))
+            return
+        # Other dtypes: the rule as numpy expressions (the kernel's float32 twin).
         m = self._momentums[index]
         v = self._velocities[index]
         value = variable.value
-        if value.dtype == f32 and not self.amsgrad:
-            variable._replace(self._adam_float32(gradient, value, m, v, alpha))
-            return
         gradient = gradient.astype(variable.dtype, copy=False)
         m.assign(m.value + (gradient - m.value) * f32(1 - self.beta_1))
         v.assign(v.value + (np.square(gradient) - v.value) * f32(1 - self.beta_2))
@@ -80,20 +75,17 @@ class Adam(Optimizer):
             value - (m.value * alpha) / (np.sqrt(v_used) + f32(self.epsilon))
         )
 
-    def _adam_float32(self, gradient, value, m, v, alpha):
-        """The new float32 value of one variable after an Adam step (slots updated in place)."""
-        return self._adam_kernel(self._c_float32(gradient), self._c_float32(value),
-                                 self._private_slot_value(m), self._private_slot_value(v), alpha)
+    def _kernel(self, alpha):
+        """Keras's float32 Adam step with step size `alpha`, fused into one pass with the
+        same float32 roundings as the expressions in `_update_variable` (see `fused`)."""
+        coefficients = (f32(alpha), f32(1 - self.beta_1), f32(1 - self.beta_2), f32(self.epsilon))
 
-    def _adam_kernel(self, gradient, value, m, v, alpha):
-        """Keras's float32 Adam step in one fused pass, with the same float32 roundings as the
-        expressions in `_update_variable`: `m` and `v` (private, C-contiguous) are updated in
-        place, and the new value is a fresh array (the old one may be a read-only mapped view
-        or still referenced, so it is never written)."""
-        new_value = np.empty(value.shape, f32)
-        _native.adam_step_f32(new_value, value, gradient, m, v, f32(alpha),
-                              f32(1 - self.beta_1), f32(1 - self.beta_2), f32(self.epsilon))
-        return new_value
+        def adam(gradient, value, m, v, v_hat):
+            new_value = np.empty(value.shape, f32)
+            _native.adam_step_f32(new_value, value, gradient, m, v, v_hat, *coefficients)
+            return new_value
+
+        return adam
 
     def get_config(self):
         config = super().get_config()

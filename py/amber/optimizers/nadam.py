@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from amber import _native
+from amber.optimizers import fused
 from amber.optimizers.base_optimizer import Optimizer
 
 f32 = np.float32
@@ -48,28 +50,54 @@ class Nadam(Optimizer):
             (u.value * f32(self.beta_1)
              * (f32(1) - f32(0.5) * np.power(f32(_MOMENTUM_DECAY), step))).astype(u.dtype)
         )
-        super()._update_all(grads, trainable_variables, learning_rate)
+        if not fused.step_all(self, grads, trainable_variables,
+                              [self._momentums, self._velocities], self._kernel(learning_rate)):
+            super()._update_all(grads, trainable_variables, learning_rate)
 
-    def update_step(self, gradient, variable, learning_rate):
-        gradient = gradient.astype(variable.dtype, copy=False)
-        index = self._get_variable_index(variable)
+    def _step_scalars(self, learning_rate):
+        """The float32 scalars of this step's rule: lr, 1 - beta_1, 1 - beta_2, epsilon,
+        u_{t+1}, 1 - prod_t * u_{t+1}, 1 - u_t, 1 - prod_t, 1 - beta_2^t."""
         step = self._step_count()
         u_t = self._mu(step + 1)
         u_t_1 = self._mu(step + 2)
         u_product_t = f32(self._u_product.value)
         u_product_t_1 = u_product_t * u_t_1
         beta_2_power = np.power(f32(self.beta_2), f32(step + 1))
+        return (f32(learning_rate), f32(1) - f32(self.beta_1), f32(1) - f32(self.beta_2),
+                f32(self.epsilon), u_t_1, f32(1) - u_product_t_1, f32(1) - u_t,
+                f32(1) - u_product_t, f32(1) - beta_2_power)
+
+    def update_step(self, gradient, variable, learning_rate):
+        index = self._get_variable_index(variable)
         m = self._momentums[index]
         v = self._velocities[index]
-        m.assign(m.value + (gradient - m.value) * (f32(1) - f32(self.beta_1)))
-        v.assign(v.value + (np.square(gradient) - v.value) * (f32(1) - f32(self.beta_2)))
-        m_hat = (u_t_1 * m.value) / (f32(1) - u_product_t_1) + (
-            (f32(1) - u_t) * gradient
-        ) / (f32(1) - u_product_t)
-        v_hat = v.value / (f32(1) - beta_2_power)
-        variable.assign(
-            variable.value - (m_hat * learning_rate) / (np.sqrt(v_hat) + f32(self.epsilon))
-        )
+        if fused.is_float32(variable):
+            fused.step_one(self, gradient, variable, [m, v], self._kernel(learning_rate))
+            return
+        # Other dtypes: the rule as numpy expressions (the kernel's float32 twin).
+        (lr, one_minus_beta_1, one_minus_beta_2, epsilon, u_t_1, one_minus_product_t_1,
+         one_minus_u_t, one_minus_product_t, one_minus_beta_2_power) = self._step_scalars(
+            learning_rate)
+        gradient = gradient.astype(variable.dtype, copy=False)
+        m.assign(m.value + (gradient - m.value) * one_minus_beta_1)
+        v.assign(v.value + (np.square(gradient) - v.value) * one_minus_beta_2)
+        m_hat = (u_t_1 * m.value) / one_minus_product_t_1 + (
+            one_minus_u_t * gradient
+        ) / one_minus_product_t
+        v_hat = v.value / one_minus_beta_2_power
+        variable.assign(variable.value - (m_hat * lr) / (np.sqrt(v_hat) + epsilon))
+
+    def _kernel(self, learning_rate):
+        """Keras's float32 Nadam step, fused into one pass with the same float32 roundings as
+        the expressions in `update_step` (see `fused`)."""
+        scalars = self._step_scalars(learning_rate)
+
+        def nadam(gradient, value, m, v):
+            new_value = np.empty(value.shape, f32)
+            _native.nadam_step_f32(new_value, value, gradient, m, v, *scalars)
+            return new_value
+
+        return nadam
 
     def get_config(self):
         config = super().get_config()

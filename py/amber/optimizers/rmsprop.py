@@ -3,7 +3,7 @@
 import numpy as np
 
 from amber import _native
-from amber.optimizers import flat_state
+from amber.optimizers import fused
 from amber.optimizers.base_optimizer import Optimizer
 
 f32 = np.float32
@@ -32,34 +32,25 @@ class RMSprop(Optimizer):
         if self.centered:
             self._average_gradients = self.add_optimizer_variables(var_list, "average_gradient")
 
+    def _slot_lists(self):
+        return [self._velocities, self._average_gradients if self.centered else None,
+                self._momentums if self.momentum > 0 else None]
+
     def _update_all(self, grads, trainable_variables, learning_rate):
-        if not self.centered and flat_state.fits(grads, trainable_variables):
-            with_momentum = self.momentum > 0
-            state = flat_state.state_for(self, trainable_variables, 2 if with_momentum else 1)
-            if state.slot_variables is None:
-                indices = [self._get_variable_index(v) for v in trainable_variables]
-                state.slot_variables = ([self._velocities[i] for i in indices],
-                                        [self._momentums[i] for i in indices] if with_momentum else None)
-            velocity = state.slot(0, state.slot_variables[0])
-            momentum = state.slot(1, state.slot_variables[1]) if with_momentum else None
-            new_values = self._rmsprop_kernel(
-                state.gradients(grads), state.values(trainable_variables), velocity, momentum,
-                learning_rate)
-            state.assign_values(trainable_variables, new_values)
-            return
-        super()._update_all(grads, trainable_variables, learning_rate)
+        if not fused.step_all(self, grads, trainable_variables, self._slot_lists(),
+                              self._kernel(learning_rate)):
+            super()._update_all(grads, trainable_variables, learning_rate)
 
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)
+        if fused.is_float32(variable):
+            slots = [None if slots is None else slots[index] for slots in self._slot_lists()]
+            fused.step_one(self, gradient, variable, slots, self._kernel(learning_rate))
+            return
+        # Other dtypes: the rule as numpy expressions (the kernel's float32 twin).
         rho = f32(self.rho)
         one_minus_rho = f32(1 - self.rho)
         velocity = self._velocities[index]
-        if variable.value.dtype == f32 and not self.centered:
-            variable._replace(self._rmsprop_float32(
-                gradient, variable.value, velocity,
-                self._momentums[index] if self.momentum > 0 else None, learning_rate,
-            ))
-            return
         gradient = gradient.astype(variable.dtype, copy=False)
         velocity.assign(rho * velocity.value + one_minus_rho * np.square(gradient))
         if self.centered:
@@ -76,25 +67,19 @@ class RMSprop(Optimizer):
         else:
             variable.assign(variable.value - increment)
 
-    def _rmsprop_float32(self, gradient, value, velocity, momentum, learning_rate):
-        """The new float32 value of one variable after an (uncentered) RMSprop step: slots
-        updated in place."""
-        velocity = self._private_slot_value(velocity)
-        if momentum is not None:
-            momentum = self._private_slot_value(momentum)
-        return self._rmsprop_kernel(self._c_float32(gradient), self._c_float32(value), velocity,
-                                    momentum, learning_rate)
+    def _kernel(self, learning_rate):
+        """Keras's float32 RMSprop step, fused into one pass with the same float32 roundings
+        as the expressions in `update_step` (see `fused`)."""
+        coefficients = (f32(learning_rate), f32(self.rho), f32(1 - self.rho), f32(self.epsilon),
+                        f32(self.momentum))
 
-    def _rmsprop_kernel(self, gradient, value, velocity, momentum, learning_rate):
-        """Keras's float32 RMSprop step in one fused pass, with the same float32 roundings as
-        the expressions in `update_step`: `velocity` and `momentum` (private, C-contiguous)
-        are updated in place, and the new value is a fresh array (the old one is never
-        written)."""
-        new_value = np.empty(value.shape, f32)
-        _native.rmsprop_step_f32(new_value, value, gradient, velocity, momentum,
-                                 f32(learning_rate), f32(self.rho), f32(1 - self.rho),
-                                 f32(self.epsilon), f32(self.momentum))
-        return new_value
+        def rmsprop(gradient, value, velocity, average_gradient, momentum):
+            new_value = np.empty(value.shape, f32)
+            _native.rmsprop_step_f32(new_value, value, gradient, velocity, average_gradient,
+                                     momentum, *coefficients)
+            return new_value
+
+        return rmsprop
 
     def get_config(self):
         config = super().get_config()

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from amber import _native
+from amber.optimizers import fused
 from amber.optimizers.base_optimizer import Optimizer
 
 
@@ -23,7 +25,21 @@ class SGD(Optimizer):
         if self.momentum != 0:
             self.momentums = self.add_optimizer_variables(variables, "momentum")
 
+    def _slot_lists(self):
+        return [self.momentums if self.momentum != 0 else None]
+
+    def _update_all(self, grads, trainable_variables, learning_rate):
+        if not fused.step_all(self, grads, trainable_variables, self._slot_lists(),
+                              self._kernel(learning_rate)):
+            super()._update_all(grads, trainable_variables, learning_rate)
+
     def update_step(self, gradient, variable, learning_rate):
+        if fused.is_float32(variable):
+            index = self._get_variable_index(variable)
+            slots = [None if slots is None else slots[index] for slots in self._slot_lists()]
+            fused.step_one(self, gradient, variable, slots, self._kernel(learning_rate))
+            return
+        # Other dtypes: the rule as numpy expressions (the kernel's float32 twin).
         gradient = gradient.astype(variable.dtype, copy=False)
         step = gradient * learning_rate
         if self.momentum == 0:
@@ -36,6 +52,18 @@ class SGD(Optimizer):
             variable.assign(variable.value + (m.value * momentum - step))
         else:
             variable.assign(variable.value + m.value)
+
+    def _kernel(self, learning_rate):
+        """Keras's float32 SGD step, fused into one pass with the same float32 roundings as
+        the expressions in `update_step` (see `fused`)."""
+        coefficients = (np.float32(learning_rate), np.float32(self.momentum), bool(self.nesterov))
+
+        def sgd(gradient, value, momentum):
+            new_value = np.empty(value.shape, np.float32)
+            _native.sgd_step_f32(new_value, value, gradient, momentum, *coefficients)
+            return new_value
+
+        return sgd
 
     def get_config(self):
         config = super().get_config()

@@ -1,5 +1,6 @@
 //! Fused optimizer steps over flat float32 vectors: one pass per step instead of a dozen
-//! numpy passes.
+//! numpy passes. Rules: SGD (plain, momentum, Nesterov), Adam (optionally AMSGrad), RMSprop
+//! (optionally centered, optionally with momentum), Adagrad and Nadam.
 //!
 //! Each element goes through exactly the float32 operations of Keras's update rule, in the
 //! same order and with every intermediate rounded to float32 (Rust never contracts `a*b+c`
@@ -22,7 +23,17 @@
 
 use crate::error::{Error, Result};
 
-/// The per-step constants of Adam (no AMSGrad), all float32 as numpy uses them.
+/// The per-step constants of SGD, all float32 as numpy uses them.
+#[derive(Clone, Copy, Debug)]
+pub struct SgdCoefficients {
+    pub learning_rate: f32,
+    /// The momentum factor; only used when a momentum slot is given.
+    pub momentum: f32,
+    /// Nesterov's look-ahead; only used when a momentum slot is given.
+    pub nesterov: bool,
+}
+
+/// The per-step constants of Adam, all float32 as numpy uses them.
 #[derive(Clone, Copy, Debug)]
 pub struct AdamCoefficients {
     /// The bias-corrected step size `lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)`.
@@ -34,7 +45,7 @@ pub struct AdamCoefficients {
     pub epsilon: f32,
 }
 
-/// The per-step constants of uncentered RMSprop, all float32 as numpy uses them.
+/// The per-step constants of RMSprop, all float32 as numpy uses them.
 #[derive(Clone, Copy, Debug)]
 pub struct RmspropCoefficients {
     pub learning_rate: f32,
@@ -46,32 +57,88 @@ pub struct RmspropCoefficients {
     pub momentum: f32,
 }
 
-/// One Adam step: `m` and `v` are updated in place and the new values written to
-/// `value_out`. Per element, in float32:
+/// The per-step constants of Adagrad.
+#[derive(Clone, Copy, Debug)]
+pub struct AdagradCoefficients {
+    pub learning_rate: f32,
+    pub epsilon: f32,
+}
+
+/// The per-step constants of Nadam, each the float32 scalar Keras's rule computes once per
+/// step (`u_t` is Dozat's momentum `beta_1 * (1 - 0.5 * 0.96^t)`, `prod_t` their running
+/// product).
+#[derive(Clone, Copy, Debug)]
+pub struct NadamCoefficients {
+    pub learning_rate: f32,
+    pub one_minus_beta_1: f32,
+    pub one_minus_beta_2: f32,
+    pub epsilon: f32,
+    /// `u_{t+1}`.
+    pub next_momentum: f32,
+    /// `1 - prod_t * u_{t+1}`.
+    pub one_minus_next_product: f32,
+    /// `1 - u_t`.
+    pub one_minus_momentum: f32,
+    /// `1 - prod_t`.
+    pub one_minus_product: f32,
+    /// `1 - beta_2^t`.
+    pub one_minus_beta_2_power: f32,
+}
+
+/// One SGD step, the new values written to `value_out`. Per element, in float32, with
+/// `step = g * lr`: without a momentum slot `out = value - step`; with one
+/// `momentum = momentum * factor - step`, then `out = value + momentum`, or under Nesterov
+/// `out = value + (momentum * factor - step)`.
+pub fn sgd_step_f32(
+    value_out: &mut [f32],
+    value_in: &[f32],
+    grad: &[f32],
+    momentum: Option<&mut [f32]>,
+    coefficients: SgdCoefficients,
+) -> Result<()> {
+    check_lengths(
+        "sgd_step_f32",
+        value_out.len(),
+        &[("value_in", Some(value_in.len())), ("grad", Some(grad.len())), ("momentum", momentum.as_ref().map(|s| s.len()))],
+    )?;
+    run_flushed(Sgd { out: value_out, value: value_in, grad, momentum, c: coefficients });
+    Ok(())
+}
+
+/// One Adam step: `m` and `v` (and `v_hat` under AMSGrad) are updated in place and the new
+/// values written to `value_out`. Per element, in float32:
 /// `m += (g - m) * (1 - beta_1)`; `v += (g*g - v) * (1 - beta_2)`;
-/// `out = value - (m * alpha) / (sqrt(v) + epsilon)`.
+/// under AMSGrad `v_hat = maximum(v_hat, v)` (numpy's: a NaN on either side wins) and `v_hat`
+/// replaces `v` below; `out = value - (m * alpha) / (sqrt(v) + epsilon)`.
 pub fn adam_step_f32(
     value_out: &mut [f32],
     value_in: &[f32],
     grad: &[f32],
     m: &mut [f32],
     v: &mut [f32],
+    v_hat: Option<&mut [f32]>,
     coefficients: AdamCoefficients,
 ) -> Result<()> {
     check_lengths(
         "adam_step_f32",
         value_out.len(),
-        &[("value_in", value_in.len()), ("grad", grad.len()), ("m", m.len()), ("v", v.len())],
+        &[
+            ("value_in", Some(value_in.len())),
+            ("grad", Some(grad.len())),
+            ("m", Some(m.len())),
+            ("v", Some(v.len())),
+            ("v_hat", v_hat.as_ref().map(|s| s.len())),
+        ],
     )?;
-    let slices = AdamSlices { out: value_out, value: value_in, grad, m, v };
-    adam_dispatch(slices, coefficients);
+    run_flushed(Adam { out: value_out, value: value_in, grad, m, v, v_hat, c: coefficients });
     Ok(())
 }
 
-/// One uncentered RMSprop step: `velocity` (and `momentum` when given) are updated in place
-/// and the new values written to `value_out`. Per element, in float32:
-/// `velocity = velocity * rho + (g*g) * (1 - rho)`;
-/// `increment = (g * lr) / sqrt(velocity + epsilon)`;
+/// One RMSprop step: `velocity` (and `average_gradient` when centered, `momentum` when given)
+/// are updated in place and the new values written to `value_out`. Per element, in float32:
+/// `velocity = velocity * rho + (g*g) * (1 - rho)`; centered,
+/// `average = average * rho + g * (1 - rho)` and `denominator = (velocity - average*average) + epsilon`,
+/// otherwise `denominator = velocity + epsilon`; `increment = (g * lr) / sqrt(denominator)`;
 /// with momentum `momentum = momentum * factor + increment`, `out = value - momentum`,
 /// otherwise `out = value - increment`.
 pub fn rmsprop_step_f32(
@@ -79,22 +146,69 @@ pub fn rmsprop_step_f32(
     value_in: &[f32],
     grad: &[f32],
     velocity: &mut [f32],
+    average_gradient: Option<&mut [f32]>,
     momentum: Option<&mut [f32]>,
     coefficients: RmspropCoefficients,
 ) -> Result<()> {
-    let mut lengths = vec![("value_in", value_in.len()), ("grad", grad.len()), ("velocity", velocity.len())];
-    if let Some(momentum) = &momentum {
-        lengths.push(("momentum", momentum.len()));
-    }
-    check_lengths("rmsprop_step_f32", value_out.len(), &lengths)?;
-    let slices = RmspropSlices { out: value_out, value: value_in, grad, velocity, momentum };
-    rmsprop_dispatch(slices, coefficients);
+    check_lengths(
+        "rmsprop_step_f32",
+        value_out.len(),
+        &[
+            ("value_in", Some(value_in.len())),
+            ("grad", Some(grad.len())),
+            ("velocity", Some(velocity.len())),
+            ("average_gradient", average_gradient.as_ref().map(|s| s.len())),
+            ("momentum", momentum.as_ref().map(|s| s.len())),
+        ],
+    )?;
+    run_flushed(Rmsprop { out: value_out, value: value_in, grad, velocity, average: average_gradient, momentum, c: coefficients });
     Ok(())
 }
 
-fn check_lengths(what: &str, expected: usize, others: &[(&str, usize)]) -> Result<()> {
+/// One Adagrad step: `accumulator` is updated in place and the new values written to
+/// `value_out`. Per element, in float32: `accumulator = accumulator + g*g`;
+/// `out = value - (g * lr) / sqrt(accumulator + epsilon)`.
+pub fn adagrad_step_f32(
+    value_out: &mut [f32],
+    value_in: &[f32],
+    grad: &[f32],
+    accumulator: &mut [f32],
+    coefficients: AdagradCoefficients,
+) -> Result<()> {
+    check_lengths(
+        "adagrad_step_f32",
+        value_out.len(),
+        &[("value_in", Some(value_in.len())), ("grad", Some(grad.len())), ("accumulator", Some(accumulator.len()))],
+    )?;
+    run_flushed(Adagrad { out: value_out, value: value_in, grad, accumulator, c: coefficients });
+    Ok(())
+}
+
+/// One Nadam step: `m` and `v` are updated in place and the new values written to
+/// `value_out`. Per element, in float32: `m` and `v` as in Adam, then
+/// `m_hat = (u_{t+1} * m) / (1 - prod_t * u_{t+1}) + ((1 - u_t) * g) / (1 - prod_t)`;
+/// `v_hat = v / (1 - beta_2^t)`; `out = value - (m_hat * lr) / (sqrt(v_hat) + epsilon)`.
+pub fn nadam_step_f32(
+    value_out: &mut [f32],
+    value_in: &[f32],
+    grad: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    coefficients: NadamCoefficients,
+) -> Result<()> {
+    check_lengths(
+        "nadam_step_f32",
+        value_out.len(),
+        &[("value_in", Some(value_in.len())), ("grad", Some(grad.len())), ("m", Some(m.len())), ("v", Some(v.len()))],
+    )?;
+    run_flushed(Nadam { out: value_out, value: value_in, grad, m, v, c: coefficients });
+    Ok(())
+}
+
+/// Every given operand must have `expected` elements (absent optional slots are `None`).
+fn check_lengths(what: &str, expected: usize, others: &[(&str, Option<usize>)]) -> Result<()> {
     for &(name, got) in others {
-        if got != expected {
+        if let Some(got) = got.filter(|&got| got != expected) {
             return Err(Error::invalid(format!(
                 "{what}: `{name}` has {got} elements, expected {expected} (the length of value_out)"
             )));
@@ -103,54 +217,34 @@ fn check_lengths(what: &str, expected: usize, others: &[(&str, usize)]) -> Resul
     Ok(())
 }
 
-/// The operands of one Adam step, all of one length.
-struct AdamSlices<'a> {
-    out: &'a mut [f32],
-    value: &'a [f32],
-    grad: &'a [f32],
-    m: &'a mut [f32],
-    v: &'a mut [f32],
+/// The element loop of one rule over its operands (all of one length, checked by the public
+/// functions). `run` is always inlined, so it is compiled into each instruction-set variant.
+trait ElementLoop {
+    fn run(self);
 }
 
-/// The operands of one RMSprop step, all of one length.
-struct RmspropSlices<'a> {
-    out: &'a mut [f32],
-    value: &'a [f32],
-    grad: &'a [f32],
-    velocity: &'a mut [f32],
-    momentum: Option<&'a mut [f32]>,
-}
-
-fn adam_dispatch(slices: AdamSlices<'_>, c: AdamCoefficients) {
+/// Runs `step` with subnormals flushed, on the widest instruction set the CPU has.
+fn run_flushed<L: ElementLoop>(step: L) {
     let _flush = FlushSubnormals::enter();
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx") {
         // Safety: the CPU supports AVX (checked just above).
-        unsafe { adam_avx(slices, c) };
+        unsafe { run_avx(step) };
         return;
     }
-    adam_portable(slices, c);
-}
-
-fn rmsprop_dispatch(slices: RmspropSlices<'_>, c: RmspropCoefficients) {
-    let _flush = FlushSubnormals::enter();
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx") {
-        // Safety: the CPU supports AVX (checked just above).
-        unsafe { rmsprop_avx(slices, c) };
-        return;
-    }
-    rmsprop_portable(slices, c);
+    run_portable(step);
 }
 
 #[inline(never)]
-fn adam_portable(slices: AdamSlices<'_>, c: AdamCoefficients) {
-    adam_elements(slices, c);
+fn run_portable<L: ElementLoop>(step: L) {
+    step.run();
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
 #[inline(never)]
-fn rmsprop_portable(slices: RmspropSlices<'_>, c: RmspropCoefficients) {
-    rmsprop_elements(slices, c);
+unsafe fn run_avx<L: ElementLoop>(step: L) {
+    step.run();
 }
 
 /// Sets flush-to-zero and denormals-are-zero for the current thread until dropped, then puts
@@ -192,55 +286,215 @@ impl Drop for FlushSubnormals {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx")]
-#[inline(never)]
-unsafe fn adam_avx(slices: AdamSlices<'_>, c: AdamCoefficients) {
-    adam_elements(slices, c);
+// The element loops: zipped iterators (no bounds checks, so the compiler vectorizes them),
+// one loop per combination of optional slots so no loop branches per element.
+
+struct Sgd<'a> {
+    out: &'a mut [f32],
+    value: &'a [f32],
+    grad: &'a [f32],
+    momentum: Option<&'a mut [f32]>,
+    c: SgdCoefficients,
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx")]
-#[inline(never)]
-unsafe fn rmsprop_avx(slices: RmspropSlices<'_>, c: RmspropCoefficients) {
-    rmsprop_elements(slices, c);
-}
-
-// The element loops: zipped iterators (no bounds checks, so the compiler vectorizes them)
-// over slices of equal length (checked by the public functions).
-
-#[inline(always)]
-fn adam_elements(s: AdamSlices<'_>, c: AdamCoefficients) {
-    let lanes = s.out.iter_mut().zip(s.value).zip(s.grad).zip(s.m.iter_mut()).zip(s.v.iter_mut());
-    for ((((out, &value), &g), m), v) in lanes {
-        let new_m = *m + (g - *m) * c.one_minus_beta_1;
-        let new_v = *v + (g * g - *v) * c.one_minus_beta_2;
-        *m = new_m;
-        *v = new_v;
-        *out = value - (new_m * c.alpha) / (new_v.sqrt() + c.epsilon);
+impl ElementLoop for Sgd<'_> {
+    #[inline(always)]
+    fn run(self) {
+        let c = self.c;
+        let lanes = self.out.iter_mut().zip(self.value).zip(self.grad);
+        match self.momentum {
+            None => {
+                for ((out, &value), &g) in lanes {
+                    *out = value - g * c.learning_rate;
+                }
+            }
+            Some(momentum) if c.nesterov => {
+                for (((out, &value), &g), m) in lanes.zip(momentum.iter_mut()) {
+                    let step = g * c.learning_rate;
+                    let new_m = *m * c.momentum - step;
+                    *m = new_m;
+                    *out = value + (new_m * c.momentum - step);
+                }
+            }
+            Some(momentum) => {
+                for (((out, &value), &g), m) in lanes.zip(momentum.iter_mut()) {
+                    let new_m = *m * c.momentum - g * c.learning_rate;
+                    *m = new_m;
+                    *out = value + new_m;
+                }
+            }
+        }
     }
 }
 
+struct Adam<'a> {
+    out: &'a mut [f32],
+    value: &'a [f32],
+    grad: &'a [f32],
+    m: &'a mut [f32],
+    v: &'a mut [f32],
+    v_hat: Option<&'a mut [f32]>,
+    c: AdamCoefficients,
+}
+
+/// numpy's `maximum` of two float32 arrays, element by element: `a` when `a > b` or `a` is
+/// NaN, else `b` (a NaN on either side is the result; of equal values, `-0` and `+0`
+/// included, the second).
 #[inline(always)]
-fn rmsprop_elements(s: RmspropSlices<'_>, c: RmspropCoefficients) {
-    let lanes = s.out.iter_mut().zip(s.value).zip(s.grad).zip(s.velocity.iter_mut());
-    match s.momentum {
-        None => {
-            for (((out, &value), &g), velocity) in lanes {
-                let new_velocity = *velocity * c.rho + (g * g) * c.one_minus_rho;
-                *velocity = new_velocity;
-                *out = value - (g * c.learning_rate) / (new_velocity + c.epsilon).sqrt();
+fn numpy_maximum(a: f32, b: f32) -> f32 {
+    if a > b || a.is_nan() { a } else { b }
+}
+
+impl ElementLoop for Adam<'_> {
+    #[inline(always)]
+    fn run(self) {
+        let c = self.c;
+        let lanes = self.out.iter_mut().zip(self.value).zip(self.grad).zip(self.m.iter_mut()).zip(self.v.iter_mut());
+        match self.v_hat {
+            None => {
+                for ((((out, &value), &g), m), v) in lanes {
+                    let new_m = *m + (g - *m) * c.one_minus_beta_1;
+                    let new_v = *v + (g * g - *v) * c.one_minus_beta_2;
+                    *m = new_m;
+                    *v = new_v;
+                    *out = value - (new_m * c.alpha) / (new_v.sqrt() + c.epsilon);
+                }
+            }
+            Some(v_hat) => {
+                for (((((out, &value), &g), m), v), v_hat) in lanes.zip(v_hat.iter_mut()) {
+                    let new_m = *m + (g - *m) * c.one_minus_beta_1;
+                    let new_v = *v + (g * g - *v) * c.one_minus_beta_2;
+                    let new_v_hat = numpy_maximum(*v_hat, new_v);
+                    *m = new_m;
+                    *v = new_v;
+                    *v_hat = new_v_hat;
+                    *out = value - (new_m * c.alpha) / (new_v_hat.sqrt() + c.epsilon);
+                }
             }
         }
-        Some(momentum) => {
-            for ((((out, &value), &g), velocity), momentum) in lanes.zip(momentum.iter_mut()) {
-                let new_velocity = *velocity * c.rho + (g * g) * c.one_minus_rho;
-                *velocity = new_velocity;
-                let increment = (g * c.learning_rate) / (new_velocity + c.epsilon).sqrt();
-                let new_momentum = *momentum * c.momentum + increment;
-                *momentum = new_momentum;
-                *out = value - new_momentum;
+    }
+}
+
+struct Rmsprop<'a> {
+    out: &'a mut [f32],
+    value: &'a [f32],
+    grad: &'a [f32],
+    velocity: &'a mut [f32],
+    average: Option<&'a mut [f32]>,
+    momentum: Option<&'a mut [f32]>,
+    c: RmspropCoefficients,
+}
+
+impl RmspropCoefficients {
+    #[inline(always)]
+    fn velocity(&self, velocity: f32, g: f32) -> f32 {
+        velocity * self.rho + (g * g) * self.one_minus_rho
+    }
+
+    #[inline(always)]
+    fn average(&self, average: f32, g: f32) -> f32 {
+        average * self.rho + g * self.one_minus_rho
+    }
+
+    #[inline(always)]
+    fn increment(&self, g: f32, denominator: f32) -> f32 {
+        (g * self.learning_rate) / denominator.sqrt()
+    }
+}
+
+impl ElementLoop for Rmsprop<'_> {
+    #[inline(always)]
+    fn run(self) {
+        let c = self.c;
+        let lanes = self.out.iter_mut().zip(self.value).zip(self.grad).zip(self.velocity.iter_mut());
+        match (self.average, self.momentum) {
+            (None, None) => {
+                for (((out, &value), &g), velocity) in lanes {
+                    let new_velocity = c.velocity(*velocity, g);
+                    *velocity = new_velocity;
+                    *out = value - c.increment(g, new_velocity + c.epsilon);
+                }
             }
+            (None, Some(momentum)) => {
+                for ((((out, &value), &g), velocity), momentum) in lanes.zip(momentum.iter_mut()) {
+                    let new_velocity = c.velocity(*velocity, g);
+                    *velocity = new_velocity;
+                    let new_momentum = *momentum * c.momentum + c.increment(g, new_velocity + c.epsilon);
+                    *momentum = new_momentum;
+                    *out = value - new_momentum;
+                }
+            }
+            (Some(average), None) => {
+                for ((((out, &value), &g), velocity), average) in lanes.zip(average.iter_mut()) {
+                    let new_velocity = c.velocity(*velocity, g);
+                    let new_average = c.average(*average, g);
+                    *velocity = new_velocity;
+                    *average = new_average;
+                    let denominator = (new_velocity - new_average * new_average) + c.epsilon;
+                    *out = value - c.increment(g, denominator);
+                }
+            }
+            (Some(average), Some(momentum)) => {
+                let lanes = lanes.zip(average.iter_mut()).zip(momentum.iter_mut());
+                for (((((out, &value), &g), velocity), average), momentum) in lanes {
+                    let new_velocity = c.velocity(*velocity, g);
+                    let new_average = c.average(*average, g);
+                    *velocity = new_velocity;
+                    *average = new_average;
+                    let denominator = (new_velocity - new_average * new_average) + c.epsilon;
+                    let new_momentum = *momentum * c.momentum + c.increment(g, denominator);
+                    *momentum = new_momentum;
+                    *out = value - new_momentum;
+                }
+            }
+        }
+    }
+}
+
+struct Adagrad<'a> {
+    out: &'a mut [f32],
+    value: &'a [f32],
+    grad: &'a [f32],
+    accumulator: &'a mut [f32],
+    c: AdagradCoefficients,
+}
+
+impl ElementLoop for Adagrad<'_> {
+    #[inline(always)]
+    fn run(self) {
+        let c = self.c;
+        let lanes = self.out.iter_mut().zip(self.value).zip(self.grad).zip(self.accumulator.iter_mut());
+        for (((out, &value), &g), accumulator) in lanes {
+            let new_accumulator = *accumulator + g * g;
+            *accumulator = new_accumulator;
+            *out = value - (g * c.learning_rate) / (new_accumulator + c.epsilon).sqrt();
+        }
+    }
+}
+
+struct Nadam<'a> {
+    out: &'a mut [f32],
+    value: &'a [f32],
+    grad: &'a [f32],
+    m: &'a mut [f32],
+    v: &'a mut [f32],
+    c: NadamCoefficients,
+}
+
+impl ElementLoop for Nadam<'_> {
+    #[inline(always)]
+    fn run(self) {
+        let c = self.c;
+        let lanes = self.out.iter_mut().zip(self.value).zip(self.grad).zip(self.m.iter_mut()).zip(self.v.iter_mut());
+        for ((((out, &value), &g), m), v) in lanes {
+            let new_m = *m + (g - *m) * c.one_minus_beta_1;
+            let new_v = *v + (g * g - *v) * c.one_minus_beta_2;
+            *m = new_m;
+            *v = new_v;
+            let m_hat = (c.next_momentum * new_m) / c.one_minus_next_product
+                + (c.one_minus_momentum * g) / c.one_minus_product;
+            let v_hat = new_v / c.one_minus_beta_2_power;
+            *out = value - (m_hat * c.learning_rate) / (v_hat.sqrt() + c.epsilon);
         }
     }
 }
@@ -260,6 +514,10 @@ mod tests {
                 ((state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
             })
             .collect()
+    }
+
+    fn same_bits(a: &[f32], b: &[f32]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits())
     }
 
     // The references below write the rule one numpy pass at a time, each pass over the
@@ -286,35 +544,65 @@ mod tests {
             for step in 0..3 {
                 let g = noise(n, 10 + step, 0.01);
                 let mut out = vec![0.0f32; n];
-                adam_step_f32(&mut out, &value, &g, &mut m, &mut v, c).unwrap();
+                adam_step_f32(&mut out, &value, &g, &mut m, &mut v, None, c).unwrap();
                 value = out;
                 ref_value = adam_reference(&ref_value, &g, &mut ref_m, &mut ref_v, c);
             }
-            assert!(value.iter().zip(&ref_value).all(|(a, b)| a.to_bits() == b.to_bits()));
-            assert!(m.iter().zip(&ref_m).all(|(a, b)| a.to_bits() == b.to_bits()));
-            assert!(v.iter().zip(&ref_v).all(|(a, b)| a.to_bits() == b.to_bits()));
+            assert!(same_bits(&value, &ref_value) && same_bits(&m, &ref_m) && same_bits(&v, &ref_v));
         }
     }
 
     #[test]
-    fn rmsprop_with_and_without_momentum_matches_the_pass_by_pass_rule_bitwise() {
+    fn amsgrad_divides_by_the_running_maximum_of_v() {
+        let n = 1003;
+        let c = AdamCoefficients { alpha: 1e-3, one_minus_beta_1: 0.1, one_minus_beta_2: (1.0f64 - 0.999) as f32, epsilon: 1e-7 };
+        let value = noise(n, 4, 0.5);
+        let g = noise(n, 5, 0.01);
+        // Half the elements start with a maximum above any new v, half below.
+        let mut v_hat: Vec<f32> = (0..n).map(|i| if i % 2 == 0 { 1.0 } else { 0.0 }).collect();
+        let (mut m, mut v) = (vec![0.0f32; n], vec![0.0f32; n]);
+        let (mut ref_m, mut ref_v) = (m.clone(), v.clone());
+        let mut out = vec![0.0f32; n];
+        adam_step_f32(&mut out, &value, &g, &mut m, &mut v, Some(&mut v_hat), c).unwrap();
+        adam_reference(&value, &g, &mut ref_m, &mut ref_v, c);
+        for i in 0..n {
+            let expected_hat = if i % 2 == 0 { 1.0 } else { ref_v[i] };
+            assert_eq!(v_hat[i].to_bits(), expected_hat.to_bits(), "element {i}");
+            let expected = value[i] - (ref_m[i] * c.alpha) / (expected_hat.sqrt() + c.epsilon);
+            assert_eq!(out[i].to_bits(), expected.to_bits(), "element {i}");
+        }
+        // numpy's maximum: NaN wins from either side.
+        assert!(numpy_maximum(f32::NAN, 1.0).is_nan() && numpy_maximum(1.0, f32::NAN).is_nan());
+        assert!(numpy_maximum(-0.0, 0.0).is_sign_positive() && numpy_maximum(0.0, -0.0).is_sign_negative());
+    }
+
+    #[test]
+    fn rmsprop_every_variant_matches_the_pass_by_pass_rule_bitwise() {
         for &n in &[3usize, 999, 70_001] {
-            for with_momentum in [false, true] {
+            for (centered, with_momentum) in [(false, false), (false, true), (true, false), (true, true)] {
                 let c = RmspropCoefficients { learning_rate: 1e-3, rho: 0.9, one_minus_rho: (1.0f64 - 0.9) as f32, epsilon: 1e-7, momentum: 0.5 };
                 let mut value = noise(n, 2, 0.5);
-                let mut velocity = vec![0.0f32; n];
-                let mut momentum = vec![0.0f32; n];
-                let (mut ref_value, mut ref_velocity, mut ref_momentum) = (value.clone(), velocity.clone(), momentum.clone());
+                let (mut velocity, mut average, mut momentum) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
+                let (mut ref_value, mut ref_velocity) = (value.clone(), velocity.clone());
+                let (mut ref_average, mut ref_momentum) = (average.clone(), momentum.clone());
                 for step in 0..3 {
                     let g = noise(n, 20 + step, 0.01);
                     let mut out = vec![0.0f32; n];
-                    let slot = if with_momentum { Some(&mut momentum[..]) } else { None };
-                    rmsprop_step_f32(&mut out, &value, &g, &mut velocity, slot, c).unwrap();
+                    let average_slot = if centered { Some(&mut average[..]) } else { None };
+                    let momentum_slot = if with_momentum { Some(&mut momentum[..]) } else { None };
+                    rmsprop_step_f32(&mut out, &value, &g, &mut velocity, average_slot, momentum_slot, c).unwrap();
                     value = out;
                     // Reference, pass by pass.
                     let t: Vec<f32> = g.iter().map(|g| g * g * c.one_minus_rho).collect();
                     ref_velocity.iter_mut().zip(&t).for_each(|(vel, t)| *vel = *vel * c.rho + t);
-                    let d: Vec<f32> = ref_velocity.iter().map(|vel| (vel + c.epsilon).sqrt()).collect();
+                    let mut denominator = ref_velocity.clone();
+                    if centered {
+                        let t: Vec<f32> = g.iter().map(|g| g * c.one_minus_rho).collect();
+                        ref_average.iter_mut().zip(&t).for_each(|(a, t)| *a = *a * c.rho + t);
+                        let squares: Vec<f32> = ref_average.iter().map(|a| a * a).collect();
+                        denominator.iter_mut().zip(&squares).for_each(|(d, s)| *d -= s);
+                    }
+                    let d: Vec<f32> = denominator.iter().map(|d| (d + c.epsilon).sqrt()).collect();
                     let mut u: Vec<f32> = g.iter().zip(&d).map(|(g, d)| g * c.learning_rate / d).collect();
                     if with_momentum {
                         ref_momentum.iter_mut().zip(&u).for_each(|(mo, u)| *mo = *mo * c.momentum + u);
@@ -322,11 +610,78 @@ mod tests {
                     }
                     ref_value = ref_value.iter().zip(&u).map(|(x, u)| x - u).collect();
                 }
-                assert!(value.iter().zip(&ref_value).all(|(a, b)| a.to_bits() == b.to_bits()));
-                assert!(velocity.iter().zip(&ref_velocity).all(|(a, b)| a.to_bits() == b.to_bits()));
-                assert!(momentum.iter().zip(&ref_momentum).all(|(a, b)| a.to_bits() == b.to_bits()));
+                assert!(same_bits(&value, &ref_value) && same_bits(&velocity, &ref_velocity));
+                assert!(same_bits(&average, &ref_average) && same_bits(&momentum, &ref_momentum));
             }
         }
+    }
+
+    #[test]
+    fn sgd_every_variant_matches_the_pass_by_pass_rule_bitwise() {
+        for &n in &[5usize, 70_001] {
+            for (with_momentum, nesterov) in [(false, false), (true, false), (true, true)] {
+                let c = SgdCoefficients { learning_rate: 0.01, momentum: 0.9, nesterov };
+                let mut value = noise(n, 6, 0.5);
+                let mut momentum = vec![0.0f32; n];
+                let (mut ref_value, mut ref_momentum) = (value.clone(), momentum.clone());
+                for step in 0..3 {
+                    let g = noise(n, 30 + step, 0.1);
+                    let mut out = vec![0.0f32; n];
+                    let slot = if with_momentum { Some(&mut momentum[..]) } else { None };
+                    sgd_step_f32(&mut out, &value, &g, slot, c).unwrap();
+                    value = out;
+                    let scaled: Vec<f32> = g.iter().map(|g| g * c.learning_rate).collect();
+                    let u: Vec<f32> = if !with_momentum {
+                        scaled.iter().map(|s| -s).collect()
+                    } else {
+                        ref_momentum.iter_mut().zip(&scaled).for_each(|(m, s)| *m = *m * c.momentum - s);
+                        if nesterov {
+                            ref_momentum.iter().zip(&scaled).map(|(m, s)| m * c.momentum - s).collect()
+                        } else {
+                            ref_momentum.clone()
+                        }
+                    };
+                    ref_value = if with_momentum {
+                        ref_value.iter().zip(&u).map(|(x, u)| x + u).collect()
+                    } else {
+                        ref_value.iter().zip(&scaled).map(|(x, s)| x - s).collect()
+                    };
+                }
+                assert!(same_bits(&value, &ref_value) && same_bits(&momentum, &ref_momentum));
+            }
+        }
+    }
+
+    #[test]
+    fn adagrad_and_nadam_match_the_pass_by_pass_rule_bitwise() {
+        let n = 70_003;
+        let value = noise(n, 7, 0.5);
+        let g = noise(n, 8, 0.01);
+        let c = AdagradCoefficients { learning_rate: 1e-3, epsilon: 1e-7 };
+        let mut accumulator = vec![0.1f32; n];
+        let mut out = vec![0.0f32; n];
+        adagrad_step_f32(&mut out, &value, &g, &mut accumulator, c).unwrap();
+        let ref_accumulator: Vec<f32> = g.iter().map(|g| 0.1f32 + g * g).collect();
+        let d: Vec<f32> = ref_accumulator.iter().map(|a| (a + c.epsilon).sqrt()).collect();
+        let expected: Vec<f32> = value.iter().zip(&g).zip(&d).map(|((x, g), d)| x - g * c.learning_rate / d).collect();
+        assert!(same_bits(&out, &expected) && same_bits(&accumulator, &ref_accumulator));
+
+        let c = NadamCoefficients {
+            learning_rate: 1e-3, one_minus_beta_1: 0.1, one_minus_beta_2: 1e-3, epsilon: 1e-7,
+            next_momentum: 0.86, one_minus_next_product: 0.2, one_minus_momentum: 0.55,
+            one_minus_product: 0.57, one_minus_beta_2_power: 1e-3,
+        };
+        let (mut m, mut v) = (noise(n, 9, 0.01), noise(n, 10, 0.001).iter().map(|x| x.abs()).collect::<Vec<_>>());
+        let (mut ref_m, mut ref_v) = (m.clone(), v.clone());
+        nadam_step_f32(&mut out, &value, &g, &mut m, &mut v, c).unwrap();
+        let adam_like = AdamCoefficients { alpha: 0.0, one_minus_beta_1: 0.1, one_minus_beta_2: 1e-3, epsilon: 1e-7 };
+        adam_reference(&value, &g, &mut ref_m, &mut ref_v, adam_like);
+        let first: Vec<f32> = ref_m.iter().map(|m| c.next_momentum * m / c.one_minus_next_product).collect();
+        let second: Vec<f32> = g.iter().map(|g| c.one_minus_momentum * g / c.one_minus_product).collect();
+        let m_hat: Vec<f32> = first.iter().zip(&second).map(|(a, b)| a + b).collect();
+        let d: Vec<f32> = ref_v.iter().map(|v| (v / c.one_minus_beta_2_power).sqrt() + c.epsilon).collect();
+        let expected: Vec<f32> = value.iter().zip(&m_hat).zip(&d).map(|((x, m), d)| x - m * c.learning_rate / d).collect();
+        assert!(same_bits(&out, &expected) && same_bits(&m, &ref_m) && same_bits(&v, &ref_v));
     }
 
     #[test]
@@ -338,7 +693,7 @@ mod tests {
         let g = vec![0.0f32; n];
         let (mut m, mut v) = (vec![1.2e-38f32; n], vec![1e-30f32; n]);
         let mut out = vec![0.0f32; n];
-        adam_step_f32(&mut out, &value, &g, &mut m, &mut v, c).unwrap();
+        adam_step_f32(&mut out, &value, &g, &mut m, &mut v, None, c).unwrap();
         // numpy would store 1.08e-38 (subnormal); flushed, the subnormal decrement
         // `(g - m) * 0.1` is 0 and the moment stays normal (as under XLA).
         assert!(m.iter().all(|&m| m == 1.2e-38), "{m:?}");
@@ -352,11 +707,22 @@ mod tests {
     fn mismatched_lengths_are_refused_with_the_slot_named() {
         let c = AdamCoefficients { alpha: 1e-3, one_minus_beta_1: 0.1, one_minus_beta_2: 0.001, epsilon: 1e-7 };
         let (mut out, value, g, mut m, mut v) = (vec![0.0; 4], vec![0.0; 4], vec![0.0; 4], vec![0.0; 4], vec![0.0; 3]);
-        let err = adam_step_f32(&mut out, &value, &g, &mut m, &mut v, c).unwrap_err();
+        let err = adam_step_f32(&mut out, &value, &g, &mut m, &mut v, None, c).unwrap_err();
         assert!(err.to_string().contains("`v` has 3 elements, expected 4"), "{err}");
+        let (mut v, mut v_hat) = (vec![0.0; 4], vec![0.0; 6]);
+        let err = adam_step_f32(&mut out, &value, &g, &mut m, &mut v, Some(&mut v_hat), c).unwrap_err();
+        assert!(err.to_string().contains("`v_hat` has 6 elements"), "{err}");
         let c = RmspropCoefficients { learning_rate: 1e-3, rho: 0.9, one_minus_rho: 0.1, epsilon: 1e-7, momentum: 0.0 };
         let mut momentum = vec![0.0; 5];
-        let err = rmsprop_step_f32(&mut out, &value, &g, &mut m, Some(&mut momentum), c).unwrap_err();
+        let err = rmsprop_step_f32(&mut out, &value, &g, &mut m, None, Some(&mut momentum), c).unwrap_err();
         assert!(err.to_string().contains("`momentum` has 5 elements"), "{err}");
+        let err = rmsprop_step_f32(&mut out, &value, &g, &mut m, Some(&mut momentum), None, c).unwrap_err();
+        assert!(err.to_string().contains("`average_gradient` has 5 elements"), "{err}");
+        let c = SgdCoefficients { learning_rate: 0.1, momentum: 0.9, nesterov: false };
+        let err = sgd_step_f32(&mut out, &value[..3], &g, None, c).unwrap_err();
+        assert!(err.to_string().contains("sgd_step_f32: `value_in` has 3 elements"), "{err}");
+        let c = AdagradCoefficients { learning_rate: 0.1, epsilon: 1e-7 };
+        let err = adagrad_step_f32(&mut out, &value, &g, &mut momentum, c).unwrap_err();
+        assert!(err.to_string().contains("`accumulator` has 5 elements"), "{err}");
     }
 }

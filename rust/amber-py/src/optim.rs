@@ -6,7 +6,9 @@ use numpy::{PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn,
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use amber_core::optim::{self as core, AdamCoefficients, RmspropCoefficients};
+use amber_core::optim::{
+    self as core, AdagradCoefficients, AdamCoefficients, NadamCoefficients, RmspropCoefficients, SgdCoefficients,
+};
 
 use crate::to_py_err;
 
@@ -31,9 +33,38 @@ fn write<'a>(array: &'a mut PyReadwriteArrayDyn<'_, f32>, name: &str) -> PyResul
     array.as_slice_mut().map_err(|_| PyValueError::new_err(format!("`{name}` must be a C-contiguous float32 array")))
 }
 
-/// One Adam step (no AMSGrad): `m`, `v` updated in place, the new values written to
-/// `value_out`. The coefficients are the float32 values the update rule uses.
+fn write_optional<'a>(array: &'a mut Option<PyReadwriteArrayDyn<'_, f32>>, name: &str) -> PyResult<Option<&'a mut [f32]>> {
+    array.as_mut().map(|array| write(array, name)).transpose()
+}
+
+/// One SGD step: `momentum` (unless None) updated in place, the new values written to
+/// `value_out`.
 #[pyfunction]
+#[pyo3(signature = (value_out, value_in, grad, momentum, learning_rate, momentum_factor, nesterov))]
+#[allow(clippy::too_many_arguments)]
+fn sgd_step_f32(
+    py: Python<'_>,
+    mut value_out: PyReadwriteArrayDyn<'_, f32>,
+    value_in: PyReadonlyArrayDyn<'_, f32>,
+    grad: PyReadonlyArrayDyn<'_, f32>,
+    mut momentum: Option<PyReadwriteArrayDyn<'_, f32>>,
+    learning_rate: f32,
+    momentum_factor: f32,
+    nesterov: bool,
+) -> PyResult<()> {
+    let coefficients = SgdCoefficients { learning_rate, momentum: momentum_factor, nesterov };
+    let out = write(&mut value_out, "value_out")?;
+    let value = read(&value_in, "value_in")?;
+    let grad = read(&grad, "grad")?;
+    let momentum = write_optional(&mut momentum, "momentum")?;
+    py.detach(|| core::sgd_step_f32(out, value, grad, momentum, coefficients)).map_err(to_py_err)
+}
+
+/// One Adam step: `m`, `v` (and `v_hat` under AMSGrad, unless None) updated in place, the
+/// new values written to `value_out`. The coefficients are the float32 values the update
+/// rule uses.
+#[pyfunction]
+#[pyo3(signature = (value_out, value_in, grad, m, v, v_hat, alpha, one_minus_beta_1, one_minus_beta_2, epsilon))]
 #[allow(clippy::too_many_arguments)]
 fn adam_step_f32(
     py: Python<'_>,
@@ -42,6 +73,7 @@ fn adam_step_f32(
     grad: PyReadonlyArrayDyn<'_, f32>,
     mut m: PyReadwriteArrayDyn<'_, f32>,
     mut v: PyReadwriteArrayDyn<'_, f32>,
+    mut v_hat: Option<PyReadwriteArrayDyn<'_, f32>>,
     alpha: f32,
     one_minus_beta_1: f32,
     one_minus_beta_2: f32,
@@ -53,13 +85,14 @@ fn adam_step_f32(
     let grad = read(&grad, "grad")?;
     let m = write(&mut m, "m")?;
     let v = write(&mut v, "v")?;
-    py.detach(|| core::adam_step_f32(out, value, grad, m, v, coefficients)).map_err(to_py_err)
+    let v_hat = write_optional(&mut v_hat, "v_hat")?;
+    py.detach(|| core::adam_step_f32(out, value, grad, m, v, v_hat, coefficients)).map_err(to_py_err)
 }
 
-/// One uncentered RMSprop step: `velocity` (and `momentum` unless None) updated in place,
-/// the new values written to `value_out`.
+/// One RMSprop step: `velocity` (and `average_gradient` when centered, `momentum`, each
+/// unless None) updated in place, the new values written to `value_out`.
 #[pyfunction]
-#[pyo3(signature = (value_out, value_in, grad, velocity, momentum, learning_rate, rho, one_minus_rho, epsilon, momentum_factor))]
+#[pyo3(signature = (value_out, value_in, grad, velocity, average_gradient, momentum, learning_rate, rho, one_minus_rho, epsilon, momentum_factor))]
 #[allow(clippy::too_many_arguments)]
 fn rmsprop_step_f32(
     py: Python<'_>,
@@ -67,6 +100,7 @@ fn rmsprop_step_f32(
     value_in: PyReadonlyArrayDyn<'_, f32>,
     grad: PyReadonlyArrayDyn<'_, f32>,
     mut velocity: PyReadwriteArrayDyn<'_, f32>,
+    mut average_gradient: Option<PyReadwriteArrayDyn<'_, f32>>,
     mut momentum: Option<PyReadwriteArrayDyn<'_, f32>>,
     learning_rate: f32,
     rho: f32,
@@ -79,15 +113,76 @@ fn rmsprop_step_f32(
     let value = read(&value_in, "value_in")?;
     let grad = read(&grad, "grad")?;
     let velocity = write(&mut velocity, "velocity")?;
-    let momentum = match momentum.as_mut() {
-        Some(array) => Some(write(array, "momentum")?),
-        None => None,
+    let average_gradient = write_optional(&mut average_gradient, "average_gradient")?;
+    let momentum = write_optional(&mut momentum, "momentum")?;
+    py.detach(|| core::rmsprop_step_f32(out, value, grad, velocity, average_gradient, momentum, coefficients))
+        .map_err(to_py_err)
+}
+
+/// One Adagrad step: `accumulator` updated in place, the new values written to `value_out`.
+#[pyfunction]
+fn adagrad_step_f32(
+    py: Python<'_>,
+    mut value_out: PyReadwriteArrayDyn<'_, f32>,
+    value_in: PyReadonlyArrayDyn<'_, f32>,
+    grad: PyReadonlyArrayDyn<'_, f32>,
+    mut accumulator: PyReadwriteArrayDyn<'_, f32>,
+    learning_rate: f32,
+    epsilon: f32,
+) -> PyResult<()> {
+    let coefficients = AdagradCoefficients { learning_rate, epsilon };
+    let out = write(&mut value_out, "value_out")?;
+    let value = read(&value_in, "value_in")?;
+    let grad = read(&grad, "grad")?;
+    let accumulator = write(&mut accumulator, "accumulator")?;
+    py.detach(|| core::adagrad_step_f32(out, value, grad, accumulator, coefficients)).map_err(to_py_err)
+}
+
+/// One Nadam step: `m`, `v` updated in place, the new values written to `value_out`; the
+/// per-step scalars are the float32 values Keras's rule computes.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn nadam_step_f32(
+    py: Python<'_>,
+    mut value_out: PyReadwriteArrayDyn<'_, f32>,
+    value_in: PyReadonlyArrayDyn<'_, f32>,
+    grad: PyReadonlyArrayDyn<'_, f32>,
+    mut m: PyReadwriteArrayDyn<'_, f32>,
+    mut v: PyReadwriteArrayDyn<'_, f32>,
+    learning_rate: f32,
+    one_minus_beta_1: f32,
+    one_minus_beta_2: f32,
+    epsilon: f32,
+    next_momentum: f32,
+    one_minus_next_product: f32,
+    one_minus_momentum: f32,
+    one_minus_product: f32,
+    one_minus_beta_2_power: f32,
+) -> PyResult<()> {
+    let coefficients = NadamCoefficients {
+        learning_rate,
+        one_minus_beta_1,
+        one_minus_beta_2,
+        epsilon,
+        next_momentum,
+        one_minus_next_product,
+        one_minus_momentum,
+        one_minus_product,
+        one_minus_beta_2_power,
     };
-    py.detach(|| core::rmsprop_step_f32(out, value, grad, velocity, momentum, coefficients)).map_err(to_py_err)
+    let out = write(&mut value_out, "value_out")?;
+    let value = read(&value_in, "value_in")?;
+    let grad = read(&grad, "grad")?;
+    let m = write(&mut m, "m")?;
+    let v = write(&mut v, "v")?;
+    py.detach(|| core::nadam_step_f32(out, value, grad, m, v, coefficients)).map_err(to_py_err)
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(sgd_step_f32, m)?)?;
     m.add_function(wrap_pyfunction!(adam_step_f32, m)?)?;
     m.add_function(wrap_pyfunction!(rmsprop_step_f32, m)?)?;
+    m.add_function(wrap_pyfunction!(adagrad_step_f32, m)?)?;
+    m.add_function(wrap_pyfunction!(nadam_step_f32, m)?)?;
     Ok(())
 }
