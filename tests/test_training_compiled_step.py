@@ -354,3 +354,38 @@ def test_native_chain_backward_applies_the_dropout_scale_below_a_layer():
     dk1 = x.T.astype(np.float64) @ dh
     expected = np.concatenate([dk1.ravel(), dh.sum(0), dk2.ravel(), g.sum(0, dtype=np.float64)])
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def _tail_model(case):
+    layers = [amber.Input((12,)), amber.layers.Dense(16, activation="relu")]
+    if case == "softmax_dense":
+        layers += [amber.layers.Dense(5, activation="softmax")]
+    elif case == "activation_layer":
+        layers += [amber.layers.Dense(5), amber.layers.Activation("softmax")]
+    elif case == "softmax_layer":
+        layers += [amber.layers.Dense(5), amber.layers.Softmax()]
+    elif case == "dropout_then_softmax":
+        layers += [amber.layers.Dropout(0.3), amber.layers.Dense(5, activation="softmax")]
+    elif case == "tanh_then_dense":
+        layers += [amber.layers.Dense(8, activation="tanh"), amber.layers.Dense(5, activation="softmax")]
+    elif case == "sigmoid_binary":
+        layers += [amber.layers.Dense(1, activation="sigmoid")]
+    return amber.Sequential(layers)
+
+
+@pytest.mark.parametrize("case", ["softmax_dense", "activation_layer", "softmax_layer",
+                                  "dropout_then_softmax", "tanh_then_dense", "sigmoid_binary"])
+def test_chain_with_a_recorded_tail_equals_the_generic_step(case):
+    x, y = _data(n=64)
+    loss = "sparse_categorical_crossentropy"
+    if case == "sigmoid_binary":
+        y = (y % 2).astype("float32")
+        loss = "binary_crossentropy"
+    compiled, generic = _train_both(
+        lambda: _tail_model(case),
+        lambda: {"optimizer": amber.optimizers.RMSprop(0.01), "loss": loss, "metrics": ["accuracy"]},
+        {"batch_size": 16, "epochs": 2, "shuffle": True}, x, y)
+    model = compiled[0]
+    assert _took_compiled_step(model), compiled_step.plan_or_reason(model, model.trainable_weights)[1]
+    assert compiled_step.for_model(model, model.__dict__["_compiled_step_cache"][0]).tail
+    _assert_identical(compiled, generic)

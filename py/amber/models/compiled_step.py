@@ -1,5 +1,5 @@
 """A compiled training step for models that are a plain chain of Dense layers (with Dropout
-between them).
+between them), possibly ending in a short tail of other simple layers (a softmax output).
 
 Keras compiles ``train_step`` into one backend program (``jit_compile``); amber's generic
 step runs the model's layers one Python call at a time and records every op for autodiff,
@@ -13,7 +13,10 @@ on the logits alone, and the backward pass is one native call for the whole chai
 operands in the same order as Dense's recorded backward. The results are therefore bitwise
 those of the generic step (the tests compare the two), only faster.
 
-Anything else takes the generic step: other layers, regularizers, masks, extra losses, a
+Layers after the chain that the native backward does not cover (a Dense with another
+activation, Activation, Softmax, Dropout) form a tail that runs recorded, as in the generic
+step, on the chain's output; its gradient there feeds the native backward. Anything else
+takes the generic step: other layers, regularizers, masks, extra losses, a
 custom ``call``, inputs that need casting, ``run_eagerly=True`` or ``jit_compile=False``.
 """
 
@@ -31,9 +34,10 @@ class DenseChainStep:
     """The compiled step of one model for one list of trainable variables. ``stages`` is the
     chain in call order: Dense layers, and Dropout layers never two in a row."""
 
-    def __init__(self, model, stages, variables):
+    def __init__(self, model, stages, tail, variables):
         self.model = model
         self.stages = stages
+        self.tail = tail
         self.layers = [stage for stage in stages if not _is_dropout(stage)]
         self.variables = variables
         self.activations = [layer._fused_name for layer in self.layers]
@@ -41,7 +45,7 @@ class DenseChainStep:
         self.has_bias = [layer.bias is not None for layer in self.layers]
         # The gradients' home: one flat vector in the variables' order, reused every step
         # (the optimizer reads it during the step and keeps nothing of it), with a view per
-        # variable.
+        # variable. The chain's variables come first; the tail's follow.
         sizes = [v.value.size for v in variables]
         self.flat_gradient = np.empty(sum(sizes), f32)
         views, offset = [], 0
@@ -49,6 +53,10 @@ class DenseChainStep:
             views.append(self.flat_gradient[offset:offset + size].reshape(variable.value.shape))
             offset += size
         self.gradients = flat_state.FlatGradients(views, self.flat_gradient, self.variables)
+        chain_count = sum(2 if layer.bias is not None else 1 for layer in self.layers)
+        self.chain_gradient = self.flat_gradient[:sum(sizes[:chain_count])]
+        self.tail_variables = variables[chain_count:]
+        self.tail_gradients = views[chain_count:]
         self.loss = None  # the compiled loss's fast form, decided once the loss is built
 
     def run(self, x, y, sample_weight):
@@ -75,19 +83,45 @@ class DenseChainStep:
             kernels.append(kernel)
             outputs.append(h)
         result = None
-        if self.loss and sample_weight is None:
-            result = self.loss(y, h)
-        if result is None:
-            result = self._recorded_loss(x, y, h, sample_weight)
+        if self.tail:
+            result = self._recorded_tail(x, y, h, sample_weight)
             if result is None:
                 return None
-        loss, logits_gradient = result
+            loss, chain_gradient, y_pred = result
+        else:
+            if self.loss and sample_weight is None:
+                result = self.loss(y, h)
+            if result is None:
+                result = self._recorded_loss(x, y, h, sample_weight)
+                if result is None:
+                    return None
+            loss, chain_gradient = result
+            y_pred = h
         if scale is not None:  # Dropout after the last Dense: through the multiply first
-            logits_gradient = logits_gradient * scale
+            chain_gradient = chain_gradient * scale
         _native.dense_chain_backward(inputs, scales, kernels, outputs, self.activations, self.has_bias,
-                                     logits_gradient, self.flat_gradient)
+                                     chain_gradient, self.chain_gradient)
         model.optimizer.apply_compiled_step(self.gradients, self.variables)
-        return loss, h
+        return loss, y_pred
+
+    def _recorded_tail(self, x, y, h, sample_weight):
+        """The layers after the chain and the loss, recorded as the generic step records
+        them: ``(loss, gradient at the chain's output, y_pred)``, the tail's variable
+        gradients written to their places in the flat vector; None if some gradient is
+        missing (the generic step reports it)."""
+        source = backend.autodiff.Tensor(h)
+        with backend.GradientTape() as tape:
+            out = source
+            for layer in self.tail:
+                out = layer(out, training=True)
+            loss = self.model.compute_loss(x, y, out, sample_weight, training=True)
+        grads = tape.gradient(loss, [source] + self.tail_variables)
+        if any(g is None for g in grads):
+            return None
+        for view, grad in zip(self.tail_gradients, grads[1:]):
+            np.copyto(view, grad)
+        return loss, grads[0], out
+
 
     def _recorded_loss(self, x, y, logits, sample_weight):
         """The compiled loss of any kind, recorded on the logits alone."""
@@ -192,28 +226,64 @@ def _chain_layers(model):
         return None, "the model defines its own call"
     dense = _dense_class()
     previous_dropout = False
-    for layer in layers:
+    chain = []
+    for position, layer in enumerate(layers):
         name = layer.name
         if _is_dropout(layer) and type(layer).__call__ is Layer.__call__:
             if previous_dropout:
                 return None, f"'{name}' follows another Dropout"
             previous_dropout = True
+            chain.append(layer)
             continue
         previous_dropout = False
         if type(layer).call is not dense.call or type(layer).__call__ is not Layer.__call__:
-            return None, f"'{name}' is not a Dense or Dropout layer"
-        if not layer.built or layer._fused_name not in fused.DENSE_ACTIVATIONS:
-            return None, f"'{name}' is not built or its activation is not one of {fused.DENSE_ACTIVATIONS}"
-        if layer.activity_regularizer is not None or layer.kernel_regularizer is not None or (
-                layer.bias_regularizer is not None):
-            return None, f"'{name}' has a regularizer"
-        if layer._dtype_name != "float32" or layer.kernel.value.dtype != f32:
-            return None, f"'{name}' does not compute in float32"
-        if getattr(layer, "lora_enabled", False) or getattr(layer, "_layer_call_hooks", None):
-            return None, f"'{name}' has LoRA or call hooks"
-    if not any(not _is_dropout(layer) for layer in layers):
-        return None, "the model has no Dense layers"
-    return layers, None
+            break
+        reason = _plain_dense_reason(layer)
+        if reason is not None:
+            return None, reason
+        if layer._fused_name not in fused.DENSE_ACTIVATIONS:
+            break
+        chain.append(layer)
+    while chain and _is_dropout(chain[-1]) and len(chain) < len(layers):
+        chain.pop()  # a Dropout right before the tail belongs to the tail
+    if not any(not _is_dropout(layer) for layer in chain):
+        return None, "the model does not start with a Dense layer (linear or relu)"
+    tail = layers[len(chain):]
+    for layer in tail:
+        reason = _tail_reason(layer, dense)
+        if reason is not None:
+            return None, reason
+    return (chain, tail), None
+
+
+def _plain_dense_reason(layer):
+    name = layer.name
+    if not layer.built:
+        return f"'{name}' is not built"
+    if layer.activity_regularizer is not None or layer.kernel_regularizer is not None or (
+            layer.bias_regularizer is not None):
+        return f"'{name}' has a regularizer"
+    if layer._dtype_name != "float32" or layer.kernel.value.dtype != f32:
+        return f"'{name}' does not compute in float32"
+    if getattr(layer, "lora_enabled", False) or getattr(layer, "_layer_call_hooks", None):
+        return f"'{name}' has LoRA or call hooks"
+    return None
+
+
+def _tail_reason(layer, dense):
+    """None if ``layer`` may run recorded after the chain (a Dense with another activation,
+    an Activation or a Softmax layer, a Dropout): built-in layers that add no loss."""
+    from amber.layers.core import Activation, Dropout, Softmax
+    from amber.layers.layer import Layer
+
+    if type(layer).__call__ is not Layer.__call__:
+        return f"'{layer.name}' overrides __call__"
+    if type(layer).call is dense.call:
+        return _plain_dense_reason(layer)
+    for kind in (Activation, Softmax, Dropout):
+        if type(layer).call is kind.call and isinstance(layer, kind):
+            return None
+    return f"'{layer.name}' ({type(layer).__name__}) is not a Dense, Dropout, Activation or Softmax layer"
 
 
 def for_model(model, variables):
@@ -239,20 +309,23 @@ def plan_or_reason(model, variables):
     config = model._compile_config or {}
     if config.get("run_eagerly") or config.get("jit_compile") is False:
         return None, "compiled with run_eagerly=True or jit_compile=False"
-    layers, reason = _chain_layers(model)
-    if layers is None:
+    parts, reason = _chain_layers(model)
+    if parts is None:
         return None, reason
-    # Dense's own call adds no loss (regularizers were refused above); a loss added by hand
-    # to the model or a layer would have to join the compiled loss.
-    if model._losses or any(layer._losses for layer in layers):
+    chain, tail = parts
+    # These layers' own calls add no loss (regularizers were refused above); a loss added by
+    # hand to the model or a layer would have to join the compiled loss.
+    if model._losses or any(layer._losses for layer in chain + tail):
         return None, "the model or a layer holds losses added with add_loss"
     expected = []
-    for layer in layers:
+    for layer in chain:
         if _is_dropout(layer):
             continue
         expected.append(layer.kernel)
         if layer.bias is not None:
             expected.append(layer.bias)
+    for layer in tail:
+        expected.extend(layer.trainable_weights)
     if len(expected) != len(variables) or any(a is not b for a, b in zip(expected, variables)):
-        return None, "the trainable variables are not exactly the chain's kernels and biases"
-    return DenseChainStep(model, layers, list(variables)), None
+        return None, "the trainable variables are not exactly the layers' kernels and biases"
+    return DenseChainStep(model, chain, tail, list(variables)), None
