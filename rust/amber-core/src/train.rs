@@ -397,4 +397,30 @@ mod tests {
         let err = sparse_softmax_crossentropy(MatRef::row_major(&z, rows, classes).unwrap(), &[0, 5, 0, 0], &mut losses, &mut p).unwrap_err();
         assert!(err.to_string().contains("label 5 of row 1 is out of range for 5 classes"), "{err}");
     }
+
+    #[test]
+    fn a_dropout_scale_multiplies_the_gradient_flowing_below_its_layer() {
+        let (batch, d0, d1, d2) = (4usize, 3usize, 5usize, 2usize);
+        let x = noise(batch * d0, 11);
+        let w1 = noise(d0 * d1, 12);
+        let w2 = noise(d1 * d2, 13);
+        let h: Vec<f32> = product(&x, &w1, batch, d0, d1, false, false).iter().map(|&z| z as f32).collect(); // linear
+        let scale: Vec<f32> = noise(batch * d1, 14).iter().map(|&v| if v > 0.0 { 2.0 } else { 0.0 }).collect();
+        let dropped: Vec<f32> = h.iter().zip(&scale).map(|(a, b)| a * b).collect();
+        let out: Vec<f32> = product(&dropped, &w2, batch, d1, d2, false, false).iter().map(|&v| v as f32).collect();
+        let g = noise(batch * d2, 15);
+        let (mut gk1, mut gk2) = (vec![0.0; d0 * d1], vec![0.0; d1 * d2]);
+        {
+            let layers = [
+                ChainLayer { input: MatRef::row_major(&x, batch, d0).unwrap(), input_scale: None, kernel: MatRef::row_major(&w1, d0, d1).unwrap(), output: MatRef::row_major(&h, batch, d1).unwrap(), activation: Activation::Linear },
+                ChainLayer { input: MatRef::row_major(&dropped, batch, d1).unwrap(), input_scale: Some(MatRef::row_major(&scale, batch, d1).unwrap()), kernel: MatRef::row_major(&w2, d1, d2).unwrap(), output: MatRef::row_major(&out, batch, d2).unwrap(), activation: Activation::Linear },
+            ];
+            let mut grads = [ChainGradients { kernel: &mut gk1[..], bias: None }, ChainGradients { kernel: &mut gk2[..], bias: None }];
+            dense_chain_backward(&layers, MatRef::row_major(&g, batch, d2).unwrap(), &mut grads).unwrap();
+        }
+        let close = |a: &[f32], b: &[f64]| a.iter().zip(b).all(|(&a, &b)| (a as f64 - b).abs() <= 1e-5 * (1.0 + b.abs()));
+        assert!(close(&gk2, &product(&dropped, &g, d1, batch, d2, true, false)));
+        let gh: Vec<f32> = product(&g, &w2, batch, d2, d1, false, true).iter().zip(&scale).map(|(&v, &s)| v as f32 * s).collect();
+        assert!(close(&gk1, &product(&x, &gh, d0, batch, d1, true, false)));
+    }
 }
