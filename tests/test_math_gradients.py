@@ -138,6 +138,7 @@ BROADCAST_SHAPES = [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1, 4), (3, 1)), ((1,)
 BINARY = {
     "add": (ops.add, normal, normal), "subtract": (ops.subtract, normal, normal),
     "multiply": (ops.multiply, normal, normal), "divide": (ops.divide, normal, positive),
+    "true_divide": (ops.true_divide, normal, positive),
     "power": (ops.power, positive, normal), "mod": (ops.mod, positive, lambda *s: positive(*s) + 0.3),
     "maximum": (ops.maximum, normal, normal), "minimum": (ops.minimum, normal, normal),
     "where": (lambda a, b: ops.where(np.asarray(a) > 0, a, b), normal, normal),

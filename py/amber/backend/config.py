@@ -87,6 +87,37 @@ def is_int_dtype(dtype):
     return np.issubdtype(np.dtype(standardize_dtype(dtype)), np.integer)
 
 
+def division_dtype(dtype1, dtype2):
+    """The dtype of ``x1 / x2``, each operand's dtype given, or None for a Python int or float
+    (a weak type): Keras's rule (``result_type(x1, x2, float)``), so integers, bools and
+    Python scalars alone give floatx where numpy gives float64, a float dtype wins over
+    integers (``float16 / int32`` is float16), and float16 with bfloat16 gives float32.
+
+    Unlike Keras, which narrows every 64-bit result to 32 bits, float64 and complex128 stay
+    64-bit, as in every amber op (amber computes float64 models and gradients in float64)."""
+    key = (dtype1, dtype2, _FLOATX)
+    name = _DIVISION_DTYPES.get(key)
+    if name is None:
+        name = _DIVISION_DTYPES[key] = _division_dtype(dtype1, dtype2)
+    return name
+
+
+_DIVISION_DTYPES = {}  # memo of division_dtype: it runs on every integer division
+
+
+def _division_dtype(dtype1, dtype2):
+    inexact = {standardize_dtype(d) for d in (dtype1, dtype2) if d is not None}
+    inexact = {name for name in inexact if name.startswith(("float", "bfloat", "complex"))}
+    if not inexact:
+        return _FLOATX
+    if len(inexact) == 1:
+        return inexact.pop()
+    if inexact == {"float16", "bfloat16"}:
+        return "float32"
+    # bfloat16 ranks below every other float and complex type it meets here.
+    return np.result_type(*(inexact - {"bfloat16"})).name
+
+
 def result_type(*dtypes):
     """The dtype numpy promotes these to; ``float`` Python scalars count as floatx."""
     resolved = [_FLOATX if d is float else d for d in dtypes]

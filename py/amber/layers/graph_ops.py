@@ -12,7 +12,7 @@ own no weights and, as in Keras, are not among ``model.layers``.
 import numpy as np
 
 from amber import ops
-from amber.backend.config import standardize_dtype
+from amber.backend.config import division_dtype, standardize_dtype
 from amber.layers.keras_tensor import KerasTensor, any_symbolic
 from amber.layers.layer import Layer
 
@@ -37,6 +37,11 @@ def _broadcast(op, shapes):
         else:
             out.append(None if None in dims else 1)
     return tuple(out)
+
+
+def _operand_dtype(x):
+    """The dtype of a non-symbolic operand, None for a Python int or float (a weak type)."""
+    return None if isinstance(x, (int, float)) else np.asarray(x).dtype
 
 
 def _result_dtype(operands):
@@ -122,8 +127,9 @@ class Divide(_Elementwise):
 
     def compute_output_spec(self, x1, x2):
         spec = super().compute_output_spec(x1, x2)
-        if np.dtype(spec.dtype).kind in "biu":  # integer division gives Keras's default float
-            spec.dtype = "float32"
+        # Keras's division dtype: integers give floatx (see config.division_dtype).
+        spec.dtype = division_dtype(*(x.dtype if isinstance(x, KerasTensor) else _operand_dtype(x)
+                                      for x in (x1, x2)))
         return spec
 
 

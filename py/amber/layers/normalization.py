@@ -161,8 +161,10 @@ class LayerNormalization(Layer):
 
     def build(self, input_shape):
         rank = len(input_shape)
-        axes = self.axis if isinstance(self.axis, list) else [self.axis]
-        axes = sorted(a if a >= 0 else rank + a for a in axes)
+        # As Keras: once built, `axis` is a sorted list (so a built layer's config writes
+        # `[-1]`, an unbuilt one `-1`).
+        self.axis = sorted(self.axis) if isinstance(self.axis, list) else [self.axis]
+        axes = sorted(a if a >= 0 else rank + a for a in self.axis)
         for a in axes:
             if not 0 <= a < rank or input_shape[a] is None:
                 raise ValueError(f"LayerNormalization '{self.name}': axis {a} is not a known dimension of "

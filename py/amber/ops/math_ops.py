@@ -5,6 +5,7 @@ import math
 import numpy as np
 
 from amber.backend import blas, linalg
+from amber.backend.config import division_dtype
 from amber.ops.core import primitive, unwrap
 
 # ---------------------------------------------------------------- arithmetic
@@ -28,8 +29,24 @@ def multiply(x1, x2):
     )
 
 
-@primitive(arity=2)
-def divide(x1, x2):
+_FLOAT32, _FLOAT16 = np.dtype("float32"), np.dtype("float16")
+
+
+def _division_operands(x1, x2):
+    """``x1, x2`` cast to Keras's division dtype (`config.division_dtype`: integers give
+    floatx where numpy would give float64; Python ints and floats are weak types). Operands
+    numpy already divides as Keras does (float32 or float16 against the same dtype or a Python
+    scalar, the common case) pass through untouched."""
+    if type(x1) is np.ndarray and (x1.dtype == _FLOAT32 or x1.dtype == _FLOAT16):
+        t2 = type(x2)
+        if t2 is float or t2 is int or t2 is np.ndarray and x2.dtype == x1.dtype:
+            return x1, x2
+    dtype = division_dtype(None if isinstance(x1, (int, float)) else x1.dtype,
+                           None if isinstance(x2, (int, float)) else x2.dtype)
+    return np.asarray(x1, dtype), np.asarray(x2, dtype)
+
+
+def _quotient(x1, x2):
     y = np.true_divide(x1, x2)
     return y, lambda g, need: (
         g / x2 if need[0] else None,
@@ -37,7 +54,15 @@ def divide(x1, x2):
     )
 
 
-true_divide = divide
+@primitive(arity=2)
+def divide(x1, x2):
+    return _quotient(*_division_operands(x1, x2))
+
+
+@primitive(arity=2)
+def true_divide(x1, x2):
+    """`divide` under Keras's other name; on symbolic tensors it records TrueDivide."""
+    return _quotient(*_division_operands(x1, x2))
 
 
 @primitive(arity=2)
