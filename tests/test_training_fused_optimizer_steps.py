@@ -1,5 +1,6 @@
 """The fused Rust optimizer steps (`_native.sgd_step_f32`, `adam_step_f32` with and without
-AMSGrad, `rmsprop_step_f32` plain/centered/with momentum, `adagrad_step_f32`, `nadam_step_f32`).
+AMSGrad, `rmsprop_step_f32` plain/centered/with momentum, `adagrad_step_f32`, `nadam_step_f32`,
+`weight_decay_f32`).
 
 Reference: Keras's float32 update rules written here as the numpy passes the optimizers ran
 before the kernels existed (one ufunc per operation, every intermediate a float32 array), with
@@ -311,6 +312,21 @@ def test_nadam_step_is_bitwise_the_numpy_passes(n):
         assert same_bits(m, ref_m) and same_bits(v, ref_v)
 
 
+def numpy_weight_decay(value, weight_decay, lr):
+    """Keras's decoupled decay `w - w * wd * lr`, flushed."""
+    F = flushed
+    value = F(value)
+    return F(value - F(F(value * f32(weight_decay)) * f32(lr)))
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+def test_weight_decay_is_bitwise_the_numpy_passes(n):
+    value = random_vector(np.random.default_rng(700 + n), n, 0.3)
+    out = np.empty(n, f32)
+    _native.weight_decay_f32(out, value, f32(0.004), f32(1e-3))
+    assert same_bits(out, numpy_weight_decay(value, 0.004, 1e-3))
+
+
 # ----- through the optimizers: the flat path (several variables) and the per-variable path
 
 SHAPES = [(784, 64), (64,), (64, 10), (10,)]
@@ -439,7 +455,8 @@ def test_nadam_optimizer_equals_the_numpy_passes(shapes):
 
 
 def test_adamw_decays_then_takes_the_fused_adam_step():
-    # AdamW: Keras's decoupled decay `w - w * wd * lr` on each variable, then Adam.
+    # AdamW: Keras's decoupled decay `w - w * wd * lr` on each variable (its own fused pass),
+    # then Adam.
     weights, grads = problem(SHAPES, seed=7)
     got = train(optimizers.AdamW(learning_rate=1e-3, weight_decay=0.004), weights, grads)
     ref = [w.copy() for w in weights]
@@ -447,10 +464,28 @@ def test_adamw_decays_then_takes_the_fused_adam_step():
     for step, step_grads in enumerate(grads, start=1):
         alpha = adam_alpha(1e-3, step, 0.9, 0.999)
         for i, g in enumerate(step_grads):
-            decayed = ref[i] - ref[i] * f32(0.004) * f32(1e-3)
+            F = flushed
+            decayed = F(F(ref[i]) - F(F(F(ref[i]) * f32(0.004)) * f32(1e-3)))
             ref[i] = numpy_adam(decayed, g, *slots[i], alpha, 0.9, 0.999, 1e-7)
     for a, b in zip(got, ref):
         assert same_bits(a, b)
+
+
+def test_weight_decay_skips_excluded_variables():
+    weights, grads = problem(SHAPES, seed=9, steps=2)
+    optimizer = optimizers.SGD(learning_rate=0.05, momentum=0.9, weight_decay=0.01)
+    variables = [Variable(w.copy(), name=f"w{i}") for i, w in enumerate(weights)]
+    optimizer.exclude_from_weight_decay(var_list=[variables[1]])
+    for step_grads in grads:
+        optimizer.apply_gradients(zip(step_grads, variables))
+    ref = [w.copy() for w in weights]
+    slots = [np.zeros_like(w) for w in weights]
+    for step_grads in grads:
+        for i, g in enumerate(step_grads):
+            decayed = ref[i] if i == 1 else numpy_weight_decay(ref[i], 0.01, 0.05)
+            ref[i] = numpy_sgd(decayed, g, slots[i], f32(0.05), 0.9, False)
+    for variable, expected in zip(variables, ref):
+        assert same_bits(variable.numpy(), expected)
 
 
 def test_float64_variables_keep_the_numpy_rule():

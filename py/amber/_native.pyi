@@ -191,6 +191,10 @@ def nadam_step_f32(value_out: np.ndarray, value_in: np.ndarray, grad: np.ndarray
     are Keras's per-step ``u_{t+1}``, ``1 - prod_t * u_{t+1}``, ``1 - u_t``, ``1 - prod_t``,
     ``1 - beta_2^t``)."""
 
+def weight_decay_f32(value_out: np.ndarray, value_in: np.ndarray, weight_decay: float, learning_rate: float) -> None:
+    """Decoupled weight decay, applied before an update rule:
+    ``value_out = value_in - (value_in * weight_decay) * learning_rate``."""
+
 # ------------------------------------------------------------------ training steps
 
 def dense_chain_backward(inputs: Sequence[np.ndarray], input_scales: Sequence[Optional[np.ndarray]], kernels: Sequence[np.ndarray], outputs: Sequence[np.ndarray], activations: Sequence[str], has_bias: Sequence[bool], output_gradient: np.ndarray, out: np.ndarray) -> None:

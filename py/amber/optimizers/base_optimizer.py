@@ -18,6 +18,7 @@ import warnings
 
 import numpy as np
 
+from amber import _native
 from amber.optimizers.schedules import learning_rate_schedule as lr_schedules
 
 # Keras creates the step counter with dtype "int", which it resolves to int32 on the JAX and
@@ -505,7 +506,13 @@ class Optimizer:
         for variable in variables:
             if self._use_weight_decay(variable):
                 value = variable.value
-                variable.assign(value - value * wd * lr)
+                if value.dtype == np.float32:
+                    # One fused pass, same float32 roundings; the old value is never written.
+                    decayed = np.empty(value.shape, np.float32)
+                    _native.weight_decay_f32(decayed, self._c_float32(value), wd, lr)
+                    variable._replace(decayed)
+                else:
+                    variable.assign(value - value * wd * lr)
 
     def _update_moving_averages(self):
         # The first step copies the weights; later steps blend with ema_momentum.

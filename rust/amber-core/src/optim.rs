@@ -1,6 +1,7 @@
 //! Fused optimizer steps over flat float32 vectors: one pass per step instead of a dozen
 //! numpy passes. Rules: SGD (plain, momentum, Nesterov), Adam (optionally AMSGrad), RMSprop
-//! (optionally centered, optionally with momentum), Adagrad and Nadam.
+//! (optionally centered, optionally with momentum), Adagrad, Nadam, and the decoupled weight
+//! decay applied before any of them.
 //!
 //! Each element goes through exactly the float32 operations of Keras's update rule, in the
 //! same order and with every intermediate rounded to float32 (Rust never contracts `a*b+c`
@@ -202,6 +203,14 @@ pub fn nadam_step_f32(
         &[("value_in", Some(value_in.len())), ("grad", Some(grad.len())), ("m", Some(m.len())), ("v", Some(v.len()))],
     )?;
     run_flushed(Nadam { out: value_out, value: value_in, grad, m, v, c: coefficients });
+    Ok(())
+}
+
+/// Decoupled weight decay (AdamW and every optimizer given `weight_decay`), applied before
+/// the update rule. Per element, in float32: `out = value - (value * weight_decay) * lr`.
+pub fn weight_decay_f32(value_out: &mut [f32], value_in: &[f32], weight_decay: f32, learning_rate: f32) -> Result<()> {
+    check_lengths("weight_decay_f32", value_out.len(), &[("value_in", Some(value_in.len()))])?;
+    run_flushed(WeightDecay { out: value_out, value: value_in, weight_decay, learning_rate });
     Ok(())
 }
 
@@ -499,6 +508,22 @@ impl ElementLoop for Nadam<'_> {
     }
 }
 
+struct WeightDecay<'a> {
+    out: &'a mut [f32],
+    value: &'a [f32],
+    weight_decay: f32,
+    learning_rate: f32,
+}
+
+impl ElementLoop for WeightDecay<'_> {
+    #[inline(always)]
+    fn run(self) {
+        for (out, &value) in self.out.iter_mut().zip(self.value) {
+            *out = value - (value * self.weight_decay) * self.learning_rate;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -682,6 +707,20 @@ mod tests {
         let d: Vec<f32> = ref_v.iter().map(|v| (v / c.one_minus_beta_2_power).sqrt() + c.epsilon).collect();
         let expected: Vec<f32> = value.iter().zip(&m_hat).zip(&d).map(|((x, m), d)| x - m * c.learning_rate / d).collect();
         assert!(same_bits(&out, &expected) && same_bits(&m, &ref_m) && same_bits(&v, &ref_v));
+    }
+
+    #[test]
+    fn weight_decay_matches_the_pass_by_pass_rule_bitwise() {
+        let n = 70_001;
+        let value = noise(n, 11, 0.5);
+        let mut out = vec![0.0f32; n];
+        weight_decay_f32(&mut out, &value, 0.004, 1e-3).unwrap();
+        let scaled: Vec<f32> = value.iter().map(|x| x * 0.004f32).collect();
+        let scaled: Vec<f32> = scaled.iter().map(|x| x * 1e-3f32).collect();
+        let expected: Vec<f32> = value.iter().zip(&scaled).map(|(x, s)| x - s).collect();
+        assert!(same_bits(&out, &expected));
+        let err = weight_decay_f32(&mut out[..3], &value, 0.004, 1e-3).unwrap_err();
+        assert!(err.to_string().contains("weight_decay_f32: `value_in` has 70001 elements, expected 3"), "{err}");
     }
 
     #[test]

@@ -178,11 +178,26 @@ fn nadam_step_f32(
     py.detach(|| core::nadam_step_f32(out, value, grad, m, v, coefficients)).map_err(to_py_err)
 }
 
+/// Decoupled weight decay: `value_out = value_in - (value_in * weight_decay) * learning_rate`.
+#[pyfunction]
+fn weight_decay_f32(
+    py: Python<'_>,
+    mut value_out: PyReadwriteArrayDyn<'_, f32>,
+    value_in: PyReadonlyArrayDyn<'_, f32>,
+    weight_decay: f32,
+    learning_rate: f32,
+) -> PyResult<()> {
+    let out = write(&mut value_out, "value_out")?;
+    let value = read(&value_in, "value_in")?;
+    py.detach(|| core::weight_decay_f32(out, value, weight_decay, learning_rate)).map_err(to_py_err)
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sgd_step_f32, m)?)?;
     m.add_function(wrap_pyfunction!(adam_step_f32, m)?)?;
     m.add_function(wrap_pyfunction!(rmsprop_step_f32, m)?)?;
     m.add_function(wrap_pyfunction!(adagrad_step_f32, m)?)?;
     m.add_function(wrap_pyfunction!(nadam_step_f32, m)?)?;
+    m.add_function(wrap_pyfunction!(weight_decay_f32, m)?)?;
     Ok(())
 }
