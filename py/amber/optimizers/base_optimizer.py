@@ -19,6 +19,7 @@ import warnings
 import numpy as np
 
 from amber import _native
+from amber.optimizers import flat_state
 from amber.optimizers.schedules import learning_rate_schedule as lr_schedules
 
 # Keras creates the step counter with dtype "int", which it resolves to int32 on the JAX and
@@ -503,6 +504,17 @@ class Optimizer:
             return
         lr = self._learning_rate_value()
         wd = _f32(self.weight_decay)
+        state = None
+        if all(self._use_weight_decay(v) for v in variables):
+            state = flat_state.existing(self, variables)
+        if state is not None:
+            # The variables are laid end to end for the update rule's flat kernel: decay them
+            # in one pass into a fresh flat array, which the rule then reads without gathering.
+            values = state.values(variables)
+            decayed = np.empty_like(values)
+            _native.weight_decay_f32(decayed, values, wd, lr)
+            state.assign_values(variables, decayed)
+            return
         for variable in variables:
             if self._use_weight_decay(variable):
                 value = variable.value

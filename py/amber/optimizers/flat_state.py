@@ -109,3 +109,12 @@ def state_for(optimizer, variables, slot_count):
         state = FlatState(variables, slot_count)
         optimizer._flat_state = state
     return state
+
+
+def existing(optimizer, variables):
+    """The optimizer's FlatState if one is laid out for exactly this list of variables (its
+    update rule took the flat path before), else None."""
+    state = getattr(optimizer, "_flat_state", None)
+    if state is not None and state.key == tuple(id(v) for v in variables):
+        return state
+    return None
