@@ -1,6 +1,6 @@
 """The fused Rust optimizer steps (`_native.sgd_step_f32`, `adam_step_f32` with and without
 AMSGrad, `rmsprop_step_f32` plain/centered/with momentum, `adagrad_step_f32`, `nadam_step_f32`,
-`weight_decay_f32`).
+`adamax_step_f32`, `lion_step_f32`, `adadelta_step_f32`, `weight_decay_f32`).
 
 Reference: Keras's float32 update rules written here as the numpy passes the optimizers ran
 before the kernels existed (one ufunc per operation, every intermediate a float32 array), with
@@ -312,6 +312,83 @@ def test_nadam_step_is_bitwise_the_numpy_passes(n):
         assert same_bits(m, ref_m) and same_bits(v, ref_v)
 
 
+def numpy_adamax(value, g, m, u, lr, beta_1, beta_2, epsilon, step):
+    """Keras's Adamax: `m += (g - m) * (1 - b1)`, `u = max(b2 * u, |g|)`,
+    `w -= (lr * m) / ((1 - b1^t) * (u + eps))`, flushed."""
+    F = flushed
+    g, value = F(g), F(value)
+    one_minus_power = f32(1) - np.power(f32(beta_1), f32(step))
+    m[:] = F(F(m) + F(F(g - F(m)) * f32(1 - beta_1)))
+    u[:] = F(np.maximum(F(f32(beta_2) * F(u)), np.abs(g)))
+    return F(value - F(F(lr * m) / F(one_minus_power * F(u + f32(epsilon)))))
+
+
+def numpy_lion(value, g, m, lr, beta_1, beta_2):
+    """Keras's Lion: `w -= lr * sign(m * b1 + g * (1 - b1))`, then
+    `m = m * b2 + g * (1 - b2)`, flushed."""
+    F = flushed
+    g, value = F(g), F(value)
+    b1, b2 = f32(beta_1), f32(beta_2)
+    direction = np.sign(F(F(F(m) * b1) + F(g * (f32(1) - b1))))
+    out = F(value - F(lr * direction))
+    m[:] = F(F(F(m) * b2) + F(g * (f32(1) - b2)))
+    return out
+
+
+def numpy_adadelta(value, g, acc_grad, acc_delta, lr, rho, epsilon):
+    """Keras's Adadelta, flushed."""
+    F = flushed
+    g, value = F(g), F(value)
+    acc_grad[:] = F(F(f32(rho) * F(acc_grad)) + F(f32(1 - rho) * F(np.square(g))))
+    delta = -F(F(F(np.sqrt(F(F(acc_delta) + f32(epsilon)))) * g)
+               / F(np.sqrt(F(acc_grad + f32(epsilon)))))
+    acc_delta[:] = F(F(f32(rho) * F(acc_delta)) + F(f32(1 - rho) * F(np.square(delta))))
+    return F(value + F(lr * delta))
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+def test_adamax_lion_adadelta_steps_are_bitwise_the_numpy_passes(n):
+    rng = np.random.default_rng(800 + n)
+    lr = f32(2e-3)
+    start = random_vector(rng, n, 0.3)
+    values = {"adamax": start.copy(), "lion": start.copy(), "adadelta": start.copy()}
+    refs = {k: v.copy() for k, v in values.items()}
+    slots = {"adamax": [np.zeros(n, f32), np.zeros(n, f32)], "lion": [np.zeros(n, f32)],
+             "adadelta": [np.zeros(n, f32), np.zeros(n, f32)]}
+    ref_slots = {k: [x.copy() for x in v] for k, v in slots.items()}
+    for step in range(1, 6):
+        g = random_vector(rng, n, 0.01 * step)
+        outs = {k: np.empty(n, f32) for k in values}
+        _native.adamax_step_f32(outs["adamax"], values["adamax"], g, *slots["adamax"], lr,
+                                f32(1 - 0.9), f32(0.999), f32(1e-7),
+                                f32(1) - np.power(f32(0.9), f32(step)))
+        _native.lion_step_f32(outs["lion"], values["lion"], g, *slots["lion"], lr, f32(0.9),
+                              f32(1) - f32(0.9), f32(0.99), f32(1) - f32(0.99))
+        _native.adadelta_step_f32(outs["adadelta"], values["adadelta"], g, *slots["adadelta"],
+                                  lr, f32(0.95), f32(1 - 0.95), f32(1e-7))
+        values = outs
+        refs["adamax"] = numpy_adamax(refs["adamax"], g, *ref_slots["adamax"], lr, 0.9, 0.999,
+                                      1e-7, step)
+        refs["lion"] = numpy_lion(refs["lion"], g, *ref_slots["lion"], lr, 0.9, 0.99)
+        refs["adadelta"] = numpy_adadelta(refs["adadelta"], g, *ref_slots["adadelta"], lr, 0.95,
+                                          1e-7)
+        for k in values:
+            assert same_bits(values[k], refs[k]), f"{k} values differ at step {step}"
+            for a, b in zip(slots[k], ref_slots[k]):
+                assert same_bits(a, b), f"{k} slots differ at step {step}"
+
+
+def test_lion_sign_of_zero_and_nan_is_numpys():
+    value = np.ones(4, f32)
+    g = np.array([0.0, -0.0, np.nan, 1.0], f32)
+    m = np.array([0.0, -0.0, 0.0, -1.0], f32)
+    ref_m = m.copy()
+    out = np.empty(4, f32)
+    _native.lion_step_f32(out, value, g, m, f32(0.1), f32(0.9), f32(0.1), f32(0.99), f32(0.01))
+    expected = numpy_lion(value, g, ref_m, f32(0.1), 0.9, 0.99)
+    assert same_bits(out, expected) and same_bits(m, ref_m)
+
+
 def numpy_weight_decay(value, weight_decay, lr):
     """Keras's decoupled decay `w - w * wd * lr`, flushed."""
     F = flushed
@@ -450,6 +527,26 @@ def test_nadam_optimizer_equals_the_numpy_passes(shapes):
         scalars = nadam_scalars(step, product, 0.9, 0.999)
         for i, g in enumerate(step_grads):
             ref[i] = numpy_nadam(ref[i], g, *slots[i], f32(1e-3), 0.9, 0.999, 1e-7, scalars)
+    for a, b in zip(got, ref):
+        assert same_bits(a, b)
+
+
+@pytest.mark.parametrize("shapes", [SHAPES, [(33, 5)]], ids=["flat", "one-variable"])
+@pytest.mark.parametrize("name", ["Adamax", "Lion", "Adadelta"])
+def test_adamax_lion_adadelta_optimizers_equal_the_numpy_passes(shapes, name):
+    weights, grads = problem(shapes, seed=10)
+    got = train(getattr(optimizers, name)(learning_rate=2e-3), weights, grads)
+    ref = [w.copy() for w in weights]
+    slot_count = {"Adamax": 2, "Lion": 1, "Adadelta": 2}[name]
+    slots = [[np.zeros_like(w) for _ in range(slot_count)] for w in weights]
+    for step, step_grads in enumerate(grads, start=1):
+        for i, g in enumerate(step_grads):
+            if name == "Adamax":
+                ref[i] = numpy_adamax(ref[i], g, *slots[i], f32(2e-3), 0.9, 0.999, 1e-7, step)
+            elif name == "Lion":
+                ref[i] = numpy_lion(ref[i], g, *slots[i], f32(2e-3), 0.9, 0.99)
+            else:
+                ref[i] = numpy_adadelta(ref[i], g, *slots[i], f32(2e-3), 0.95, 1e-7)
     for a, b in zip(got, ref):
         assert same_bits(a, b)
 

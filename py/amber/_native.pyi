@@ -191,6 +191,17 @@ def nadam_step_f32(value_out: np.ndarray, value_in: np.ndarray, grad: np.ndarray
     are Keras's per-step ``u_{t+1}``, ``1 - prod_t * u_{t+1}``, ``1 - u_t``, ``1 - prod_t``,
     ``1 - beta_2^t``)."""
 
+def adamax_step_f32(value_out: np.ndarray, value_in: np.ndarray, grad: np.ndarray, m: np.ndarray, u: np.ndarray, learning_rate: float, one_minus_beta_1: float, beta_2: float, epsilon: float, one_minus_beta_1_power: float) -> None:
+    """Adamax: ``m += (g - m) * one_minus_beta_1``; ``u = np.maximum(u * beta_2, abs(g))``;
+    ``value_out = value_in - (learning_rate * m) / (one_minus_beta_1_power * (u + epsilon))``."""
+def lion_step_f32(value_out: np.ndarray, value_in: np.ndarray, grad: np.ndarray, m: np.ndarray, learning_rate: float, beta_1: float, one_minus_beta_1: float, beta_2: float, one_minus_beta_2: float) -> None:
+    """Lion: ``value_out = value_in - learning_rate * np.sign(m * beta_1 + g * one_minus_beta_1)``,
+    then ``m = m * beta_2 + g * one_minus_beta_2``."""
+def adadelta_step_f32(value_out: np.ndarray, value_in: np.ndarray, grad: np.ndarray, accumulated_grad: np.ndarray, accumulated_delta: np.ndarray, learning_rate: float, rho: float, one_minus_rho: float, epsilon: float) -> None:
+    """Adadelta: ``accumulated_grad = accumulated_grad * rho + (g*g) * one_minus_rho``;
+    ``delta = -((sqrt(accumulated_delta + epsilon) * g) / sqrt(accumulated_grad + epsilon))``;
+    ``accumulated_delta = accumulated_delta * rho + (delta*delta) * one_minus_rho``;
+    ``value_out = value_in + learning_rate * delta``."""
 def weight_decay_f32(value_out: np.ndarray, value_in: np.ndarray, weight_decay: float, learning_rate: float) -> None:
     """Decoupled weight decay, applied before an update rule:
     ``value_out = value_in - (value_in * weight_decay) * learning_rate``."""

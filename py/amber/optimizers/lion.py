@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from amber import _native
+from amber.optimizers import fused
 from amber.optimizers.base_optimizer import Optimizer
 
 f32 = np.float32
@@ -24,14 +26,36 @@ class Lion(Optimizer):
         super().build(var_list)
         self._momentums = self.add_optimizer_variables(var_list, "momentum")
 
+    def _update_all(self, grads, trainable_variables, learning_rate):
+        if not fused.step_all(self, grads, trainable_variables, [self._momentums],
+                              self._kernel(learning_rate)):
+            super()._update_all(grads, trainable_variables, learning_rate)
+
     def update_step(self, gradient, variable, learning_rate):
+        m = self._momentums[self._get_variable_index(variable)]
+        if fused.is_float32(variable):
+            fused.step_one(self, gradient, variable, [m], self._kernel(learning_rate))
+            return
+        # Other dtypes: the rule as numpy expressions (the kernel's float32 twin).
         gradient = gradient.astype(variable.dtype, copy=False)
         beta_1 = f32(self.beta_1)
         beta_2 = f32(self.beta_2)
-        m = self._momentums[self._get_variable_index(variable)]
         direction = np.sign(m.value * beta_1 + gradient * (f32(1) - beta_1))
         variable.assign(variable.value - learning_rate * direction)
         m.assign(m.value * beta_2 + gradient * (f32(1) - beta_2))
+
+    def _kernel(self, learning_rate):
+        """Keras's float32 Lion step, fused into one pass with the same float32 roundings as
+        the expressions in `update_step` (see `fused`)."""
+        beta_1, beta_2 = f32(self.beta_1), f32(self.beta_2)
+        coefficients = (f32(learning_rate), beta_1, f32(1) - beta_1, beta_2, f32(1) - beta_2)
+
+        def lion(gradient, value, m):
+            new_value = np.empty(value.shape, f32)
+            _native.lion_step_f32(new_value, value, gradient, m, *coefficients)
+            return new_value
+
+        return lion
 
     def get_config(self):
         config = super().get_config()

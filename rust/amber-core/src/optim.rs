@@ -1,7 +1,7 @@
 //! Fused optimizer steps over flat float32 vectors: one pass per step instead of a dozen
 //! numpy passes. Rules: SGD (plain, momentum, Nesterov), Adam (optionally AMSGrad), RMSprop
-//! (optionally centered, optionally with momentum), Adagrad, Nadam, and the decoupled weight
-//! decay applied before any of them.
+//! (optionally centered, optionally with momentum), Adagrad, Nadam, Adamax, Lion, Adadelta,
+//! and the decoupled weight decay applied before any of them.
 //!
 //! Each element goes through exactly the float32 operations of Keras's update rule, in the
 //! same order and with every intermediate rounded to float32 (Rust never contracts `a*b+c`
@@ -84,6 +84,36 @@ pub struct NadamCoefficients {
     pub one_minus_product: f32,
     /// `1 - beta_2^t`.
     pub one_minus_beta_2_power: f32,
+}
+
+/// The per-step constants of Adamax, all float32 as numpy uses them.
+#[derive(Clone, Copy, Debug)]
+pub struct AdamaxCoefficients {
+    pub learning_rate: f32,
+    pub one_minus_beta_1: f32,
+    pub beta_2: f32,
+    pub epsilon: f32,
+    /// `1 - beta_1^t`.
+    pub one_minus_beta_1_power: f32,
+}
+
+/// The per-step constants of Lion, all float32 as numpy uses them.
+#[derive(Clone, Copy, Debug)]
+pub struct LionCoefficients {
+    pub learning_rate: f32,
+    pub beta_1: f32,
+    pub one_minus_beta_1: f32,
+    pub beta_2: f32,
+    pub one_minus_beta_2: f32,
+}
+
+/// The per-step constants of Adadelta, all float32 as numpy uses them.
+#[derive(Clone, Copy, Debug)]
+pub struct AdadeltaCoefficients {
+    pub learning_rate: f32,
+    pub rho: f32,
+    pub one_minus_rho: f32,
+    pub epsilon: f32,
 }
 
 /// One SGD step, the new values written to `value_out`. Per element, in float32, with
@@ -203,6 +233,74 @@ pub fn nadam_step_f32(
         &[("value_in", Some(value_in.len())), ("grad", Some(grad.len())), ("m", Some(m.len())), ("v", Some(v.len()))],
     )?;
     run_flushed(Nadam { out: value_out, value: value_in, grad, m, v, c: coefficients });
+    Ok(())
+}
+
+/// One Adamax step: `m` and `u` are updated in place and the new values written to
+/// `value_out`. Per element, in float32: `m += (g - m) * (1 - beta_1)`;
+/// `u = maximum(u * beta_2, |g|)` (numpy's maximum);
+/// `out = value - (lr * m) / ((1 - beta_1^t) * (u + epsilon))`.
+pub fn adamax_step_f32(
+    value_out: &mut [f32],
+    value_in: &[f32],
+    grad: &[f32],
+    m: &mut [f32],
+    u: &mut [f32],
+    coefficients: AdamaxCoefficients,
+) -> Result<()> {
+    check_lengths(
+        "adamax_step_f32",
+        value_out.len(),
+        &[("value_in", Some(value_in.len())), ("grad", Some(grad.len())), ("m", Some(m.len())), ("u", Some(u.len()))],
+    )?;
+    run_flushed(Adamax { out: value_out, value: value_in, grad, m, u, c: coefficients });
+    Ok(())
+}
+
+/// One Lion step: `m` is updated in place and the new values written to `value_out`. Per
+/// element, in float32: `out = value - lr * sign(m * beta_1 + g * (1 - beta_1))` (numpy's
+/// sign: +0 for either zero, NaN kept); then `m = m * beta_2 + g * (1 - beta_2)`.
+pub fn lion_step_f32(
+    value_out: &mut [f32],
+    value_in: &[f32],
+    grad: &[f32],
+    m: &mut [f32],
+    coefficients: LionCoefficients,
+) -> Result<()> {
+    check_lengths(
+        "lion_step_f32",
+        value_out.len(),
+        &[("value_in", Some(value_in.len())), ("grad", Some(grad.len())), ("m", Some(m.len()))],
+    )?;
+    run_flushed(Lion { out: value_out, value: value_in, grad, m, c: coefficients });
+    Ok(())
+}
+
+/// One Adadelta step: the accumulators are updated in place and the new values written to
+/// `value_out`. Per element, in float32:
+/// `accumulated_grad = accumulated_grad * rho + (g*g) * (1 - rho)`;
+/// `delta = -((sqrt(accumulated_delta + epsilon) * g) / sqrt(accumulated_grad + epsilon))`;
+/// `accumulated_delta = accumulated_delta * rho + (delta*delta) * (1 - rho)`;
+/// `out = value + lr * delta`.
+pub fn adadelta_step_f32(
+    value_out: &mut [f32],
+    value_in: &[f32],
+    grad: &[f32],
+    accumulated_grad: &mut [f32],
+    accumulated_delta: &mut [f32],
+    coefficients: AdadeltaCoefficients,
+) -> Result<()> {
+    check_lengths(
+        "adadelta_step_f32",
+        value_out.len(),
+        &[
+            ("value_in", Some(value_in.len())),
+            ("grad", Some(grad.len())),
+            ("accumulated_grad", Some(accumulated_grad.len())),
+            ("accumulated_delta", Some(accumulated_delta.len())),
+        ],
+    )?;
+    run_flushed(Adadelta { out: value_out, value: value_in, grad, accumulated_grad, accumulated_delta, c: coefficients });
     Ok(())
 }
 
@@ -508,6 +606,90 @@ impl ElementLoop for Nadam<'_> {
     }
 }
 
+struct Adamax<'a> {
+    out: &'a mut [f32],
+    value: &'a [f32],
+    grad: &'a [f32],
+    m: &'a mut [f32],
+    u: &'a mut [f32],
+    c: AdamaxCoefficients,
+}
+
+impl ElementLoop for Adamax<'_> {
+    #[inline(always)]
+    fn run(self) {
+        let c = self.c;
+        let lanes = self.out.iter_mut().zip(self.value).zip(self.grad).zip(self.m.iter_mut()).zip(self.u.iter_mut());
+        for ((((out, &value), &g), m), u) in lanes {
+            let new_m = *m + (g - *m) * c.one_minus_beta_1;
+            let new_u = numpy_maximum(*u * c.beta_2, g.abs());
+            *m = new_m;
+            *u = new_u;
+            *out = value - (new_m * c.learning_rate) / (c.one_minus_beta_1_power * (new_u + c.epsilon));
+        }
+    }
+}
+
+/// numpy's `sign` of a float32: 1 or -1, +0 for either zero, a NaN unchanged.
+#[inline(always)]
+fn numpy_sign(x: f32) -> f32 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else if x == 0.0 {
+        0.0
+    } else {
+        x
+    }
+}
+
+struct Lion<'a> {
+    out: &'a mut [f32],
+    value: &'a [f32],
+    grad: &'a [f32],
+    m: &'a mut [f32],
+    c: LionCoefficients,
+}
+
+impl ElementLoop for Lion<'_> {
+    #[inline(always)]
+    fn run(self) {
+        let c = self.c;
+        let lanes = self.out.iter_mut().zip(self.value).zip(self.grad).zip(self.m.iter_mut());
+        for (((out, &value), &g), m) in lanes {
+            let direction = numpy_sign(*m * c.beta_1 + g * c.one_minus_beta_1);
+            *out = value - c.learning_rate * direction;
+            *m = *m * c.beta_2 + g * c.one_minus_beta_2;
+        }
+    }
+}
+
+struct Adadelta<'a> {
+    out: &'a mut [f32],
+    value: &'a [f32],
+    grad: &'a [f32],
+    accumulated_grad: &'a mut [f32],
+    accumulated_delta: &'a mut [f32],
+    c: AdadeltaCoefficients,
+}
+
+impl ElementLoop for Adadelta<'_> {
+    #[inline(always)]
+    fn run(self) {
+        let c = self.c;
+        let lanes = self.out.iter_mut().zip(self.value).zip(self.grad);
+        let lanes = lanes.zip(self.accumulated_grad.iter_mut()).zip(self.accumulated_delta.iter_mut());
+        for ((((out, &value), &g), accumulated_grad), accumulated_delta) in lanes {
+            let new_grad = *accumulated_grad * c.rho + (g * g) * c.one_minus_rho;
+            let delta = -(((*accumulated_delta + c.epsilon).sqrt() * g) / (new_grad + c.epsilon).sqrt());
+            *accumulated_grad = new_grad;
+            *accumulated_delta = *accumulated_delta * c.rho + (delta * delta) * c.one_minus_rho;
+            *out = value + c.learning_rate * delta;
+        }
+    }
+}
+
 struct WeightDecay<'a> {
     out: &'a mut [f32],
     value: &'a [f32],
@@ -707,6 +889,54 @@ mod tests {
         let d: Vec<f32> = ref_v.iter().map(|v| (v / c.one_minus_beta_2_power).sqrt() + c.epsilon).collect();
         let expected: Vec<f32> = value.iter().zip(&m_hat).zip(&d).map(|((x, m), d)| x - m * c.learning_rate / d).collect();
         assert!(same_bits(&out, &expected) && same_bits(&m, &ref_m) && same_bits(&v, &ref_v));
+    }
+
+    #[test]
+    fn adamax_lion_and_adadelta_match_the_scalar_rule_bitwise() {
+        // Element by element in plain scalar code (no vectorization) against the kernels.
+        let n = 70_003;
+        let value = noise(n, 12, 0.5);
+        let g = noise(n, 13, 0.01);
+        let c = AdamaxCoefficients { learning_rate: 2e-3, one_minus_beta_1: 0.1, beta_2: 0.999, epsilon: 1e-7, one_minus_beta_1_power: 0.271 };
+        let (mut m, mut u) = (noise(n, 14, 0.01), noise(n, 15, 0.02).iter().map(|x| x.abs()).collect::<Vec<_>>());
+        let (m0, u0) = (m.clone(), u.clone());
+        let mut out = vec![0.0f32; n];
+        adamax_step_f32(&mut out, &value, &g, &mut m, &mut u, c).unwrap();
+        for i in 0..n {
+            let new_m = m0[i] + (g[i] - m0[i]) * c.one_minus_beta_1;
+            let scaled = u0[i] * c.beta_2;
+            let new_u = if scaled > g[i].abs() { scaled } else { g[i].abs() };
+            let expected = value[i] - (new_m * c.learning_rate) / (c.one_minus_beta_1_power * (new_u + c.epsilon));
+            assert_eq!((out[i].to_bits(), m[i].to_bits(), u[i].to_bits()), (expected.to_bits(), new_m.to_bits(), new_u.to_bits()), "adamax {i}");
+        }
+
+        let c = LionCoefficients { learning_rate: 1e-4, beta_1: 0.9, one_minus_beta_1: 0.1, beta_2: 0.99, one_minus_beta_2: 0.01 };
+        let mut m = noise(n, 16, 0.01);
+        m[0] = 0.0; // with g = 0 below: a zero direction
+        let mut g = g.clone();
+        g[0] = 0.0;
+        let m0 = m.clone();
+        lion_step_f32(&mut out, &value, &g, &mut m, c).unwrap();
+        for i in 0..n {
+            let x = m0[i] * c.beta_1 + g[i] * c.one_minus_beta_1;
+            let direction = if x == 0.0 { 0.0 } else { x.signum() };
+            let expected = value[i] - c.learning_rate * direction;
+            let new_m = m0[i] * c.beta_2 + g[i] * c.one_minus_beta_2;
+            assert_eq!((out[i].to_bits(), m[i].to_bits()), (expected.to_bits(), new_m.to_bits()), "lion {i}");
+        }
+        assert!(numpy_sign(f32::NAN).is_nan() && numpy_sign(-0.0).to_bits() == 0);
+
+        let c = AdadeltaCoefficients { learning_rate: 1.0, rho: 0.95, one_minus_rho: (1.0f64 - 0.95) as f32, epsilon: 1e-7 };
+        let (mut acc_g, mut acc_d) = (vec![0.0f32; n], noise(n, 17, 1e-4).iter().map(|x| x.abs()).collect::<Vec<_>>());
+        let acc_d0 = acc_d.clone();
+        adadelta_step_f32(&mut out, &value, &g, &mut acc_g, &mut acc_d, c).unwrap();
+        for i in 0..n {
+            let new_g = 0.0f32 * c.rho + (g[i] * g[i]) * c.one_minus_rho;
+            let delta = -(((acc_d0[i] + c.epsilon).sqrt() * g[i]) / (new_g + c.epsilon).sqrt());
+            let new_d = acc_d0[i] * c.rho + (delta * delta) * c.one_minus_rho;
+            let expected = value[i] + c.learning_rate * delta;
+            assert_eq!((out[i].to_bits(), acc_g[i].to_bits(), acc_d[i].to_bits()), (expected.to_bits(), new_g.to_bits(), new_d.to_bits()), "adadelta {i}");
+        }
     }
 
     #[test]

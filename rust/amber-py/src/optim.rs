@@ -7,7 +7,8 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use amber_core::optim::{
-    self as core, AdagradCoefficients, AdamCoefficients, NadamCoefficients, RmspropCoefficients, SgdCoefficients,
+    self as core, AdadeltaCoefficients, AdagradCoefficients, AdamCoefficients, AdamaxCoefficients, LionCoefficients,
+    NadamCoefficients, RmspropCoefficients, SgdCoefficients,
 };
 
 use crate::to_py_err;
@@ -178,6 +179,80 @@ fn nadam_step_f32(
     py.detach(|| core::nadam_step_f32(out, value, grad, m, v, coefficients)).map_err(to_py_err)
 }
 
+/// One Adamax step: `m`, `u` updated in place, the new values written to `value_out`.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn adamax_step_f32(
+    py: Python<'_>,
+    mut value_out: PyReadwriteArrayDyn<'_, f32>,
+    value_in: PyReadonlyArrayDyn<'_, f32>,
+    grad: PyReadonlyArrayDyn<'_, f32>,
+    mut m: PyReadwriteArrayDyn<'_, f32>,
+    mut u: PyReadwriteArrayDyn<'_, f32>,
+    learning_rate: f32,
+    one_minus_beta_1: f32,
+    beta_2: f32,
+    epsilon: f32,
+    one_minus_beta_1_power: f32,
+) -> PyResult<()> {
+    let coefficients = AdamaxCoefficients { learning_rate, one_minus_beta_1, beta_2, epsilon, one_minus_beta_1_power };
+    let out = write(&mut value_out, "value_out")?;
+    let value = read(&value_in, "value_in")?;
+    let grad = read(&grad, "grad")?;
+    let m = write(&mut m, "m")?;
+    let u = write(&mut u, "u")?;
+    py.detach(|| core::adamax_step_f32(out, value, grad, m, u, coefficients)).map_err(to_py_err)
+}
+
+/// One Lion step: `m` updated in place, the new values written to `value_out`.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn lion_step_f32(
+    py: Python<'_>,
+    mut value_out: PyReadwriteArrayDyn<'_, f32>,
+    value_in: PyReadonlyArrayDyn<'_, f32>,
+    grad: PyReadonlyArrayDyn<'_, f32>,
+    mut m: PyReadwriteArrayDyn<'_, f32>,
+    learning_rate: f32,
+    beta_1: f32,
+    one_minus_beta_1: f32,
+    beta_2: f32,
+    one_minus_beta_2: f32,
+) -> PyResult<()> {
+    let coefficients = LionCoefficients { learning_rate, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2 };
+    let out = write(&mut value_out, "value_out")?;
+    let value = read(&value_in, "value_in")?;
+    let grad = read(&grad, "grad")?;
+    let m = write(&mut m, "m")?;
+    py.detach(|| core::lion_step_f32(out, value, grad, m, coefficients)).map_err(to_py_err)
+}
+
+/// One Adadelta step: both accumulators updated in place, the new values written to
+/// `value_out`.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn adadelta_step_f32(
+    py: Python<'_>,
+    mut value_out: PyReadwriteArrayDyn<'_, f32>,
+    value_in: PyReadonlyArrayDyn<'_, f32>,
+    grad: PyReadonlyArrayDyn<'_, f32>,
+    mut accumulated_grad: PyReadwriteArrayDyn<'_, f32>,
+    mut accumulated_delta: PyReadwriteArrayDyn<'_, f32>,
+    learning_rate: f32,
+    rho: f32,
+    one_minus_rho: f32,
+    epsilon: f32,
+) -> PyResult<()> {
+    let coefficients = AdadeltaCoefficients { learning_rate, rho, one_minus_rho, epsilon };
+    let out = write(&mut value_out, "value_out")?;
+    let value = read(&value_in, "value_in")?;
+    let grad = read(&grad, "grad")?;
+    let accumulated_grad = write(&mut accumulated_grad, "accumulated_grad")?;
+    let accumulated_delta = write(&mut accumulated_delta, "accumulated_delta")?;
+    py.detach(|| core::adadelta_step_f32(out, value, grad, accumulated_grad, accumulated_delta, coefficients))
+        .map_err(to_py_err)
+}
+
 /// Decoupled weight decay: `value_out = value_in - (value_in * weight_decay) * learning_rate`.
 #[pyfunction]
 fn weight_decay_f32(
@@ -198,6 +273,9 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rmsprop_step_f32, m)?)?;
     m.add_function(wrap_pyfunction!(adagrad_step_f32, m)?)?;
     m.add_function(wrap_pyfunction!(nadam_step_f32, m)?)?;
+    m.add_function(wrap_pyfunction!(adamax_step_f32, m)?)?;
+    m.add_function(wrap_pyfunction!(lion_step_f32, m)?)?;
+    m.add_function(wrap_pyfunction!(adadelta_step_f32, m)?)?;
     m.add_function(wrap_pyfunction!(weight_decay_f32, m)?)?;
     Ok(())
 }
