@@ -6,7 +6,7 @@
 //! - `storage`: mapped files and checked byte ranges shared by all views.
 //! - `kernels`: SIMD matmul and fused Dense.
 //! - `train`: the backward pass of a chain of Dense layers in one call.
-//! - `optim`: fused one-pass optimizer steps (SGD, Adam, RMSprop, Adagrad, Nadam) over flat float32 vectors.
+//! - `optim`: fused one-pass optimizer steps (SGD, Adam, RMSprop, Adagrad, Nadam, Adamax, Lion, Adadelta, weight decay) over flat float32 vectors.
 //! - `error`: the one error type.
 
 pub mod archive;
