@@ -1,0 +1,48 @@
+//! Bindings of `amber_core::conv`: C-ordered, aligned float32 numpy arrays (the caller makes
+//! them so), the output written in place, the GIL released while computing.
+
+use numpy::{PyArray4, PyArrayMethods, PyReadonlyArray4, PyReadwriteArray4, PyUntypedArrayMethods};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use amber_core::conv::{self as core, DepthwiseGeometry};
+
+use crate::to_py_err;
+
+fn check_layout(array: &Bound<'_, PyArray4<f32>>, name: &str) -> PyResult<[usize; 4]> {
+    let aligned = (array.data() as usize) % std::mem::align_of::<f32>() == 0;
+    if !(array.is_c_contiguous() && aligned) {
+        return Err(PyValueError::new_err(format!("`{name}` must be an aligned, C-contiguous float32 array")));
+    }
+    let shape = array.shape();
+    Ok([shape[0], shape[1], shape[2], shape[3]])
+}
+
+/// Depthwise 2-D convolution: `x` (batch, height, width, channels), `kernel`
+/// (kh, kw, channels, multiplier), written to `out` (batch, out_h, out_w, channels * multiplier).
+/// `pads` is ((top, bottom), (left, right)).
+#[pyfunction]
+fn depthwise_conv2d_f32(
+    py: Python<'_>,
+    x: PyReadonlyArray4<'_, f32>,
+    kernel: PyReadonlyArray4<'_, f32>,
+    mut out: PyReadwriteArray4<'_, f32>,
+    strides: [usize; 2],
+    dilation: [usize; 2],
+    pads: [[usize; 2]; 2],
+) -> PyResult<()> {
+    let x_shape = check_layout(&x, "x")?;
+    let kernel_shape = check_layout(&kernel, "kernel")?;
+    let out_shape = check_layout(&out, "out")?;
+    let x = x.as_slice()?;
+    let kernel = kernel.as_slice()?;
+    let out = out.as_slice_mut()?;
+    let geometry = DepthwiseGeometry { strides, dilation, pads };
+    py.detach(|| core::depthwise_conv2d_f32(x, x_shape, kernel, kernel_shape, geometry, out, out_shape))
+        .map_err(to_py_err)
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(depthwise_conv2d_f32, m)?)?;
+    Ok(())
+}
