@@ -91,7 +91,7 @@ pub fn depthwise_conv2d_f32(
     let rows = batch * out_h;
     // Split output rows over threads only when each gets enough work to pay for a spawn.
     let work = out.len() * kh * kw;
-    let threads = max_threads().min(rows).min(work / (1 << 17)).max(1);
+    let threads = max_threads().min(rows).min(work / (1 << 18)).max(1);
     let isa = active_isa();
     if threads == 1 {
         run_rows(&problem, 0, out, isa);
@@ -134,20 +134,20 @@ fn run_rows(problem: &Problem<'_>, first_row: usize, out: &mut [f32], isa: Isa) 
         Isa::Avx512 => unsafe { rows_avx512(problem, first_row, out) },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => unsafe { rows_avx2(problem, first_row, out) },
-        _ => rows_generic(problem, first_row, out),
+        _ => rows_generic::<16>(problem, first_row, out),
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn rows_avx512(problem: &Problem<'_>, first_row: usize, out: &mut [f32]) {
-    rows_generic(problem, first_row, out)
+    rows_generic::<32>(problem, first_row, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn rows_avx2(problem: &Problem<'_>, first_row: usize, out: &mut [f32]) {
-    rows_generic(problem, first_row, out)
+    rows_generic::<16>(problem, first_row, out)
 }
 
 /// The valid taps of one axis for output index `o`: `(first, end)` with
@@ -160,14 +160,25 @@ fn tap_range(o: usize, stride: usize, pad: usize, dilation: usize, size: usize, 
     (first.min(end), end)
 }
 
-/// Output rows `first_row ..` (a row is one `(n, oh)`) into `out`, which holds whole rows.
+/// Output rows `first_row ..` (a row is one `(n, oh)`) into `out`, which holds whole rows;
+/// `LANES` channels per register block in a row's interior (two vectors of the ISA).
 #[inline(always)]
-fn rows_generic(problem: &Problem<'_>, first_row: usize, out: &mut [f32]) {
+fn rows_generic<const LANES: usize>(problem: &Problem<'_>, first_row: usize, out: &mut [f32]) {
     let [_, height, width, channels] = problem.x_shape;
     let [kh, kw, _, multiplier] = problem.kernel_shape;
     let [out_h, out_w] = problem.out_spatial;
     let DepthwiseGeometry { strides, dilation, pads } = problem.geometry;
     let depth = channels * multiplier;
+    // The pixel's valid taps as (input offset, kernel offset) pairs.
+    let mut taps: Vec<(usize, usize)> = Vec::with_capacity(kh * kw);
+    // The row's taps for pixels whose whole window row lies inside the input, the input
+    // offset relative to the pixel's first column `ow * stride - left`.
+    let mut row_taps: Vec<(usize, usize)> = Vec::with_capacity(kh * kw);
+    // Output columns whose window lies inside the input horizontally.
+    let interior_first = pads[1][0].div_ceil(strides[1]).min(out_w);
+    let span = (kw - 1) * dilation[1] + 1;
+    let interior_end = if width + pads[1][0] >= span { ((width + pads[1][0] - span) / strides[1] + 1).min(out_w) } else { 0 };
+    let interior = interior_first..interior_end.max(interior_first);
     // With a multiplier, each input channel is repeated `multiplier` times so the product
     // runs over the output channel axis, contiguous in both kernel and output.
     let mut spread = vec![0f32; if multiplier > 1 { depth } else { 0 }];
@@ -175,37 +186,165 @@ fn rows_generic(problem: &Problem<'_>, first_row: usize, out: &mut [f32]) {
         let row_id = first_row + row_index;
         let (n, oh) = (row_id / out_h, row_id % out_h);
         let (kh_first, kh_end) = tap_range(oh, strides[0], pads[0][0], dilation[0], height, kh);
-        for (ow, pixel) in row.chunks_exact_mut(depth).enumerate() {
+        let mut ow = 0;
+        if multiplier == 1 {
+            row_taps.clear();
+            for i in kh_first..kh_end {
+                let ih = oh * strides[0] + i * dilation[0] - pads[0][0];
+                for j in 0..kw {
+                    row_taps.push((((n * height + ih) * width + j * dilation[1]) * channels, (i * kw + j) * depth));
+                }
+            }
+        }
+        while ow < out_w {
+            if multiplier == 1 && ow == interior.start && interior.len() >= PIXELS {
+                let whole = interior.len() / PIXELS * PIXELS;
+                let first_column = ow * strides[1] - pads[1][0];
+                let block = &mut row[ow * depth..(ow + whole) * depth];
+                interior_pixels::<LANES>(block, channels, &row_taps, first_column * channels, strides[1] * channels, problem.x, problem.kernel);
+                ow += whole;
+                continue;
+            }
+            let pixel = &mut row[ow * depth..(ow + 1) * depth];
             let (kw_first, kw_end) = tap_range(ow, strides[1], pads[1][0], dilation[1], width, kw);
-            pixel.fill(0.0);
+            taps.clear();
             for i in kh_first..kh_end {
                 let ih = oh * strides[0] + i * dilation[0] - pads[0][0];
                 for j in kw_first..kw_end {
                     let iw = ow * strides[1] + j * dilation[1] - pads[1][0];
-                    let at = ((n * height + ih) * width + iw) * channels;
-                    let input = &problem.x[at..at + channels];
-                    let tap = (i * kw + j) * depth;
-                    let weights = &problem.kernel[tap..tap + depth];
-                    if multiplier == 1 {
-                        multiply_add(pixel, input, weights);
-                    } else {
-                        for (group, &value) in spread.chunks_exact_mut(multiplier).zip(input) {
-                            group.fill(value);
-                        }
-                        multiply_add(pixel, &spread, weights);
+                    taps.push((((n * height + ih) * width + iw) * channels, (i * kw + j) * depth));
+                }
+            }
+            if multiplier == 1 {
+                pixel_in_registers(pixel, &taps, problem.x, problem.kernel);
+            } else {
+                pixel.fill(0.0);
+                for &(at, tap) in &taps {
+                    for (group, &value) in spread.chunks_exact_mut(multiplier).zip(&problem.x[at..at + channels]) {
+                        group.fill(value);
+                    }
+                    for ((acc, &a), &b) in pixel.iter_mut().zip(&spread).zip(&problem.kernel[tap..tap + depth]) {
+                        *acc += a * b;
                     }
                 }
+            }
+            ow += 1;
+        }
+    }
+}
+
+/// Output pixels computed together in the interior of a row: independent sums that hide the
+/// latency of each sum's chain of adds, sharing each kernel load.
+const PIXELS: usize = 4;
+
+/// A multiple of `PIXELS` consecutive interior pixels of one row (multiplier 1, so `channels`
+/// is also the output depth): `first` is the input offset of the first pixel's first column,
+/// `step` the offset between pixels, `row_taps` the (offset from a pixel's first column,
+/// kernel offset) of the row's valid taps. Channel blocks of `LANES`, then 16, then the rest.
+#[inline(always)]
+fn interior_pixels<const LANES: usize>(
+    block: &mut [f32],
+    channels: usize,
+    row_taps: &[(usize, usize)],
+    first: usize,
+    step: usize,
+    x: &[f32],
+    kernel: &[f32],
+) {
+    let reach = row_taps.iter().map(|&(relative, _)| relative).max().unwrap_or(0) + channels;
+    let kernel_reach = row_taps.iter().map(|&(_, tap)| tap).max().unwrap_or(0) + channels;
+    assert!(kernel_reach <= kernel.len(), "depthwise_conv2d: kernel tap out of range");
+    for (index, group) in block.chunks_exact_mut(PIXELS * channels).enumerate() {
+        let base = first + index * PIXELS * step;
+        // Every read of this group lies below `base + (PIXELS - 1) * step + reach`.
+        assert!(base + (PIXELS - 1) * step + reach <= x.len(), "depthwise_conv2d: input window out of range");
+        // SAFETY: the two asserts bound every offset read below (start + lanes <= channels).
+        let mut start = unsafe { channel_blocks_unchecked::<LANES>(group, channels, 0, row_taps, base, step, x, kernel) };
+        if LANES > 16 {
+            start = unsafe { channel_blocks_unchecked::<16>(group, channels, start, row_taps, base, step, x, kernel) };
+        }
+        for c in start..channels {
+            for p in 0..PIXELS {
+                let mut acc = 0f32;
+                for &(relative, tap) in row_taps {
+                    acc += x[base + p * step + relative + c] * kernel[tap + c];
+                }
+                group[p * channels + c] = acc;
             }
         }
     }
 }
 
-/// `acc[i] += a[i] * b[i]`, rounded after the product and after the sum.
+/// Whole blocks of `N` channels of `PIXELS` pixels from channel `start` on, sums kept in
+/// registers over all taps; returns where the blocks stop.
+///
+/// # Safety
+/// `base + (PIXELS - 1) * step + relative + channels <= x.len()` and
+/// `tap + channels <= kernel.len()` for every `(relative, tap)` of `row_taps`.
 #[inline(always)]
-fn multiply_add(acc: &mut [f32], a: &[f32], b: &[f32]) {
-    for ((acc, &a), &b) in acc.iter_mut().zip(a).zip(b) {
-        *acc += a * b;
+#[allow(clippy::too_many_arguments)]
+unsafe fn channel_blocks_unchecked<const N: usize>(
+    group: &mut [f32],
+    channels: usize,
+    mut start: usize,
+    row_taps: &[(usize, usize)],
+    base: usize,
+    step: usize,
+    x: &[f32],
+    kernel: &[f32],
+) -> usize {
+    let (x, kernel) = (x.as_ptr(), kernel.as_ptr());
+    while start + N <= channels {
+        let mut acc = [[0f32; N]; PIXELS];
+        for &(relative, tap) in row_taps {
+            let w = &*(kernel.add(tap + start) as *const [f32; N]);
+            for (p, acc) in acc.iter_mut().enumerate() {
+                let a = &*(x.add(base + p * step + relative + start) as *const [f32; N]);
+                for i in 0..N {
+                    acc[i] += a[i] * w[i];
+                }
+            }
+        }
+        for (p, acc) in acc.iter().enumerate() {
+            group[p * channels + start..p * channels + start + N].copy_from_slice(acc);
+        }
+        start += N;
     }
+    start
+}
+
+/// One output pixel of a multiplier-1 convolution: channel blocks of 64, then 16, then the
+/// rest, each summed over all taps in registers and stored once.
+#[inline(always)]
+fn pixel_in_registers(pixel: &mut [f32], taps: &[(usize, usize)], x: &[f32], kernel: &[f32]) {
+    let mut start = 0;
+    start = channel_blocks::<64>(pixel, start, taps, x, kernel);
+    start = channel_blocks::<16>(pixel, start, taps, x, kernel);
+    for c in start..pixel.len() {
+        let mut acc = 0f32;
+        for &(at, tap) in taps {
+            acc += x[at + c] * kernel[tap + c];
+        }
+        pixel[c] = acc;
+    }
+}
+
+/// Whole blocks of `N` channels from `start` on; returns where they stop.
+#[inline(always)]
+fn channel_blocks<const N: usize>(pixel: &mut [f32], mut start: usize, taps: &[(usize, usize)], x: &[f32], kernel: &[f32]) -> usize {
+    while start + N <= pixel.len() {
+        let mut acc = [0f32; N];
+        for &(at, tap) in taps {
+            let a: &[f32; N] = x[at + start..at + start + N].try_into().unwrap();
+            let b: &[f32; N] = kernel[tap + start..tap + start + N].try_into().unwrap();
+            for i in 0..N {
+                acc[i] += a[i] * b[i];
+            }
+        }
+        pixel[start..start + N].copy_from_slice(&acc);
+        start += N;
+    }
+    start
 }
 
 #[cfg(test)]
@@ -282,6 +421,9 @@ mod tests {
             ([1, 5, 5, 40], [1, 1], 1, [2, 2], [1, 1], [[0, 0], [0, 0]]),
             ([2, 9, 10, 33], [5, 5], 1, [2, 1], [2, 2], [[0, 0], [4, 4]]),
             ([1, 2, 3, 4], [3, 3], 1, [1, 1], [1, 1], [[3, 3], [2, 2]]),
+            // wide rows: interior groups of pixels, channel blocks of 32 and 16 and a rest
+            ([2, 6, 23, 70], [3, 3], 1, [1, 2], [1, 1], [[1, 1], [0, 1]]),
+            ([1, 5, 30, 19], [3, 5], 1, [1, 1], [1, 3], [[1, 1], [6, 6]]),
         ];
         for isa in supported_isas() {
             for (x_shape, window, multiplier, strides, dilation, pads) in cases {
@@ -318,7 +460,7 @@ mod tests {
         depthwise_conv2d_f32(&x, x_shape, &kernel, kernel_shape, g, &mut out, out_shape).unwrap();
         let problem = Problem { x: &x, x_shape, kernel: &kernel, kernel_shape, geometry: g, out_spatial: [40, 40] };
         let mut single = vec![0f32; out.len()];
-        rows_generic(&problem, 0, &mut single);
+        rows_generic::<16>(&problem, 0, &mut single);
         assert_eq!(out, single);
     }
 
