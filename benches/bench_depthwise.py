@@ -4,8 +4,9 @@ against the per-tap numpy loop it replaced and against Keras 3 with the JAX back
 - `amber`: `amber.ops.depthwise_conv` (3x3, 'same', float32, NHWC).
 - `numpy loop`: the previous amber implementation, restated here: `np.pad`, then one
   broadcast multiply-add over the whole strided output per kernel tap.
-- `keras/jax`: `keras.ops.depthwise_conv` on JAX arrays (`block_until_ready`), run in a
-  subprocess with `KERAS_BACKEND=jax` (the backend is chosen at import); XLA may use both cores.
+- `keras/jax`: `keras.ops.depthwise_conv` on JAX arrays (`block_until_ready`), eager and
+  under `jax.jit`, run in a subprocess with `KERAS_BACKEND=jax` (the backend is chosen at
+  import); XLA may use both cores.
 
 Every amber output is checked against the numpy loop before its time counts. Times are
 medians (see `timing.py`): wall milliseconds per call, and CPU milliseconds of the whole
@@ -54,7 +55,7 @@ def numpy_loop(x, k, stride):
 
 
 def keras_jax_times(batches):
-    """Run in the subprocess: {"size,channels,stride,batch": seconds}."""
+    """Run in the subprocess: {"size,channels,stride,batch": (eager seconds, jitted seconds)}."""
     import jax
     import keras
 
@@ -62,7 +63,9 @@ def keras_jax_times(batches):
     for (size, channels, stride), batch in itertools.product(SHAPES, batches):
         x, k = (jax.numpy.asarray(a) for a in arrays(size, channels, batch))
         run = lambda: keras.ops.depthwise_conv(x, k, stride, "same").block_until_ready()  # noqa: E731
-        times[f"{size},{channels},{stride},{batch}"] = median_seconds(run)
+        jitted = jax.jit(lambda x, k, stride=stride: keras.ops.depthwise_conv(x, k, stride, "same"))
+        run_jitted = lambda: jitted(x, k).block_until_ready()  # noqa: E731
+        times[f"{size},{channels},{stride},{batch}"] = (median_seconds(run), median_seconds(run_jitted))
     return times
 
 
@@ -86,19 +89,21 @@ def main():
     rows = []
     for (size, channels, stride), batch in itertools.product(SHAPES, args.batches):
         x, k = arrays(size, channels, batch)
+        key, nan = f"{size},{channels},{stride},{batch}", (float("nan"),) * 2
         np.testing.assert_allclose(amber.ops.depthwise_conv(x, k, stride, "same"), numpy_loop(x, k, stride),
                                    rtol=1e-6, atol=1e-6)
         amber_wall, amber_cpu = median_timing(lambda: amber.ops.depthwise_conv(x, k, stride, "same"))
         loop = median_seconds(lambda: numpy_loop(x, k, stride))
         rows.append({"shape": f"{batch}x{size}x{size}x{channels}/s{stride}", "amber_ms": amber_wall * 1e3,
                      "amber_cpu_ms": amber_cpu * 1e3, "numpy_loop_ms": loop * 1e3,
-                     "keras_jax_ms": keras_times.get(f"{size},{channels},{stride},{batch}", float("nan")) * 1e3})
+                     "keras_jax_ms": keras_times.get(key, nan)[0] * 1e3, "keras_jax_jit_ms": keras_times.get(key, nan)[1] * 1e3})
     print(f"depthwise 3x3 'same' float32, median wall ms, load average {os.getloadavg()[0]:.1f}")
-    print(f"{'input/stride':24} {'amber':>8} {'(cpu)':>8} {'numpy loop':>11} {'keras/jax':>10} {'vs loop':>8} {'vs jax':>7}")
+    print(f"{'input/stride':24} {'amber':>8} {'(cpu)':>8} {'numpy loop':>11} {'jax eager':>10} {'jax jit':>8} "
+          f"{'vs loop':>8} {'vs jit':>7}")
     for r in rows:
         print(f"{r['shape']:24} {r['amber_ms']:8.3f} {r['amber_cpu_ms']:8.3f} {r['numpy_loop_ms']:11.3f} "
-              f"{r['keras_jax_ms']:10.3f} {r['numpy_loop_ms'] / r['amber_ms']:7.1f}x "
-              f"{r['keras_jax_ms'] / r['amber_ms']:6.1f}x")
+              f"{r['keras_jax_ms']:10.3f} {r['keras_jax_jit_ms']:8.3f} {r['numpy_loop_ms'] / r['amber_ms']:7.1f}x "
+              f"{r['keras_jax_jit_ms'] / r['amber_ms']:6.1f}x")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
 
