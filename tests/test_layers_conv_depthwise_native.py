@@ -130,15 +130,20 @@ def test_misaligned_and_strided_operands_are_read_correctly(keras):
     np.testing.assert_allclose(ops.depthwise_conv(view, misaligned, 1, "same"), expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"strides": 2, "padding": "same"},
-    {"dilation_rate": 2, "padding": "valid"},
+@pytest.mark.parametrize("x_shape, k_shape, kwargs", [
+    ((2, 9, 7, 3), (3, 3, 3, 2), {"strides": 2, "padding": "same"}),
+    ((2, 9, 7, 3), (3, 3, 3, 2), {"dilation_rate": 2, "padding": "valid"}),
+    ((3, 11, 10, 37), (3, 3, 37, 1), {"padding": "same"}),
+    ((1, 8, 9, 5), (5, 3, 5, 1), {"strides": (2, 1), "padding": "same"}),
+    ((2, 5, 8, 6), (3, 3, 5, 1), {"padding": "same", "data_format": "channels_first"}),
+    ((2, 13, 4), (3, 4, 3), {"strides": 2, "padding": "same"}),
+    ((2, 13, 4), (3, 4, 1), {"dilation_rate": 3}),
 ], ids=str)
-def test_float32_gradients_through_the_native_forward_equal_float64(kwargs):
-    """The backward stays in numpy and assumes the forward's function; the float64 path's
-    gradients are checked by finite differences (test_layers_conv_gradients.py)."""
+def test_float32_gradients_of_the_native_kernels_equal_float64(x_shape, k_shape, kwargs):
+    """float32 runs forward and backward natively; float64 runs the numpy path, whose
+    gradients the finite-difference tests check (test_layers_conv_gradients.py)."""
     rng = np.random.default_rng(2)
-    x64, k64 = rng.normal(size=(2, 9, 7, 3)), rng.normal(size=(3, 3, 3, 2))
+    x64, k64 = rng.normal(size=x_shape), rng.normal(size=k_shape)
     weights = rng.normal(size=np.shape(ops.depthwise_conv(x64, k64, **kwargs)))
     grads = {}
     for dtype in ("float32", "float64"):

@@ -164,6 +164,10 @@ def depthwise_conv2d_f32(x: np.ndarray, kernel: np.ndarray, out: np.ndarray, str
     read without building a padded copy. Per output, one float32 multiply and add per tap in
     row-major tap order (no FMA): the per-tap numpy loop's values. A window that does not fit
     the padded input, or an ``out`` of the wrong shape, raises ValueError."""
+def depthwise_conv2d_backward_f32(x: np.ndarray, kernel: np.ndarray, grad: np.ndarray, dx: Optional[np.ndarray], dkernel: Optional[np.ndarray], strides: tuple[int, int], dilation: tuple[int, int], pads: tuple[tuple[int, int], tuple[int, int]]) -> None:
+    """The gradients of ``depthwise_conv2d_f32`` for ``grad`` (the output's shape): the
+    input's into ``dx`` (shape of ``x``) and the kernel's into ``dkernel`` (shape of
+    ``kernel``), each skipped when None. float32 sums, in another order than numpy's."""
 
 def scale_shift_f32(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, out: np.ndarray) -> None:
     """``out = x * scale + shift`` in one pass, ``scale`` and ``shift`` (one value per

@@ -223,7 +223,8 @@ def _depthwise_core(x, kernel, strides, dilation, pads):
     native = (x.dtype == np.float32 and weights.dtype == np.float32 and rank in (1, 2)
               and all(a >= 0 and b >= 0 for a, b in pads))
     if native:
-        y = _depthwise_native(x, weights, strides, dilation, pads, out)
+        native_args = _native_depthwise_args(x, weights, strides, dilation, pads)
+        y = _depthwise_native(native_args, out)
         xp = None
     else:
         xp = _pad_spatial(x, pads)
@@ -233,7 +234,9 @@ def _depthwise_core(x, kernel, strides, dilation, pads):
         y = y.reshape((x.shape[0],) + out + (channels * multiplier,))
 
     def backward(g, need_x, need_kernel):
-        padded_x = _pad_spatial(x, pads) if xp is None else xp
+        if native:
+            return _depthwise_native_backward(native_args, g, need_x, need_kernel, x.shape, kernel.shape)
+        padded_x = xp
         g = np.asarray(g, dtype=y.dtype).reshape((x.shape[0],) + out + (channels, multiplier))
         dx = dkernel = None
         if need_kernel:
@@ -252,21 +255,39 @@ def _depthwise_core(x, kernel, strides, dilation, pads):
     return y, backward
 
 
-def _depthwise_native(x, weights, strides, dilation, pads, out):
-    """The native float32 depthwise forward; a 1-D convolution runs as 2-D of height 1."""
+def _native_depthwise_args(x, weights, strides, dilation, pads):
+    """The native kernel's operands: aligned C-ordered 4-D arrays (a 1-D convolution runs as
+    2-D of height 1), 2-D strides, dilation and pads."""
+    if x.ndim == 3:
+        x, weights = x[:, None], weights[None]
+        strides, dilation, pads = (1,) + tuple(strides), (1,) + tuple(dilation), [(0, 0)] + list(pads)
+    return (np.require(x, np.float32, ("C", "A")), np.require(weights, np.float32, ("C", "A")), tuple(strides),
+            tuple(dilation), tuple(tuple(p) for p in pads))
+
+
+def _depthwise_native(args, out):
+    """The native float32 depthwise forward, shaped (batch, *out, channels * multiplier)."""
     from amber import _native
 
+    x, weights, strides, dilation, pads = args
     channels, multiplier = weights.shape[-2:]
     y = np.empty((x.shape[0],) + tuple(out) + (channels * multiplier,), np.float32)
-    if x.ndim == 3:
-        x, weights, y2d = x[:, None], weights[None], y[:, None]
-        strides, dilation, pads = (1,) + tuple(strides), (1,) + tuple(dilation), [(0, 0)] + list(pads)
-    else:
-        y2d = y
-    x = np.require(x, np.float32, ("C", "A"))
-    weights = np.require(weights, np.float32, ("C", "A"))
-    _native.depthwise_conv2d_f32(x, weights, y2d, tuple(strides), tuple(dilation), tuple(tuple(p) for p in pads))
+    _native.depthwise_conv2d_f32(x, weights, y.reshape((x.shape[0], -1) + y.shape[-2:]), strides, dilation, pads)
     return y
+
+
+def _depthwise_native_backward(args, g, need_x, need_kernel, x_shape, kernel_shape):
+    """The native float32 gradients of ``_depthwise_native``: ``(dx, dkernel)``."""
+    from amber import _native
+
+    x, weights, strides, dilation, pads = args
+    grad = np.require(np.asarray(g, np.float32), np.float32, ("C", "A"))
+    grad = grad.reshape(x.shape[:1] + (-1,) + grad.shape[-2:])
+    dx = np.empty(x.shape, np.float32) if need_x else None
+    dkernel = np.empty(weights.shape, np.float32) if need_kernel else None
+    _native.depthwise_conv2d_backward_f32(x, weights, grad, dx, dkernel, strides, dilation, pads)
+    return (None if dx is None else dx.reshape(x_shape),
+            None if dkernel is None else dkernel.reshape(kernel_shape))
 
 
 def _common_float(x, kernel):

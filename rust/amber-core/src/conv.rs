@@ -109,6 +109,132 @@ pub fn depthwise_conv2d_f32(
     Ok(())
 }
 
+/// The gradients of `depthwise_conv2d_f32` for the output gradient `grad` (the output's
+/// shape): the input's into `dx` and the kernel's into `dkernel` (each optional, shaped as
+/// `x` and `kernel`, every element overwritten). Each output gradient is scattered back
+/// along the taps that produced it (padded taps contribute nothing). One thread: the kernel
+/// gradient is one sum over every output pixel.
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise_conv2d_backward_f32(
+    x: &[f32],
+    x_shape: [usize; 4],
+    kernel: &[f32],
+    kernel_shape: [usize; 4],
+    geometry: DepthwiseGeometry,
+    grad: &[f32],
+    grad_shape: [usize; 4],
+    mut dx: Option<&mut [f32]>,
+    mut dkernel: Option<&mut [f32]>,
+) -> Result<()> {
+    let [batch, height, width, channels] = x_shape;
+    let [kh, kw, kernel_channels, multiplier] = kernel_shape;
+    check_len("x", x.len(), &x_shape)?;
+    check_len("kernel", kernel.len(), &kernel_shape)?;
+    check_len("grad", grad.len(), &grad_shape)?;
+    if let Some(dx) = &dx {
+        check_len("dx", dx.len(), &x_shape)?;
+    }
+    if let Some(dkernel) = &dkernel {
+        check_len("dkernel", dkernel.len(), &kernel_shape)?;
+    }
+    if kernel_channels != channels || multiplier == 0 {
+        return Err(Error::invalid(format!(
+            "depthwise_conv2d: the kernel of shape {kernel_shape:?} should be (kh, kw, {channels}, multiplier >= 1) \
+             for an input of {channels} channels (shape {x_shape:?})"
+        )));
+    }
+    let [out_h, out_w] = geometry.output_spatial([height, width], [kh, kw])?;
+    let expected = [batch, out_h, out_w, channels * multiplier];
+    if grad_shape != expected {
+        return Err(Error::invalid(format!(
+            "depthwise_conv2d backward: `grad` has shape {grad_shape:?}, expected the output's {expected:?}"
+        )));
+    }
+    if let Some(dx) = dx.as_deref_mut() {
+        dx.fill(0.0);
+    }
+    if let Some(dkernel) = dkernel.as_deref_mut() {
+        dkernel.fill(0.0);
+    }
+    let problem = Problem { x, x_shape, kernel, kernel_shape, geometry, out_spatial: [out_h, out_w] };
+    match active_isa() {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { backward_avx512(&problem, grad, dx, dkernel) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { backward_avx2(&problem, grad, dx, dkernel) },
+        _ => backward_generic(&problem, grad, dx, dkernel),
+    }
+    Ok(())
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn backward_avx512(problem: &Problem<'_>, grad: &[f32], dx: Option<&mut [f32]>, dkernel: Option<&mut [f32]>) {
+    backward_generic(problem, grad, dx, dkernel)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn backward_avx2(problem: &Problem<'_>, grad: &[f32], dx: Option<&mut [f32]>, dkernel: Option<&mut [f32]>) {
+    backward_generic(problem, grad, dx, dkernel)
+}
+
+/// The scatter of `depthwise_conv2d_backward_f32` (shapes checked, outputs zeroed).
+#[inline(always)]
+fn backward_generic(problem: &Problem<'_>, grad: &[f32], mut dx: Option<&mut [f32]>, mut dkernel: Option<&mut [f32]>) {
+    let [batch, height, width, channels] = problem.x_shape;
+    let [kh, kw, _, multiplier] = problem.kernel_shape;
+    let [out_h, out_w] = problem.out_spatial;
+    let DepthwiseGeometry { strides, dilation, pads } = problem.geometry;
+    let (x, kernel) = (problem.x, problem.kernel);
+    let depth = channels * multiplier;
+    for n in 0..batch {
+        for oh in 0..out_h {
+            let (kh_first, kh_end) = tap_range(oh, strides[0], pads[0][0], dilation[0], height, kh);
+            for ow in 0..out_w {
+                let (kw_first, kw_end) = tap_range(ow, strides[1], pads[1][0], dilation[1], width, kw);
+                let at_out = ((n * out_h + oh) * out_w + ow) * depth;
+                let g = &grad[at_out..at_out + depth];
+                for i in kh_first..kh_end {
+                    let ih = oh * strides[0] + i * dilation[0] - pads[0][0];
+                    for j in kw_first..kw_end {
+                        let iw = ow * strides[1] + j * dilation[1] - pads[1][0];
+                        let at = ((n * height + ih) * width + iw) * channels;
+                        let tap = (i * kw + j) * depth;
+                        let (w, input) = (&kernel[tap..tap + depth], &x[at..at + channels]);
+                        if let Some(dx) = dx.as_deref_mut() {
+                            let dx = &mut dx[at..at + channels];
+                            if multiplier == 1 {
+                                for ((dx, &g), &w) in dx.iter_mut().zip(g).zip(w) {
+                                    *dx += g * w;
+                                }
+                            } else {
+                                for ((dx, g), w) in dx.iter_mut().zip(g.chunks_exact(multiplier)).zip(w.chunks_exact(multiplier)) {
+                                    *dx += g.iter().zip(w).map(|(g, w)| g * w).sum::<f32>();
+                                }
+                            }
+                        }
+                        if let Some(dkernel) = dkernel.as_deref_mut() {
+                            let dk = &mut dkernel[tap..tap + depth];
+                            if multiplier == 1 {
+                                for ((dk, &g), &v) in dk.iter_mut().zip(g).zip(input) {
+                                    *dk += v * g;
+                                }
+                            } else {
+                                for ((dk, g), &v) in dk.chunks_exact_mut(multiplier).zip(g.chunks_exact(multiplier)).zip(input) {
+                                    for (dk, g) in dk.iter_mut().zip(g) {
+                                        *dk += v * g;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn check_len(name: &str, len: usize, shape: &[usize]) -> Result<()> {
     let expected: usize = shape.iter().product();
     if len == expected {
@@ -446,6 +572,35 @@ mod tests {
                     assert!((got as f64 - want).abs() <= 1e-5 * (1.0 + want.abs()), "{isa:?} {x_shape:?} at {k}: {got} vs {want}");
                 }
             }
+        }
+    }
+
+    /// The adjoint identity: <conv(x, w), g> = <x, dx(g)> = <w, dw(g)>, in float64.
+    #[test]
+    fn backward_is_the_adjoint_of_the_forward() {
+        let cases = [
+            ([2, 7, 9, 5], [3, 3], 1, [2, 1], [1, 2], [[1, 1], [2, 2]]),
+            ([1, 6, 5, 4], [2, 3], 3, [1, 2], [2, 1], [[1, 0], [1, 1]]),
+        ];
+        for (x_shape, window, multiplier, strides, dilation, pads) in cases {
+            let kernel_shape = [window[0], window[1], x_shape[3], multiplier];
+            let x = values(x_shape.iter().product(), 5);
+            let kernel = values(kernel_shape.iter().product(), 6);
+            let g = DepthwiseGeometry { strides, dilation, pads };
+            let [oh, ow] = g.output_spatial([x_shape[1], x_shape[2]], window).unwrap();
+            let out_shape = [x_shape[0], oh, ow, x_shape[3] * multiplier];
+            let grad = values(out_shape.iter().product(), 7);
+            let forward = reference(&x, x_shape, &kernel, kernel_shape, g, [oh, ow]);
+            let target: f64 = forward.iter().zip(&grad).map(|(y, g)| y * *g as f64).sum();
+            let mut dx = vec![f32::NAN; x.len()];
+            let mut dk = vec![f32::NAN; kernel.len()];
+            depthwise_conv2d_backward_f32(&x, x_shape, &kernel, kernel_shape, g, &grad, out_shape, Some(&mut dx), Some(&mut dk)).unwrap();
+            let via_x: f64 = x.iter().zip(&dx).map(|(a, b)| *a as f64 * *b as f64).sum();
+            let via_k: f64 = kernel.iter().zip(&dk).map(|(a, b)| *a as f64 * *b as f64).sum();
+            assert!((via_x - target).abs() <= 1e-4 * (1.0 + target.abs()), "{via_x} vs {target}");
+            assert!((via_k - target).abs() <= 1e-4 * (1.0 + target.abs()), "{via_k} vs {target}");
+            let err = depthwise_conv2d_backward_f32(&x, x_shape, &kernel, kernel_shape, g, &grad[1..], out_shape, None, None).unwrap_err();
+            assert!(err.to_string().contains("`grad` has"), "{err}");
         }
     }
 
