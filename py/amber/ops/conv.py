@@ -200,10 +200,11 @@ def _depthwise_core(x, kernel, strides, dilation, pads):
     """One group per channel: output channel ``c * multiplier + m`` is channel ``c`` convolved
     with its own filter ``m``. Each product has a single input channel, so there is no GEMM to
     feed (a batched matmul of (positions, taps) @ (taps, 1) runs about 10x slower than this).
-    float32 1-D/2-D inputs run natively (``_native.depthwise_conv2d_f32``: one pass over the
-    output reading the unpadded input); other dtypes and ranks run one broadcast multiply-add
-    per kernel tap over the whole strided padded input. Both add the taps' float32 products
-    in the same order, so they compute the same values, which the backward below assumes."""
+    float32 1-D/2-D inputs run natively, forward and backward (``_native.depthwise_conv2d_f32``:
+    one pass over the output reading the unpadded input; its backward scatters each output
+    gradient along its taps); other dtypes and ranks run one broadcast multiply-add per
+    kernel tap over the whole strided padded input, and the numpy backward below. Both
+    forwards add the taps' float32 products in the same order: the same values."""
     rank = x.ndim - 2
     window = kernel.shape[:rank]
     channels = x.shape[-1]
