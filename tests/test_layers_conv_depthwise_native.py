@@ -156,6 +156,15 @@ def test_float32_gradients_of_the_native_kernels_equal_float64(x_shape, k_shape,
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
+def test_empty_batches_run_forward_and_backward():
+    for x_shape, k_shape in (((0, 6, 5, 3), (3, 3, 3, 2)), ((0, 7, 3), (3, 3, 1))):
+        x, k = Variable(np.zeros(x_shape, "float32")), Variable(np.ones(k_shape, "float32"))
+        with GradientTape() as tape:
+            total = ops.sum(ops.depthwise_conv(x, k, 1, "same"))
+        dx, dk = tape.gradient(total, [x, k])
+        assert dx.shape == x_shape and not dk.any()
+
+
 @pytest.mark.parametrize("call, error, message", [
     (lambda: ops.depthwise_conv(np.zeros((1, 2, 2, 3), "float32"), np.zeros((3, 3, 3, 1), "float32")),
      ValueError, "larger than the input"),

@@ -273,7 +273,7 @@ def _depthwise_native(args, out):
     x, weights, strides, dilation, pads = args
     channels, multiplier = weights.shape[-2:]
     y = np.empty((x.shape[0],) + tuple(out) + (channels * multiplier,), np.float32)
-    _native.depthwise_conv2d_f32(x, weights, y.reshape((x.shape[0], -1) + y.shape[-2:]), strides, dilation, pads)
+    _native.depthwise_conv2d_f32(x, weights, y if y.ndim == 4 else y[:, None], strides, dilation, pads)
     return y
 
 
@@ -283,7 +283,7 @@ def _depthwise_native_backward(args, g, need_x, need_kernel, x_shape, kernel_sha
 
     x, weights, strides, dilation, pads = args
     grad = np.require(np.asarray(g, np.float32), np.float32, ("C", "A"))
-    grad = grad.reshape(x.shape[:1] + (-1,) + grad.shape[-2:])
+    grad = grad if grad.ndim == 4 else grad[:, None]
     dx = np.empty(x.shape, np.float32) if need_x else None
     dkernel = np.empty(weights.shape, np.float32) if need_kernel else None
     _native.depthwise_conv2d_backward_f32(x, weights, grad, dx, dkernel, strides, dilation, pads)
