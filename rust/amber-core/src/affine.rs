@@ -19,7 +19,7 @@ pub fn scale_shift_f32(x: &[f32], scale: &[f32], shift: &[f32], out: &mut [f32])
             shift.len()
         )));
     }
-    if x.len() != out.len() || x.len() % channels != 0 {
+    if x.len() != out.len() || !x.len().is_multiple_of(channels) {
         return Err(Error::invalid(format!(
             "scale_shift_f32: `x` has {} elements and `out` {}; expected equal lengths, a multiple of the {channels} channels",
             x.len(),
