@@ -41,13 +41,15 @@ def numpy_paths():
     fused = importlib.import_module("amber.ops.fused")
     saved = conv._depthwise_native, fused.channel_scale_shift, fused.clipped_relu
 
-    def per_tap(x, weights, strides, dilation, pads, out):
+    def per_tap(args, original_out):
+        x, weights, strides, dilation, pads = args  # 4-D: 1-D convolutions come as height 1
+        out = (1,) * (x.ndim - 2 - len(original_out)) + tuple(original_out)
         xp = conv._pad_spatial(x, pads)
         y = np.zeros((x.shape[0],) + tuple(out) + weights.shape[-2:], np.float32)
         for tap in itertools.product(*(range(k) for k in weights.shape[:-2])):
             reads = (slice(None),) + conv._tap_slices(tap, dilation, strides, out) + (slice(None), None)
             y += xp[reads] * weights[tap]
-        return y.reshape(y.shape[:-2] + (-1,))
+        return y.reshape((x.shape[0],) + tuple(original_out) + (-1,))
 
     conv._depthwise_native = per_tap
     fused.channel_scale_shift = lambda *args: None
