@@ -153,6 +153,27 @@ def peak_f32_flops(isa: str, threads: int = 1, iterations: int = 200_000_000) ->
     """Measured float32 FLOP/s of a pure-FMA loop ('avx512' or 'avx2') on ``threads`` threads:
     the machine's peak, the yardstick of the benchmarks."""
 
+# ------------------------------------------------------------------ convolutions
+# Arrays must be aligned, C-contiguous float32 (ValueError otherwise, TypeError for another
+# dtype); ``out`` is written in place. The GIL is released while computing.
+
+def depthwise_conv2d_f32(x: np.ndarray, kernel: np.ndarray, out: np.ndarray, strides: tuple[int, int], dilation: tuple[int, int], pads: tuple[tuple[int, int], tuple[int, int]]) -> None:
+    """Depthwise 2-D convolution (NHWC): ``x`` (batch, height, width, channels) with ``kernel``
+    (kh, kw, channels, multiplier) into ``out`` (batch, out_h, out_w, channels * multiplier),
+    output channel ``c * multiplier + m``. ``pads`` is ((top, bottom), (left, right)) of zeros
+    read without building a padded copy. Per output, one float32 multiply and add per tap in
+    row-major tap order (no FMA): the per-tap numpy loop's values. A window that does not fit
+    the padded input, or an ``out`` of the wrong shape, raises ValueError."""
+def depthwise_conv2d_backward_f32(x: np.ndarray, kernel: np.ndarray, grad: np.ndarray, dx: Optional[np.ndarray], dkernel: Optional[np.ndarray], strides: tuple[int, int], dilation: tuple[int, int], pads: tuple[tuple[int, int], tuple[int, int]]) -> None:
+    """The gradients of ``depthwise_conv2d_f32`` for ``grad`` (the output's shape): the
+    input's into ``dx`` (shape of ``x``) and the kernel's into ``dkernel`` (shape of
+    ``kernel``), each skipped when None. float32 sums, in another order than numpy's."""
+
+def scale_shift_f32(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, out: np.ndarray) -> None:
+    """``out = x * scale + shift`` in one pass, ``scale`` and ``shift`` (one value per
+    channel) broadcast over the last axis of ``x``; ``out`` has the shape of ``x``. Product and
+    sum each rounded to float32: the values of ``np.multiply(x, scale) + shift``."""
+
 # ------------------------------------------------------------------ optimizer steps
 # One fused pass per step over flat float32 vectors, bitwise equal to Keras's float32 update
 # rule written as numpy expressions (same operations, same order, every intermediate rounded

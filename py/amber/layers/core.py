@@ -442,6 +442,10 @@ class ReLU(Layer):
         dtype = self.compute_dtype
         threshold = np.asarray(self.threshold, dtype)
         if self.negative_slope == 0 and self.threshold == 0:
+            if self.max_value is not None:
+                clipped = _fused_ops.clipped_relu(inputs, np.asarray(self.max_value, dtype))
+                if clipped is not None:
+                    return clipped
             out = ops.relu(inputs)
         else:
             above = np.asarray(ops.convert_to_numpy(inputs) > threshold)

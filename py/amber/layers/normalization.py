@@ -3,6 +3,7 @@
 import numpy as np
 
 from amber import ops
+from amber.ops import fused
 from amber.layers.layer import InputSpec, Layer
 
 
@@ -122,6 +123,10 @@ class BatchNormalization(Layer):
         shift = ops.negative(ops.multiply(mean, inv))
         if self.beta is not None:
             shift = ops.add(shift, self.beta)
+        if not self._needs_reshape:
+            folded = fused.channel_scale_shift(inputs, inv, shift)
+            if folded is not None:
+                return folded
         return ops.add(ops.multiply(inputs, self._broadcast(inv)), self._broadcast(shift))
 
     def compute_output_shape(self, input_shape):

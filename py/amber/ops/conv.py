@@ -199,46 +199,96 @@ def _conv_core(x, kernel, strides, dilation, pads, groups):
 def _depthwise_core(x, kernel, strides, dilation, pads):
     """One group per channel: output channel ``c * multiplier + m`` is channel ``c`` convolved
     with its own filter ``m``. Each product has a single input channel, so there is no GEMM to
-    feed (a batched matmul of (positions, taps) @ (taps, 1) runs about 10x slower than this);
-    instead one broadcast multiply-add per kernel tap over the whole strided input."""
+    feed (a batched matmul of (positions, taps) @ (taps, 1) runs about 10x slower than this).
+    float32 1-D/2-D inputs run natively, forward and backward (``_native.depthwise_conv2d_f32``:
+    one pass over the output reading the unpadded input; its backward scatters each output
+    gradient along its taps); other dtypes and ranks run one broadcast multiply-add per
+    kernel tap over the whole strided padded input, and the numpy backward below. Both
+    forwards add the taps' float32 products in the same order: the same values."""
     rank = x.ndim - 2
     window = kernel.shape[:rank]
     channels = x.shape[-1]
     multiplier = kernel.shape[-1] // channels
     weights = kernel.reshape(tuple(window) + (channels, multiplier))
-    xp = _pad_spatial(x, pads)
     span = [(k - 1) * d + 1 for k, d in zip(window, dilation)]
-    if any(n < w for n, w in zip(xp.shape[1:-1], span)):
+    padded = [n + a + b for n, (a, b) in zip(x.shape[1:-1], pads)]
+    if any(n < w for n, w in zip(padded, span)):
         raise ValueError(f"conv: the dilated kernel window {tuple(span)} is larger than the input of "
-                         f"(padded) spatial shape {xp.shape[1:-1]}")
-    out = tuple((n - w) // s + 1 for n, w, s in zip(xp.shape[1:-1], span, strides))
+                         f"(padded) spatial shape {tuple(padded)}")
+    out = tuple((n - w) // s + 1 for n, w, s in zip(padded, span, strides))
     tap_list = list(itertools.product(*(range(k) for k in window)))
 
     def reads(tap):
         return (slice(None),) + _tap_slices(tap, dilation, strides, out) + (slice(None), None)
 
-    y = np.zeros((x.shape[0],) + out + (channels, multiplier), dtype=np.result_type(x, kernel))
-    for tap in tap_list:
-        y += xp[reads(tap)] * weights[tap]
-    y = y.reshape((x.shape[0],) + out + (channels * multiplier,))
+    native = (x.dtype == np.float32 and weights.dtype == np.float32 and rank in (1, 2)
+              and all(a >= 0 and b >= 0 for a, b in pads))
+    if native:
+        native_args = _native_depthwise_args(x, weights, strides, dilation, pads)
+        y = _depthwise_native(native_args, out)
+        xp = None
+    else:
+        xp = _pad_spatial(x, pads)
+        y = np.zeros((x.shape[0],) + out + (channels, multiplier), dtype=np.result_type(x, kernel))
+        for tap in tap_list:
+            y += xp[reads(tap)] * weights[tap]
+        y = y.reshape((x.shape[0],) + out + (channels * multiplier,))
 
     def backward(g, need_x, need_kernel):
+        if native:
+            return _depthwise_native_backward(native_args, g, need_x, need_kernel, x.shape, kernel.shape)
+        padded_x = xp
         g = np.asarray(g, dtype=y.dtype).reshape((x.shape[0],) + out + (channels, multiplier))
         dx = dkernel = None
         if need_kernel:
             flat_g = g.reshape(-1, channels, multiplier)
             dw = np.empty(weights.shape, dtype=y.dtype)
             for tap in tap_list:
-                dw[tap] = np.einsum("pc,pcm->cm", xp[reads(tap)][..., 0].reshape(-1, channels), flat_g)
+                dw[tap] = np.einsum("pc,pcm->cm", padded_x[reads(tap)][..., 0].reshape(-1, channels), flat_g)
             dkernel = dw.reshape(kernel.shape)
         if need_x:
-            dxp = np.zeros(xp.shape, dtype=y.dtype)
+            dxp = np.zeros(padded_x.shape, dtype=y.dtype)
             for tap in tap_list:
                 dxp[reads(tap)[:-1]] += (g * weights[tap]).sum(axis=-1)
             dx = _unpad_spatial(dxp, pads, x.shape[1:-1])
         return dx, dkernel
 
     return y, backward
+
+
+def _native_depthwise_args(x, weights, strides, dilation, pads):
+    """The native kernel's operands: aligned C-ordered 4-D arrays (a 1-D convolution runs as
+    2-D of height 1), 2-D strides, dilation and pads."""
+    if x.ndim == 3:
+        x, weights = x[:, None], weights[None]
+        strides, dilation, pads = (1,) + tuple(strides), (1,) + tuple(dilation), [(0, 0)] + list(pads)
+    return (np.require(x, np.float32, ("C", "A")), np.require(weights, np.float32, ("C", "A")), tuple(strides),
+            tuple(dilation), tuple(tuple(p) for p in pads))
+
+
+def _depthwise_native(args, out):
+    """The native float32 depthwise forward, shaped (batch, *out, channels * multiplier)."""
+    from amber import _native
+
+    x, weights, strides, dilation, pads = args
+    channels, multiplier = weights.shape[-2:]
+    y = np.empty((x.shape[0],) + tuple(out) + (channels * multiplier,), np.float32)
+    _native.depthwise_conv2d_f32(x, weights, y if y.ndim == 4 else y[:, None], strides, dilation, pads)
+    return y
+
+
+def _depthwise_native_backward(args, g, need_x, need_kernel, x_shape, kernel_shape):
+    """The native float32 gradients of ``_depthwise_native``: ``(dx, dkernel)``."""
+    from amber import _native
+
+    x, weights, strides, dilation, pads = args
+    grad = np.require(np.asarray(g, np.float32), np.float32, ("C", "A"))
+    grad = grad if grad.ndim == 4 else grad[:, None]
+    dx = np.empty(x.shape, np.float32) if need_x else None
+    dkernel = np.empty(weights.shape, np.float32) if need_kernel else None
+    _native.depthwise_conv2d_backward_f32(x, weights, grad, dx, dkernel, strides, dilation, pads)
+    return (None if dx is None else dx.reshape(x_shape),
+            None if dkernel is None else dkernel.reshape(kernel_shape))
 
 
 def _common_float(x, kernel):

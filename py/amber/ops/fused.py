@@ -121,3 +121,47 @@ def sum_divided(values, divisor):
         return (np.full(shape, np.true_divide(g, divisor)),)
 
     return Tensor(np.asarray(quotient), ((0, values),), backward)
+
+
+def channel_scale_shift(x, scale, shift):
+    """``x * scale + shift`` with one ``scale`` and ``shift`` value per channel of the last
+    axis (1-D arrays), for inference: one native float32 pass (``_native.scale_shift_f32``)
+    instead of numpy's multiply pass, add pass and temporary. Same values as
+    ``add(multiply(x, scale), shift)``: each product and sum rounded to float32.
+
+    Returns None when it does not apply (a recording tape, a symbolic or non-float32
+    operand, other shapes); the caller then runs the plain ops."""
+    if _recording or type(x) is not np.ndarray or x.dtype != np.float32 or x.ndim == 0:
+        return None
+    scale, shift = unwrap(scale), unwrap(shift)
+    if type(scale) is not np.ndarray or type(shift) is not np.ndarray:
+        return None
+    if (scale.dtype != np.float32 or shift.dtype != np.float32 or scale.ndim != 1
+            or scale.shape != shift.shape or scale.shape[0] != x.shape[-1]):
+        return None
+    x = np.require(x, np.float32, ("C", "A"))
+    out = np.empty(x.shape, np.float32)
+    _native.scale_shift_f32(x, np.require(scale, requirements=("C", "A")),
+                            np.require(shift, requirements=("C", "A")), out)
+    return out
+
+
+def clipped_relu(x, max_value):
+    """``minimum(relu(x), max_value)`` (``max_value`` a 0-d array of x's dtype) as one
+    ``np.clip`` pass instead of two passes and a temporary. Same values, and under a tape the
+    chain's gradient: ``g`` where ``x > 0`` and ``relu(x) <= max_value`` (relu passes
+    nothing at 0, minimum passes a tie), else 0."""
+    try:
+        value = unwrap(x)
+    except TypeError:
+        return None
+    if type(value) is not np.ndarray or not np.issubdtype(value.dtype, np.floating):
+        return None
+    y = np.clip(value, value.dtype.type(0), max_value)
+    if not _recording:
+        return y
+
+    def backward(g, need):
+        return (g * ((value > 0) & (value <= max_value)),)
+
+    return _record(y, (x,), backward)

@@ -5,11 +5,15 @@
 //! - `safetensors`: read (views) and write.
 //! - `storage`: mapped files and checked byte ranges shared by all views.
 //! - `kernels`: SIMD matmul and fused Dense.
+//! - `conv`: depthwise 2-D convolution read from the unpadded input.
+//! - `affine`: per-channel scale and shift in one pass (inference BatchNormalization).
 //! - `train`: the backward pass of a chain of Dense layers in one call.
 //! - `optim`: fused one-pass optimizer steps (SGD, Adam, RMSprop, Adagrad, Nadam, Adamax, Lion, Adadelta, weight decay) over flat float32 vectors.
 //! - `error`: the one error type.
 
+pub mod affine;
 pub mod archive;
+pub mod conv;
 pub mod dtype;
 pub mod error;
 pub mod h5;

@@ -8,7 +8,9 @@ use pyo3::prelude::*;
 
 use amber_core::error::{Error, ErrorKind};
 
+mod affine;
 mod archive;
+mod conv;
 mod h5_read;
 mod h5_write;
 mod kernels;
@@ -35,7 +37,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("FormatError", m.py().get_type::<FormatError>())?;
     m.add("FileIOError", m.py().get_type::<FileIOError>())?;
+    affine::register(m)?;
     archive::register(m)?;
+    conv::register(m)?;
     h5_read::register(m)?;
     h5_write::register(m)?;
     safetensors::register(m)?;

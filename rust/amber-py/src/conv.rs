@@ -1,0 +1,91 @@
+//! Bindings of `amber_core::conv`: C-ordered, aligned float32 numpy arrays (the caller makes
+//! them so), the output written in place, the GIL released while computing.
+
+use numpy::{PyArray4, PyArrayMethods, PyReadonlyArray4, PyReadwriteArray4, PyUntypedArrayMethods};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use amber_core::conv::{self as core, DepthwiseGeometry};
+
+use crate::to_py_err;
+
+fn check_layout(array: &Bound<'_, PyArray4<f32>>, name: &str) -> PyResult<[usize; 4]> {
+    let aligned = (array.data() as usize) % std::mem::align_of::<f32>() == 0;
+    if !(array.is_c_contiguous() && aligned) {
+        return Err(PyValueError::new_err(format!("`{name}` must be an aligned, C-contiguous float32 array")));
+    }
+    let shape = array.shape();
+    Ok([shape[0], shape[1], shape[2], shape[3]])
+}
+
+/// Depthwise 2-D convolution: `x` (batch, height, width, channels), `kernel`
+/// (kh, kw, channels, multiplier), written to `out` (batch, out_h, out_w, channels * multiplier).
+/// `pads` is ((top, bottom), (left, right)).
+#[pyfunction]
+fn depthwise_conv2d_f32(
+    py: Python<'_>,
+    x: PyReadonlyArray4<'_, f32>,
+    kernel: PyReadonlyArray4<'_, f32>,
+    mut out: PyReadwriteArray4<'_, f32>,
+    strides: [usize; 2],
+    dilation: [usize; 2],
+    pads: [[usize; 2]; 2],
+) -> PyResult<()> {
+    let x_shape = check_layout(&x, "x")?;
+    let kernel_shape = check_layout(&kernel, "kernel")?;
+    let out_shape = check_layout(&out, "out")?;
+    let x = x.as_slice()?;
+    let kernel = kernel.as_slice()?;
+    let out = out.as_slice_mut()?;
+    let geometry = DepthwiseGeometry { strides, dilation, pads };
+    py.detach(|| core::depthwise_conv2d_f32(x, x_shape, kernel, kernel_shape, geometry, out, out_shape))
+        .map_err(to_py_err)
+}
+
+/// The gradients of `depthwise_conv2d_f32` for the output gradient `grad`: written to `dx`
+/// (the shape of `x`) and `dkernel` (the shape of `kernel`) when given.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn depthwise_conv2d_backward_f32(
+    py: Python<'_>,
+    x: PyReadonlyArray4<'_, f32>,
+    kernel: PyReadonlyArray4<'_, f32>,
+    grad: PyReadonlyArray4<'_, f32>,
+    mut dx: Option<PyReadwriteArray4<'_, f32>>,
+    mut dkernel: Option<PyReadwriteArray4<'_, f32>>,
+    strides: [usize; 2],
+    dilation: [usize; 2],
+    pads: [[usize; 2]; 2],
+) -> PyResult<()> {
+    let x_shape = check_layout(&x, "x")?;
+    let kernel_shape = check_layout(&kernel, "kernel")?;
+    let grad_shape = check_layout(&grad, "grad")?;
+    let dx = match dx.as_mut() {
+        Some(array) => {
+            if check_layout(array, "dx")? != x_shape {
+                return Err(PyValueError::new_err(format!("`dx` must have the shape of `x`, {x_shape:?}")));
+            }
+            Some(array.as_slice_mut()?)
+        }
+        None => None,
+    };
+    let dkernel = match dkernel.as_mut() {
+        Some(array) => {
+            if check_layout(array, "dkernel")? != kernel_shape {
+                return Err(PyValueError::new_err(format!("`dkernel` must have the shape of `kernel`, {kernel_shape:?}")));
+            }
+            Some(array.as_slice_mut()?)
+        }
+        None => None,
+    };
+    let (x, kernel, grad) = (x.as_slice()?, kernel.as_slice()?, grad.as_slice()?);
+    let geometry = DepthwiseGeometry { strides, dilation, pads };
+    py.detach(|| core::depthwise_conv2d_backward_f32(x, x_shape, kernel, kernel_shape, geometry, grad, grad_shape, dx, dkernel))
+        .map_err(to_py_err)
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(depthwise_conv2d_f32, m)?)?;
+    m.add_function(wrap_pyfunction!(depthwise_conv2d_backward_f32, m)?)?;
+    Ok(())
+}
