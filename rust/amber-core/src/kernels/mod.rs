@@ -22,6 +22,8 @@ mod generic;
 mod microkernel;
 mod pack;
 mod peak;
+mod pool;
+mod scratch;
 mod view;
 
 pub use activation::Activation;
@@ -37,6 +39,8 @@ use microkernel::Kernel;
 mod sealed {
     pub trait Sealed: Sized + 'static {
         fn kernel(isa: super::Isa) -> &'static super::Kernel<Self>;
+        /// The ISA's wide register tile, where it has one.
+        fn wide_kernel(isa: super::Isa) -> Option<&'static super::Kernel<Self>>;
     }
 }
 
@@ -55,6 +59,13 @@ impl sealed::Sealed for f32 {
             _ => &generic::F32,
         }
     }
+    fn wide_kernel(isa: Isa) -> Option<&'static Kernel<f32>> {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Some(&avx512::F32_WIDE),
+            _ => None,
+        }
+    }
 }
 
 impl sealed::Sealed for f64 {
@@ -67,10 +78,18 @@ impl sealed::Sealed for f64 {
             _ => &generic::F64,
         }
     }
+    fn wide_kernel(isa: Isa) -> Option<&'static Kernel<f64>> {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Some(&avx512::F64_WIDE),
+            _ => None,
+        }
+    }
 }
 
 /// The kernel for a product `n` columns wide. Narrow outputs on AVX-512 use the AVX2 tile,
-/// whose half-width rows waste less of each register on padding.
+/// whose half-width rows waste less of each register on padding; wide outputs use the wide
+/// tile unless its padding costs more than its ~10% speed gains.
 fn kernel_for<T: Float>(isa: Isa, n: usize) -> Result<&'static Kernel<T>> {
     if !isa.is_supported() {
         return Err(Error::invalid(format!("kernel ISA '{}' is not supported by this CPU", isa.name())));
@@ -78,7 +97,14 @@ fn kernel_for<T: Float>(isa: Isa, n: usize) -> Result<&'static Kernel<T>> {
     if isa == Isa::Avx512 && Isa::Avx2.is_supported() && n <= T::kernel(Isa::Avx2).nr {
         return Ok(T::kernel(Isa::Avx2));
     }
-    Ok(T::kernel(isa))
+    let narrow = T::kernel(isa);
+    if let Some(wide) = T::wide_kernel(isa) {
+        let padded = |nr: usize| n.div_ceil(nr) * nr;
+        if padded(wide.nr) * 10 <= padded(narrow.nr) * 11 {
+            return Ok(wide);
+        }
+    }
+    Ok(narrow)
 }
 
 /// `out = act(a·b + bias)` on the given ISA path: the one entry point behind `matmul` and
