@@ -162,7 +162,7 @@ unsafe fn serial<T: Element>(kernel: &Kernel<T>, p: Problem<T>) {
         epilogue(kernel, &p, 0, 0, m, n);
         return;
     }
-    let kc = kernel.kc.min(k);
+    let kc = std::env::var("TUNE_KC").ok().and_then(|v| v.parse().ok()).unwrap_or(kernel.kc).min(k);
     let mc = kernel.mc.min(m);
     let nc = kernel.nc.min(n);
     let pack_whole_b = should_pack_b(kernel, m, &p.b);

@@ -39,8 +39,8 @@ use microkernel::Kernel;
 mod sealed {
     pub trait Sealed: Sized + 'static {
         fn kernel(isa: super::Isa) -> &'static super::Kernel<Self>;
-        /// The ISA's wide register tile, where it has one.
-        fn wide_kernel(isa: super::Isa) -> Option<&'static super::Kernel<Self>>;
+        /// The ISA's narrower register tile, where it has one.
+        fn narrow_kernel(isa: super::Isa) -> Option<&'static super::Kernel<Self>>;
     }
 }
 
@@ -59,10 +59,10 @@ impl sealed::Sealed for f32 {
             _ => &generic::F32,
         }
     }
-    fn wide_kernel(isa: Isa) -> Option<&'static Kernel<f32>> {
+    fn narrow_kernel(isa: Isa) -> Option<&'static Kernel<f32>> {
         match isa {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => Some(&avx512::F32_WIDE),
+            Isa::Avx512 => Some(&avx512::F32_NARROW),
             _ => None,
         }
     }
@@ -78,18 +78,18 @@ impl sealed::Sealed for f64 {
             _ => &generic::F64,
         }
     }
-    fn wide_kernel(isa: Isa) -> Option<&'static Kernel<f64>> {
+    fn narrow_kernel(isa: Isa) -> Option<&'static Kernel<f64>> {
         match isa {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => Some(&avx512::F64_WIDE),
+            Isa::Avx512 => Some(&avx512::F64_NARROW),
             _ => None,
         }
     }
 }
 
 /// The kernel for a product `n` columns wide. Narrow outputs on AVX-512 use the AVX2 tile,
-/// whose half-width rows waste less of each register on padding; wide outputs use the wide
-/// tile unless its padding costs more than its ~10% speed gains.
+/// whose half-width rows waste less of each register on padding; on paths with a narrower
+/// tile, it is used when the main tile would compute over 20% more padded columns.
 fn kernel_for<T: Float>(isa: Isa, n: usize) -> Result<&'static Kernel<T>> {
     if !isa.is_supported() {
         return Err(Error::invalid(format!("kernel ISA '{}' is not supported by this CPU", isa.name())));
@@ -97,14 +97,14 @@ fn kernel_for<T: Float>(isa: Isa, n: usize) -> Result<&'static Kernel<T>> {
     if isa == Isa::Avx512 && Isa::Avx2.is_supported() && n <= T::kernel(Isa::Avx2).nr {
         return Ok(T::kernel(Isa::Avx2));
     }
-    let narrow = T::kernel(isa);
-    if let Some(wide) = T::wide_kernel(isa) {
+    let main = T::kernel(isa);
+    if let Some(narrow) = T::narrow_kernel(isa) {
         let padded = |nr: usize| n.div_ceil(nr) * nr;
-        if padded(wide.nr) * 10 <= padded(narrow.nr) * 11 {
-            return Ok(wide);
+        if padded(main.nr) * 5 > padded(narrow.nr) * 6 {
+            return Ok(narrow);
         }
     }
-    Ok(narrow)
+    Ok(main)
 }
 
 /// `out = act(a·b + bias)` on the given ISA path: the one entry point behind `matmul` and
