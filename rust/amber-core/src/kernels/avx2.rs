@@ -4,6 +4,7 @@
 use std::arch::x86_64::*;
 
 use super::activation::{backward_slice, finish_row, Activation};
+use super::pack::pack_b_any;
 use super::microkernel::{kernels_by_rows, simd_microkernel, Kernel, MicroKernel};
 
 simd_microkernel!(microkernel_f32, "avx2,fma", f32, __m256, 8, 2,
@@ -39,6 +40,7 @@ pub(crate) static F32: Kernel<f32> = Kernel {
     nc: 512,
     by_rows: kernels_by_rows!(microkernel_f32, true; 1 2 3 4 5 6),
     by_rows_strided: kernels_by_rows!(microkernel_f32, false; 1 2 3 4 5 6),
+    pack_b: pack_b_any::<f32>,
     finish_row: finish_row_f32,
     backward: backward_f32,
 };
@@ -51,6 +53,7 @@ pub(crate) static F64: Kernel<f64> = Kernel {
     nc: 256,
     by_rows: kernels_by_rows!(microkernel_f64, true; 1 2 3 4 5 6),
     by_rows_strided: kernels_by_rows!(microkernel_f64, false; 1 2 3 4 5 6),
+    pack_b: pack_b_any::<f64>,
     finish_row: finish_row_f64,
     backward: backward_f64,
 };

@@ -7,6 +7,7 @@
 use std::arch::x86_64::*;
 
 use super::activation::{backward_slice, finish_row, Activation};
+use super::pack::pack_b_any;
 use super::microkernel::{kernels_by_rows, simd_microkernel, Kernel, MicroKernel};
 
 simd_microkernel!(microkernel_f32, "avx512f", f32, __m512, 16, 4,
@@ -42,6 +43,76 @@ unsafe fn backward_f64(act: Activation, z: &[f64], dy: &[f64], out: &mut [f64]) 
     backward_slice(act, z, dy, out)
 }
 
+/// Packs B for the f32 tiles. A B with unit row stride (a transposed view, as `w.t()` in
+/// Dense's `dz·wᵀ`) is packed by 16 x 16 in-register transposes: the element-wise copy reads
+/// each column with a stride and took as long as the product itself for a 32x64x784 `dz·wᵀ`.
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_b_f32(b: *const f32, rs: usize, cs: usize, kb: usize, nb: usize, nr: usize, dst: *mut f32) {
+    if rs != 1 || cs == 1 || nr % 16 != 0 {
+        return pack_b_any::<f32>(b, rs, cs, kb, nb, nr, dst);
+    }
+    let mut j0 = 0;
+    while j0 < nb {
+        let w = nr.min(nb - j0);
+        let panel = dst.add(j0 * kb);
+        // Column blocks of 16 across the panel (zero rows beyond `w` give the padding),
+        // depth blocks of 16 down it.
+        for jj in (0..nr).step_by(16) {
+            let cols = w.saturating_sub(jj).min(16);
+            let mut p0 = 0;
+            while p0 < kb {
+                let depth = (kb - p0).min(16);
+                let mask: __mmask16 = if depth == 16 { 0xffff } else { (1u16 << depth) - 1 };
+                let mut rows = [_mm512_setzero_ps(); 16];
+                for (q, row) in rows.iter_mut().enumerate().take(cols) {
+                    // Column j0 + jj + q of B, depths p0 .. p0 + depth (contiguous).
+                    *row = _mm512_maskz_loadu_ps(mask, b.add((j0 + jj + q) * cs + p0));
+                }
+                let out = transpose16(rows);
+                for (q, value) in out.iter().enumerate().take(depth) {
+                    _mm512_storeu_ps(panel.add((p0 + q) * nr + jj), *value);
+                }
+                p0 += 16;
+            }
+        }
+        j0 += nr;
+    }
+}
+
+/// Transposes 16 rows of 16 floats: unpacks interleave pairs of rows and then pairs of
+/// pairs inside each 128-bit lane, and two lane shuffles transpose the 4 x 4 grid of lanes.
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+    let mut t = [_mm512_setzero_ps(); 16];
+    for i in 0..8 {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    // u[4g + e], lane L: element 4L + e of rows 4g .. 4g + 3.
+    let mut u = [_mm512_setzero_ps(); 16];
+    for g in 0..4 {
+        let (lo0, hi0) = (_mm512_castps_pd(t[4 * g]), _mm512_castps_pd(t[4 * g + 2]));
+        let (lo1, hi1) = (_mm512_castps_pd(t[4 * g + 1]), _mm512_castps_pd(t[4 * g + 3]));
+        u[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo0, hi0));
+        u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo0, hi0));
+        u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo1, hi1));
+        u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo1, hi1));
+    }
+    // Output row 4L + e gathers lane L of u[e], u[4 + e], u[8 + e], u[12 + e].
+    let mut out = [_mm512_setzero_ps(); 16];
+    for e in 0..4 {
+        let w0 = _mm512_shuffle_f32x4::<0x88>(u[e], u[4 + e]);
+        let w1 = _mm512_shuffle_f32x4::<0xDD>(u[e], u[4 + e]);
+        let w2 = _mm512_shuffle_f32x4::<0x88>(u[8 + e], u[12 + e]);
+        let w3 = _mm512_shuffle_f32x4::<0xDD>(u[8 + e], u[12 + e]);
+        out[e] = _mm512_shuffle_f32x4::<0x88>(w0, w2);
+        out[8 + e] = _mm512_shuffle_f32x4::<0xDD>(w0, w2);
+        out[4 + e] = _mm512_shuffle_f32x4::<0x88>(w1, w3);
+        out[12 + e] = _mm512_shuffle_f32x4::<0xDD>(w1, w3);
+    }
+    out
+}
+
 // Depth blocks of 256 (was 128) halve the passes over C; the B micro-panel then no longer
 // fits L1 beside everything else, but it streams from L2 fast enough for these tiles. Column
 // blocks of 384 are whole panels of both tiles.
@@ -53,6 +124,7 @@ pub(crate) static F32: Kernel<f32> = Kernel {
     nc: 384,
     by_rows: kernels_by_rows!(microkernel_f32, true; 1 2 3 4 5 6),
     by_rows_strided: kernels_by_rows!(microkernel_f32, false; 1 2 3 4 5 6),
+    pack_b: pack_b_f32,
     finish_row: finish_row_f32,
     backward: backward_f32,
 };
@@ -65,6 +137,7 @@ pub(crate) static F32_NARROW: Kernel<f32> = Kernel {
     nc: 384,
     by_rows: kernels_by_rows!(microkernel_f32_narrow, true; 1 2 3 4 5 6 7 8 9 10 11 12),
     by_rows_strided: kernels_by_rows!(microkernel_f32_narrow, false; 1 2 3 4 5 6 7 8 9 10 11 12),
+    pack_b: pack_b_f32,
     finish_row: finish_row_f32,
     backward: backward_f32,
 };
@@ -77,6 +150,7 @@ pub(crate) static F64: Kernel<f64> = Kernel {
     nc: 192,
     by_rows: kernels_by_rows!(microkernel_f64, true; 1 2 3 4 5 6),
     by_rows_strided: kernels_by_rows!(microkernel_f64, false; 1 2 3 4 5 6),
+    pack_b: pack_b_any::<f64>,
     finish_row: finish_row_f64,
     backward: backward_f64,
 };
@@ -89,6 +163,7 @@ pub(crate) static F64_NARROW: Kernel<f64> = Kernel {
     nc: 192,
     by_rows: kernels_by_rows!(microkernel_f64_narrow, true; 1 2 3 4 5 6 7 8 9 10 11 12),
     by_rows_strided: kernels_by_rows!(microkernel_f64_narrow, false; 1 2 3 4 5 6 7 8 9 10 11 12),
+    pack_b: pack_b_any::<f64>,
     finish_row: finish_row_f64,
     backward: backward_f64,
 };

@@ -7,7 +7,7 @@
 use super::activation::Activation;
 use super::element::Element;
 use super::microkernel::Kernel;
-use super::pack::{pack_a, pack_b};
+use super::pack::{pack_a, row_panels};
 use super::{pool, scratch};
 
 /// A strided operand. Raw so that threads can share it; every element it addresses was
@@ -146,6 +146,7 @@ fn should_pack_b<T>(kernel: &Kernel<T>, m: usize, b: &Strided<T>) -> bool {
 /// contiguous); packing it cost more than it saved at every size measured. Only an A with no
 /// unit stride is packed.
 fn should_pack_a<T>(a: &Strided<T>) -> bool {
+    if std::env::var("TUNE_PACKA").is_ok() { return true; }
     a.cs != 1 && a.rs != 1
 }
 
@@ -207,11 +208,11 @@ unsafe fn blocked<T: Element>(kernel: &Kernel<T>, p: &Problem<T>, plan: BlockPla
             let b_block = p.b.ptr.add(pc * p.b.rs + jc * p.b.cs);
             let full_panels = nb / nr;
             if pack_whole_b {
-                pack_b(b_block, p.b.rs, p.b.cs, kb, nb, nr, T::ZERO, b_buf);
+                (kernel.pack_b)(b_block, p.b.rs, p.b.cs, kb, nb, nr, b_buf);
             } else if nb % nr != 0 {
                 // Only the ragged last panel needs padding into the buffer.
                 let tail = b_block.add(full_panels * nr * p.b.cs);
-                pack_b(tail, p.b.rs, p.b.cs, kb, nb % nr, nr, T::ZERO, b_buf);
+                (kernel.pack_b)(tail, p.b.rs, p.b.cs, kb, nb % nr, nr, b_buf);
             }
             let mut ic = 0;
             while ic < m {
@@ -231,9 +232,7 @@ unsafe fn blocked<T: Element>(kernel: &Kernel<T>, p: &Problem<T>, plan: BlockPla
                         (b_buf as *const T, nr)
                     };
                     let direct = w == nr && p.c.cs == 1;
-                    let mut ir = 0;
-                    while ir < mb {
-                        let r = mr.min(mb - ir);
+                    for (ir, r) in row_panels(mb, mr) {
                         let micro = micro_by_rows[r - 1];
                         let a_panel =
                             if packed_a { a_buf.add(ir * kb) as *const T } else { a_block.add(ir * p.a.rs) };
@@ -253,7 +252,6 @@ unsafe fn blocked<T: Element>(kernel: &Kernel<T>, p: &Problem<T>, plan: BlockPla
                         if last_depth {
                             epilogue(kernel, p, ic + ir, jc + jr, r, w);
                         }
-                        ir += mr;
                     }
                     jr += nr;
                 }

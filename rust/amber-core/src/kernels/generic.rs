@@ -3,6 +3,7 @@
 
 use super::activation::{backward_slice, finish_row, Activation};
 use super::element::Element;
+use super::pack::pack_b_any;
 use super::microkernel::{kernels_by_rows, Kernel, MicroKernel};
 
 const NR: usize = 8;
@@ -68,6 +69,7 @@ pub(crate) static F32: Kernel<f32> = Kernel {
     nc: 512,
     by_rows: kernels_by_rows!(microkernel_f32, true; 1 2 3 4),
     by_rows_strided: kernels_by_rows!(microkernel_f32, false; 1 2 3 4),
+    pack_b: pack_b_any::<f32>,
     finish_row: finish_row_any::<f32>,
     backward: backward_any::<f32>,
 };
@@ -80,6 +82,7 @@ pub(crate) static F64: Kernel<f64> = Kernel {
     nc: 256,
     by_rows: kernels_by_rows!(microkernel_f64, true; 1 2 3 4),
     by_rows_strided: kernels_by_rows!(microkernel_f64, false; 1 2 3 4),
+    pack_b: pack_b_any::<f64>,
     finish_row: finish_row_any::<f64>,
     backward: backward_any::<f64>,
 };

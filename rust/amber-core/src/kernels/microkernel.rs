@@ -14,6 +14,10 @@ use super::activation::Activation;
 /// (read in place from a mapped file), so kernels read them with unaligned loads only.
 pub type MicroKernel<T> = unsafe fn(usize, *const T, usize, usize, *const T, usize, *mut T, usize, bool);
 
+/// Packs a `kb x nb` block of B into `nr`-wide panels (see `pack::pack_b`):
+/// `(b, rs, cs, kb, nb, nr, dst)`. Safety: as `pack::pack_b`, and the CPU supports the ISA.
+pub type PackB<T> = unsafe fn(*const T, usize, usize, usize, usize, usize, *mut T);
+
 /// `act(row + bias)` over a row, compiled for the ISA. Safety: the CPU supports the ISA.
 pub type RowEpilogue<T> = unsafe fn(Activation, &mut [T], Option<&[T]>);
 
@@ -34,6 +38,7 @@ pub struct Kernel<T: 'static> {
     /// no padding; `by_rows_strided` reads A in place (used when packing A would not pay).
     pub by_rows: &'static [MicroKernel<T>],
     pub by_rows_strided: &'static [MicroKernel<T>],
+    pub pack_b: PackB<T>,
     pub finish_row: RowEpilogue<T>,
     pub backward: SliceBackward<T>,
 }

@@ -6,13 +6,21 @@
 //! source may be misaligned (a mapped file), so it is read only with unaligned reads; `dst`
 //! is our own buffer.
 
-/// Packs an `mb x kb` block of A into panels of `mr` rows. Panel `q` starts at `q * mr * kb`
-/// and holds `kb` steps of `r = min(mr, mb - q * mr)` values: the last panel is not padded,
-/// because a microkernel of exactly `r` rows handles it.
+/// The row panels of a block of `mb` rows, as (first row, rows): as few panels as tiles of
+/// `mr` rows need, with the rows spread evenly over them (32 rows in tiles of 6 are 6, 6, 5, 5,
+/// 5, 5 rather than 6 x 5 and 2: a 2-row tile has too few accumulators to hide the FMA
+/// latency and runs at half speed).
+pub(crate) fn row_panels(mb: usize, mr: usize) -> impl Iterator<Item = (usize, usize)> {
+    let panels = mb.div_ceil(mr);
+    let (base, extra) = if panels == 0 { (0, 0) } else { (mb / panels, mb % panels) };
+    (0..panels).map(move |q| (q * base + q.min(extra), base + usize::from(q < extra)))
+}
+
+/// Packs an `mb x kb` block of A into the panels of `row_panels(mb, mr)`: the panel of `r`
+/// rows starting at row `i0` is at `i0 * kb` and holds `kb` steps of `r` values (no padding:
+/// a microkernel of exactly `r` rows handles it).
 pub(crate) unsafe fn pack_a<T: Copy>(a: *const T, rs: usize, cs: usize, mb: usize, kb: usize, mr: usize, dst: *mut T) {
-    let mut i0 = 0;
-    while i0 < mb {
-        let r = mr.min(mb - i0);
+    for (i0, r) in row_panels(mb, mr) {
         let panel = dst.add(i0 * kb);
         let src = a.add(i0 * rs);
         if cs == 1 && rs != 1 {
@@ -33,7 +41,6 @@ pub(crate) unsafe fn pack_a<T: Copy>(a: *const T, rs: usize, cs: usize, mb: usiz
                 }
             }
         }
-        i0 += mr;
     }
 }
 
@@ -69,4 +76,9 @@ pub(crate) unsafe fn pack_b<T: Copy>(b: *const T, rs: usize, cs: usize, kb: usiz
         }
         j0 += nr;
     }
+}
+
+/// `pack_b` padding with `T::ZERO`, as a `PackB` for the kernel tables.
+pub(crate) unsafe fn pack_b_any<T: super::element::Element>(b: *const T, rs: usize, cs: usize, kb: usize, nb: usize, nr: usize, dst: *mut T) {
+    pack_b(b, rs, cs, kb, nb, nr, T::ZERO, dst)
 }
