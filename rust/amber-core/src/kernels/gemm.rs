@@ -119,7 +119,7 @@ fn split<T>(kernel: &Kernel<T>, p: &Problem<T>, threads: usize) -> (usize, usize
             let chunk_n = col_units.div_ceil(col_parts) * nr;
             let chunks = rows * p.n.div_ceil(chunk_n);
             let mut packed = 0;
-            if should_pack_b(kernel, chunk_m.min(p.m), &p.b) {
+            if should_pack_b(kernel, chunk_m.min(p.m), p.k, chunk_n.min(p.n), &p.b) {
                 packed += p.k * chunk_n;
             }
             if packs_a {
@@ -135,10 +135,15 @@ fn split<T>(kernel: &Kernel<T>, p: &Problem<T>, threads: usize) -> (usize, usize
     (best.1, best.2)
 }
 
+/// B larger than this is packed even for a few rows of A: read in place, panel by panel, it
+/// is fetched from memory a short row piece per page; packing reads it row by row.
+const IN_PLACE_B_MAX_BYTES: usize = 1 << 20;
+
 /// Packing B costs a pass over it; it pays back only when several A micro-panels reuse it.
-/// With few rows (small batches) B is read in place when its rows are contiguous.
-fn should_pack_b<T>(kernel: &Kernel<T>, m: usize, b: &Strided<T>) -> bool {
-    b.cs != 1 || m > 4 * kernel.mr
+/// With few rows (small batches) a cache-sized B is read in place when its rows are contiguous.
+fn should_pack_b<T>(kernel: &Kernel<T>, m: usize, k: usize, n: usize, b: &Strided<T>) -> bool {
+    let bytes = k.saturating_mul(n).saturating_mul(std::mem::size_of::<T>());
+    b.cs != 1 || m > 4 * kernel.mr || bytes > IN_PLACE_B_MAX_BYTES
 }
 
 /// The microkernels broadcast A one element at a time, so A is read in place whenever one of
@@ -164,9 +169,9 @@ unsafe fn serial<T: Element>(kernel: &Kernel<T>, p: Problem<T>) {
         return;
     }
     let kc = std::env::var("TUNE_KC").ok().and_then(|v| v.parse().ok()).unwrap_or(kernel.kc).min(k);
-    let mc = kernel.mc.min(m);
-    let nc = kernel.nc.min(n);
-    let pack_whole_b = should_pack_b(kernel, m, &p.b);
+    let mc = std::env::var("TUNE_MC").ok().and_then(|v| v.parse().ok()).unwrap_or(kernel.mc).min(m);
+    let nc = std::env::var("TUNE_NC").ok().and_then(|v| v.parse().ok()).unwrap_or(kernel.nc).min(n);
+    let pack_whole_b = should_pack_b(kernel, m, k, n, &p.b);
     let packed_a = should_pack_a(&p.a);
     let micro_by_rows = if packed_a { kernel.by_rows } else { kernel.by_rows_strided };
     let a_len = if packed_a { mc * kc } else { 0 };
