@@ -1,8 +1,9 @@
-//! AVX-512F kernels (x86-64), two register tiles per type. The main one is 6 rows x 4
+//! AVX-512F kernels (x86-64), three register tiles per type. The main one is 6 rows x 4
 //! vectors (6 x 64 f32, 6 x 32 f64): 24 accumulators fed by 10 loads per 24 FMAs. On an Ice
 //! Lake Xeon, whose two load ports are the limit, it ran 10-35% faster than 12 x 2 vectors
-//! (14 loads per 24 FMAs) and 9 x 3 (12 per 27) from 32x784x64 to 1024^3. The narrow tile
-//! (12 x 2 vectors) serves outputs whose width the main tile would mostly pad.
+//! (14 loads per 24 FMAs) and 9 x 3 (12 per 27) from 32x784x64 to 1024^3. The narrow (12 x 2
+//! vectors) and slim (12 x 1) tiles serve outputs whose width the main tile would mostly pad
+//! (a 10-unit Dense layer); partial vectors are written with lane masks.
 
 use std::arch::x86_64::*;
 
@@ -10,21 +11,53 @@ use super::activation::{backward_slice, finish_row, Activation};
 use super::pack::pack_b_any;
 use super::microkernel::{kernels_by_rows, simd_microkernel, Kernel, MicroKernel};
 
+/// The first `count` lanes (1..=16) of a partial vector; the rest read as zero.
+#[inline(always)]
+unsafe fn load_part_f32(p: *const f32, count: usize) -> __m512 {
+    _mm512_maskz_loadu_ps(((1u32 << count) - 1) as __mmask16, p)
+}
+#[inline(always)]
+unsafe fn store_part_f32(p: *mut f32, v: __m512, count: usize) {
+    _mm512_mask_storeu_ps(p, ((1u32 << count) - 1) as __mmask16, v)
+}
+#[inline(always)]
+unsafe fn load_part_f64(p: *const f64, count: usize) -> __m512d {
+    _mm512_maskz_loadu_pd(((1u32 << count) - 1) as __mmask8, p)
+}
+#[inline(always)]
+unsafe fn store_part_f64(p: *mut f64, v: __m512d, count: usize) {
+    _mm512_mask_storeu_pd(p, ((1u32 << count) - 1) as __mmask8, v)
+}
+
 simd_microkernel!(microkernel_f32, "avx512f", f32, __m512, 16, 4,
     zero = _mm512_setzero_ps, load = _mm512_loadu_ps, store = _mm512_storeu_ps,
-    splat = _mm512_set1_ps, fma = _mm512_fmadd_ps, add = _mm512_add_ps);
+    splat = _mm512_set1_ps, fma = _mm512_fmadd_ps, add = _mm512_add_ps, max = _mm512_max_ps,
+    load_part = load_part_f32, store_part = store_part_f32);
 
 simd_microkernel!(microkernel_f32_narrow, "avx512f", f32, __m512, 16, 2,
     zero = _mm512_setzero_ps, load = _mm512_loadu_ps, store = _mm512_storeu_ps,
-    splat = _mm512_set1_ps, fma = _mm512_fmadd_ps, add = _mm512_add_ps);
+    splat = _mm512_set1_ps, fma = _mm512_fmadd_ps, add = _mm512_add_ps, max = _mm512_max_ps,
+    load_part = load_part_f32, store_part = store_part_f32);
+
+simd_microkernel!(microkernel_f32_slim, "avx512f", f32, __m512, 16, 1,
+    zero = _mm512_setzero_ps, load = _mm512_loadu_ps, store = _mm512_storeu_ps,
+    splat = _mm512_set1_ps, fma = _mm512_fmadd_ps, add = _mm512_add_ps, max = _mm512_max_ps,
+    load_part = load_part_f32, store_part = store_part_f32);
 
 simd_microkernel!(microkernel_f64, "avx512f", f64, __m512d, 8, 4,
     zero = _mm512_setzero_pd, load = _mm512_loadu_pd, store = _mm512_storeu_pd,
-    splat = _mm512_set1_pd, fma = _mm512_fmadd_pd, add = _mm512_add_pd);
+    splat = _mm512_set1_pd, fma = _mm512_fmadd_pd, add = _mm512_add_pd, max = _mm512_max_pd,
+    load_part = load_part_f64, store_part = store_part_f64);
 
 simd_microkernel!(microkernel_f64_narrow, "avx512f", f64, __m512d, 8, 2,
     zero = _mm512_setzero_pd, load = _mm512_loadu_pd, store = _mm512_storeu_pd,
-    splat = _mm512_set1_pd, fma = _mm512_fmadd_pd, add = _mm512_add_pd);
+    splat = _mm512_set1_pd, fma = _mm512_fmadd_pd, add = _mm512_add_pd, max = _mm512_max_pd,
+    load_part = load_part_f64, store_part = store_part_f64);
+
+simd_microkernel!(microkernel_f64_slim, "avx512f", f64, __m512d, 8, 1,
+    zero = _mm512_setzero_pd, load = _mm512_loadu_pd, store = _mm512_storeu_pd,
+    splat = _mm512_set1_pd, fma = _mm512_fmadd_pd, add = _mm512_add_pd, max = _mm512_max_pd,
+    load_part = load_part_f64, store_part = store_part_f64);
 
 #[target_feature(enable = "avx512f")]
 unsafe fn finish_row_f32(act: Activation, row: &mut [f32], bias: Option<&[f32]>) {
@@ -122,6 +155,7 @@ pub(crate) static F32: Kernel<f32> = Kernel {
     mc: 144,
     kc: 256,
     nc: 384,
+    column_cost: 5,
     by_rows: kernels_by_rows!(microkernel_f32, true; 1 2 3 4 5 6),
     by_rows_strided: kernels_by_rows!(microkernel_f32, false; 1 2 3 4 5 6),
     pack_b: pack_b_f32,
@@ -135,8 +169,23 @@ pub(crate) static F32_NARROW: Kernel<f32> = Kernel {
     mc: 144,
     kc: 256,
     nc: 384,
+    column_cost: 6,
     by_rows: kernels_by_rows!(microkernel_f32_narrow, true; 1 2 3 4 5 6 7 8 9 10 11 12),
     by_rows_strided: kernels_by_rows!(microkernel_f32_narrow, false; 1 2 3 4 5 6 7 8 9 10 11 12),
+    pack_b: pack_b_f32,
+    finish_row: finish_row_f32,
+    backward: backward_f32,
+};
+
+pub(crate) static F32_SLIM: Kernel<f32> = Kernel {
+    mr: 12,
+    nr: 16,
+    mc: 144,
+    kc: 256,
+    nc: 384,
+    column_cost: 8,
+    by_rows: kernels_by_rows!(microkernel_f32_slim, true; 1 2 3 4 5 6 7 8 9 10 11 12),
+    by_rows_strided: kernels_by_rows!(microkernel_f32_slim, false; 1 2 3 4 5 6 7 8 9 10 11 12),
     pack_b: pack_b_f32,
     finish_row: finish_row_f32,
     backward: backward_f32,
@@ -148,6 +197,7 @@ pub(crate) static F64: Kernel<f64> = Kernel {
     mc: 144,
     kc: 256,
     nc: 192,
+    column_cost: 5,
     by_rows: kernels_by_rows!(microkernel_f64, true; 1 2 3 4 5 6),
     by_rows_strided: kernels_by_rows!(microkernel_f64, false; 1 2 3 4 5 6),
     pack_b: pack_b_any::<f64>,
@@ -161,9 +211,29 @@ pub(crate) static F64_NARROW: Kernel<f64> = Kernel {
     mc: 144,
     kc: 256,
     nc: 192,
+    column_cost: 6,
     by_rows: kernels_by_rows!(microkernel_f64_narrow, true; 1 2 3 4 5 6 7 8 9 10 11 12),
     by_rows_strided: kernels_by_rows!(microkernel_f64_narrow, false; 1 2 3 4 5 6 7 8 9 10 11 12),
     pack_b: pack_b_any::<f64>,
     finish_row: finish_row_f64,
     backward: backward_f64,
 };
+
+pub(crate) static F64_SLIM: Kernel<f64> = Kernel {
+    mr: 12,
+    nr: 8,
+    mc: 144,
+    kc: 256,
+    nc: 192,
+    column_cost: 8,
+    by_rows: kernels_by_rows!(microkernel_f64_slim, true; 1 2 3 4 5 6 7 8 9 10 11 12),
+    by_rows_strided: kernels_by_rows!(microkernel_f64_slim, false; 1 2 3 4 5 6 7 8 9 10 11 12),
+    pack_b: pack_b_any::<f64>,
+    finish_row: finish_row_f64,
+    backward: backward_f64,
+};
+
+/// The f32 tiles, main first.
+pub(crate) static F32_TILES: [&Kernel<f32>; 3] = [&F32, &F32_NARROW, &F32_SLIM];
+/// The f64 tiles, main first.
+pub(crate) static F64_TILES: [&Kernel<f64>; 3] = [&F64, &F64_NARROW, &F64_SLIM];

@@ -1,12 +1,14 @@
 //! The blocked GEMM driver: C = A·B (+ bias, activation), in the five-loop order of
-//! Goto/BLIS. Columns of B in blocks of `nc`, depth in blocks of `kc` (B block packed once
-//! per pass), rows of A in blocks of `mc` (packed), then `nr`-wide B micro-panels (held in
-//! L1) against `mr`-row A micro-panels. The epilogue (bias, activation) runs on each tile
-//! right after its last depth block, while the tile is still in L1.
+//! Goto/BLIS. Columns of B in blocks of `nc`, depth in blocks of `kc` (the B block packed
+//! once per pass, unless a few rows of A read a small B in place), rows of A in blocks of
+//! `mc` (read in place; packed only when A has no unit stride), then `nr`-wide B
+//! micro-panels against `mr`-row A micro-panels. Bias and ReLU are applied in registers as
+//! a tile's last depth block is stored; other activations run on the tile right after,
+//! while it is still in L1.
 
 use super::activation::Activation;
 use super::element::Element;
-use super::microkernel::Kernel;
+use super::microkernel::{Kernel, TileOut};
 use super::pack::{pack_a, row_panels};
 use super::{pool, scratch};
 
@@ -151,7 +153,6 @@ fn should_pack_b<T>(kernel: &Kernel<T>, m: usize, k: usize, n: usize, b: &Stride
 /// contiguous); packing it cost more than it saved at every size measured. Only an A with no
 /// unit stride is packed.
 fn should_pack_a<T>(a: &Strided<T>) -> bool {
-    if std::env::var("TUNE_PACKA").is_ok() { return true; }
     a.cs != 1 && a.rs != 1
 }
 
@@ -168,15 +169,15 @@ unsafe fn serial<T: Element>(kernel: &Kernel<T>, p: Problem<T>) {
         epilogue(kernel, &p, 0, 0, m, n);
         return;
     }
-    let kc = std::env::var("TUNE_KC").ok().and_then(|v| v.parse().ok()).unwrap_or(kernel.kc).min(k);
-    let mc = std::env::var("TUNE_MC").ok().and_then(|v| v.parse().ok()).unwrap_or(kernel.mc).min(m);
-    let nc = std::env::var("TUNE_NC").ok().and_then(|v| v.parse().ok()).unwrap_or(kernel.nc).min(n);
+    let kc = kernel.kc.min(k);
+    let mc = kernel.mc.min(m);
+    let nc = kernel.nc.min(n);
     let pack_whole_b = should_pack_b(kernel, m, k, n, &p.b);
     let packed_a = should_pack_a(&p.a);
     let micro_by_rows = if packed_a { kernel.by_rows } else { kernel.by_rows_strided };
     let a_len = if packed_a { mc * kc } else { 0 };
     let b_len = kc * if pack_whole_b { nc.div_ceil(nr) * nr } else { nr };
-    // A staging tile for tiles narrower than `nr` or a C without unit column stride.
+    // A staging tile for a C without unit column stride.
     let tile_len = mr * nr;
     scratch::with::<T, _>(&[a_len, b_len, tile_len], |buffers| {
         let (a_buf, b_buf, tile) = (buffers[0], buffers[1], buffers[2]);
@@ -202,6 +203,7 @@ unsafe fn blocked<T: Element>(kernel: &Kernel<T>, p: &Problem<T>, plan: BlockPla
     let (mr, nr) = (kernel.mr, kernel.nr);
     let (m, n, k) = (p.m, p.n, p.k);
     let BlockPlan { kc, mc, nc, pack_whole_b, packed_a, micro_by_rows, a_buf, b_buf, tile } = plan;
+    let fused_epilogue = matches!(p.act, Activation::Linear | Activation::Relu);
     let mut jc = 0;
     while jc < n {
         let nb = nc.min(n - jc);
@@ -236,16 +238,30 @@ unsafe fn blocked<T: Element>(kernel: &Kernel<T>, p: &Problem<T>, plan: BlockPla
                     } else {
                         (b_buf as *const T, nr)
                     };
-                    let direct = w == nr && p.c.cs == 1;
                     for (ir, r) in row_panels(mb, mr) {
                         let micro = micro_by_rows[r - 1];
                         let a_panel =
                             if packed_a { a_buf.add(ir * kb) as *const T } else { a_block.add(ir * p.a.rs) };
                         let c_tile = p.c.ptr.add((ic + ir) * p.c.rs + (jc + jr) * p.c.cs);
-                        if direct {
-                            micro(kb, a_panel, p.a.rs, p.a.cs, b_panel, rs_b, c_tile, p.c.rs, accumulate);
+                        if p.c.cs == 1 {
+                            // Bias and ReLU are applied in registers on the last depth block.
+                            let finishing = last_depth && fused_epilogue;
+                            let out = TileOut {
+                                c: c_tile,
+                                rs_c: p.c.rs,
+                                cols: w,
+                                accumulate,
+                                bias: if finishing && !p.bias.is_null() { p.bias.add(jc + jr) } else { std::ptr::null() },
+                                relu: finishing && p.act == Activation::Relu,
+                            };
+                            micro(kb, a_panel, p.a.rs, p.a.cs, b_panel, rs_b, out);
+                            if last_depth && !fused_epilogue {
+                                epilogue(kernel, p, ic + ir, jc + jr, r, w);
+                            }
                         } else {
-                            micro(kb, a_panel, p.a.rs, p.a.cs, b_panel, rs_b, tile, nr, false);
+                            // C without unit column stride: computed into the staging tile.
+                            let out = TileOut { c: tile, rs_c: nr, cols: nr, accumulate: false, bias: std::ptr::null(), relu: false };
+                            micro(kb, a_panel, p.a.rs, p.a.cs, b_panel, rs_b, out);
                             for i in 0..r {
                                 for j in 0..w {
                                     let dst = c_tile.add(i * p.c.rs + j * p.c.cs);
@@ -253,9 +269,9 @@ unsafe fn blocked<T: Element>(kernel: &Kernel<T>, p: &Problem<T>, plan: BlockPla
                                     *dst = if accumulate { *dst + value } else { value };
                                 }
                             }
-                        }
-                        if last_depth {
-                            epilogue(kernel, p, ic + ir, jc + jr, r, w);
+                            if last_depth {
+                                epilogue(kernel, p, ic + ir, jc + jr, r, w);
+                            }
                         }
                     }
                     jr += nr;
