@@ -73,14 +73,15 @@ pub(crate) unsafe fn run<T: Element>(kernel: &Kernel<T>, problem: Problem<T>, ma
     }
     let flops = 2usize.saturating_mul(m).saturating_mul(n).saturating_mul(k);
     let threads = max_threads.min(flops / MIN_FLOPS_PER_THREAD).max(1);
+    let streamed_b = streams_b(kernel, &problem);
     if threads == 1 {
-        serial(kernel, problem);
+        serial(kernel, problem, streamed_b);
         return;
     }
     let (chunk_m, chunk_n) = split(kernel, &problem, threads);
     let (grid_m, grid_n) = (m.div_ceil(chunk_m), n.div_ceil(chunk_n));
     if grid_m * grid_n == 1 {
-        serial(kernel, problem);
+        serial(kernel, problem, streamed_b);
         return;
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -99,7 +100,7 @@ pub(crate) unsafe fn run<T: Element>(kernel: &Kernel<T>, problem: Problem<T>, ma
         if !problem.bias.is_null() {
             part.bias = problem.bias.add(j0);
         }
-        serial(kernel, part);
+        serial(kernel, part, streamed_b);
     };
     pool::run(threads.min(grid_m * grid_n) - 1, &work);
 }
@@ -121,7 +122,7 @@ fn split<T>(kernel: &Kernel<T>, p: &Problem<T>, threads: usize) -> (usize, usize
             let chunk_n = col_units.div_ceil(col_parts) * nr;
             let chunks = rows * p.n.div_ceil(chunk_n);
             let mut packed = 0;
-            if should_pack_b(kernel, chunk_m.min(p.m), p.k, chunk_n.min(p.n), &p.b) {
+            if should_pack_b(kernel, chunk_m.min(p.m), &p.b) {
                 packed += p.k * chunk_n;
             }
             if packs_a {
@@ -137,15 +138,27 @@ fn split<T>(kernel: &Kernel<T>, p: &Problem<T>, threads: usize) -> (usize, usize
     (best.1, best.2)
 }
 
-/// B larger than this is packed even for a few rows of A: read in place, panel by panel, it
-/// is fetched from memory a short row piece per page; packing reads it row by row.
-const IN_PLACE_B_MAX_BYTES: usize = 1 << 20;
-
 /// Packing B costs a pass over it; it pays back only when several A micro-panels reuse it.
-/// With few rows (small batches) a cache-sized B is read in place when its rows are contiguous.
-fn should_pack_b<T>(kernel: &Kernel<T>, m: usize, k: usize, n: usize, b: &Strided<T>) -> bool {
-    let bytes = k.saturating_mul(n).saturating_mul(std::mem::size_of::<T>());
-    b.cs != 1 || m > 4 * kernel.mr || bytes > IN_PLACE_B_MAX_BYTES
+/// With few rows (small batches) B is read in place when its rows are contiguous.
+fn should_pack_b<T>(kernel: &Kernel<T>, m: usize, b: &Strided<T>) -> bool {
+    b.cs != 1 || m > 4 * kernel.mr
+}
+
+/// A B read in place that is larger than this does not stay in cache between depth blocks.
+const CACHED_B_BYTES: usize = 1 << 20;
+
+/// Depth of a block when a large B is streamed in place (see `streams_b`).
+const STREAM_KC: usize = 32;
+
+/// Whether B is read in place but too large for the caches (a 4096 x 4096 Dense kernel at
+/// batch 1): it is then streamed row by row, in shallow depth blocks across all its columns,
+/// so each row is read whole. Read panel by panel it cost a page per 256-byte row piece, and
+/// packed it was read and written once more: both ran 2.6x slower than numpy's
+/// memory-bound product. Decided for the whole product, so the depth blocks (the summation
+/// order) do not depend on how it is split across threads.
+fn streams_b<T>(kernel: &Kernel<T>, p: &Problem<T>) -> bool {
+    let bytes = p.k.saturating_mul(p.n).saturating_mul(std::mem::size_of::<T>());
+    !should_pack_b(kernel, p.m, &p.b) && bytes > CACHED_B_BYTES
 }
 
 /// The microkernels broadcast A one element at a time, so A is read in place whenever one of
@@ -156,7 +169,7 @@ fn should_pack_a<T>(a: &Strided<T>) -> bool {
     a.cs != 1 && a.rs != 1
 }
 
-unsafe fn serial<T: Element>(kernel: &Kernel<T>, p: Problem<T>) {
+unsafe fn serial<T: Element>(kernel: &Kernel<T>, p: Problem<T>, streamed_b: bool) {
     let (mr, nr) = (kernel.mr, kernel.nr);
     let (m, n, k) = (p.m, p.n, p.k);
     if k == 0 {
@@ -169,10 +182,9 @@ unsafe fn serial<T: Element>(kernel: &Kernel<T>, p: Problem<T>) {
         epilogue(kernel, &p, 0, 0, m, n);
         return;
     }
-    let kc = kernel.kc.min(k);
+    let (kc, nc) = if streamed_b { (STREAM_KC.min(k), n) } else { (kernel.kc.min(k), kernel.nc.min(n)) };
     let mc = kernel.mc.min(m);
-    let nc = kernel.nc.min(n);
-    let pack_whole_b = should_pack_b(kernel, m, k, n, &p.b);
+    let pack_whole_b = should_pack_b(kernel, m, &p.b);
     let packed_a = should_pack_a(&p.a);
     let micro_by_rows = if packed_a { kernel.by_rows } else { kernel.by_rows_strided };
     let a_len = if packed_a { mc * kc } else { 0 };

@@ -377,3 +377,15 @@ fn results_are_identical_call_to_call() {
         }
     }
 }
+
+#[test]
+fn large_b_streamed_in_place_for_few_rows() {
+    // Over 1 MB of row-major B with at most four tiles of rows: B is streamed in place in
+    // shallow depth blocks (many accumulation passes over C), with a ragged last panel.
+    for isa in supported_isas() {
+        for m in [1, 3, 13] {
+            check::<f32>(isa, m, 1100, 300, Layout::RowMajor, Layout::RowMajor, true, Activation::Relu, 4e-7);
+            check::<f64>(isa, m, 700, 300, Layout::RowMajor, Layout::RowMajor, true, Activation::Sigmoid, 1e-14);
+        }
+    }
+}
