@@ -46,8 +46,8 @@ pub struct Kernel<T: 'static> {
     /// Register block: rows of A per microkernel (at most) and columns of B.
     pub mr: usize,
     pub nr: usize,
-    /// Cache blocks: rows of A packed at once (L2), depth per pass (keeps the B micro-panel in
-    /// L1), and columns of B packed at once (L3).
+    /// Cache blocks: rows of A per block (L2; packed only when A has no unit stride), depth
+    /// per pass, and columns of B packed at once.
     pub mc: usize,
     pub kc: usize,
     pub nc: usize,
