@@ -6,10 +6,11 @@
 //! counter, so the result never depends on which thread ran what, and the caller (which
 //! always takes part) finishes everything alone when the workers are busy or slow to wake.
 //!
-//! Waking a sleeping thread took 50-100 us on the virtual machine measured (as long as a
-//! whole 256x784x64 product), so a worker that finished a job first spins briefly for the
-//! next one: products issued back to back (a training step's) then start on both cores at
-//! once. Before this, two threads ran those products slower than one.
+//! With workers that slept between products, two threads ran a 256x784x64 product slower
+//! than one on the virtual machine measured: waking a sleeping thread (a futex wake a
+//! virtual CPU may answer late) cost about as much as the product. So a worker that
+//! finished a job first spins briefly for the next one, and products issued back to back
+//! (a training step's) start on both cores at once.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
