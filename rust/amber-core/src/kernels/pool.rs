@@ -10,10 +10,11 @@
 //! than one on the virtual machine measured: waking a sleeping thread (a futex wake a
 //! virtual CPU may answer late) cost about as much as the product. So a worker that
 //! finished a job first spins briefly for the next one, and products issued back to back
-//! (a training step's) start on both cores at once.
+//! (a training step's) start on both cores at once; the caller likewise spins briefly for
+//! the workers' last chunks before sleeping.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -47,6 +48,8 @@ struct Pool {
     state: Mutex<State>,
     /// `State::generation`, readable without the lock by spinning workers.
     posted: AtomicU64,
+    /// `State::running`, readable without the lock by a spinning caller.
+    active: AtomicUsize,
     wake: Condvar,
     done: Condvar,
     workers: usize,
@@ -63,6 +66,7 @@ fn pool(workers: usize) -> &'static Pool {
             owner: Mutex::new(()),
             state: Mutex::new(State { job: None, generation: 0, open_seats: 0, running: 0, sleeping: 0, worker_panicked: false }),
             posted: AtomicU64::new(0),
+            active: AtomicUsize::new(0),
             wake: Condvar::new(),
             done: Condvar::new(),
             workers,
@@ -103,12 +107,14 @@ fn worker_loop(pool: &'static Pool) {
         seen = state.generation;
         state.open_seats -= 1;
         state.running += 1;
+        pool.active.store(state.running, Ordering::Release);
         let job = state.job.expect("an open seat always comes with a job");
         drop(state);
         // Safety: the job stays alive until `running` is back to zero (see `run`).
         let outcome = catch_unwind(AssertUnwindSafe(|| unsafe { (*job.0)() }));
         state = pool.state.lock().unwrap_or_else(|e| e.into_inner());
         state.running -= 1;
+        pool.active.store(state.running, Ordering::Release);
         state.worker_panicked |= outcome.is_err();
         if state.running == 0 {
             pool.done.notify_all();
@@ -147,6 +153,16 @@ pub(crate) fn run(helpers: usize, job: &(dyn Fn() + Sync)) {
     let mut state = pool.state.lock().unwrap_or_else(|e| e.into_inner());
     // Workers that have not woken yet are not waited for: the caller has done their share.
     state.open_seats = 0;
+    if state.running > 0 {
+        // The last chunks usually end within microseconds; sleeping on the condition
+        // variable would add a wake-up as slow as the workers' (see the module comment).
+        drop(state);
+        let start = Instant::now();
+        while pool.active.load(Ordering::Acquire) > 0 && start.elapsed() < SPIN {
+            std::hint::spin_loop();
+        }
+        state = pool.state.lock().unwrap_or_else(|e| e.into_inner());
+    }
     while state.running > 0 {
         state = pool.done.wait(state).unwrap_or_else(|e| e.into_inner());
     }
