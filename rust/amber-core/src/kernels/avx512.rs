@@ -81,7 +81,7 @@ unsafe fn backward_f64(act: Activation, z: &[f64], dy: &[f64], out: &mut [f64]) 
 /// each column with a stride and took as long as the product itself for a 32x64x784 `dz·wᵀ`.
 #[target_feature(enable = "avx512f")]
 unsafe fn pack_b_f32(b: *const f32, rs: usize, cs: usize, kb: usize, nb: usize, nr: usize, dst: *mut f32) {
-    if rs != 1 || cs == 1 || nr % 16 != 0 {
+    if rs != 1 || cs == 1 || !nr.is_multiple_of(16) {
         return pack_b_any::<f32>(b, rs, cs, kb, nb, nr, dst);
     }
     let mut j0 = 0;

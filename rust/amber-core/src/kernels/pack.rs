@@ -12,7 +12,7 @@
 /// latency and runs at half speed).
 pub(crate) fn row_panels(mb: usize, mr: usize) -> impl Iterator<Item = (usize, usize)> {
     let panels = mb.div_ceil(mr);
-    let (base, extra) = if panels == 0 { (0, 0) } else { (mb / panels, mb % panels) };
+    let (base, extra) = mb.checked_div(panels).map_or((0, 0), |base| (base, mb % panels));
     (0..panels).map(move |q| (q * base + q.min(extra), base + usize::from(q < extra)))
 }
 
