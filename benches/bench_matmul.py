@@ -1,7 +1,10 @@
 """Matmul and fused-Dense throughput of amber's kernels against numpy (its BLAS), and the
-machine's measured FMA peak. One run; each number is the median of several timed repeats.
+machine's measured FMA peak. One run; amber and numpy are timed in alternating rounds (each
+round the median of several timed repeats, see `timing.py`), so a change in the machine's load
+hits both alike; each number is the median over the rounds. The load average is printed
+before and after.
 
-    python benches/bench_matmul.py [--quick] [--json out.json]
+    python benches/bench_matmul.py [--quick] [--rounds N] [--json out.json]
 
 Build the extension with `maturin develop --release` first. For a single-core comparison run it with
 AMBER_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1. The machine may be shared: the
@@ -20,6 +23,17 @@ from timing import median_seconds
 
 import amber._native as native
 
+ROUNDS = 3
+
+
+def paired_seconds(ours, theirs, rounds=None):
+    """Median wall seconds per call of `ours` and `theirs`, timed in alternating rounds."""
+    mine, other = [], []
+    for _ in range(rounds or ROUNDS):
+        mine.append(median_seconds(ours, min_time=0.1))
+        other.append(median_seconds(theirs, min_time=0.1))
+    return statistics.median(mine), statistics.median(other)
+
 
 def blas_name():
     try:
@@ -32,8 +46,10 @@ def blas_name():
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer sizes")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="alternating amber/numpy rounds per case")
     parser.add_argument("--json", help="write the results here too")
     args = parser.parse_args()
+    rounds = args.rounds
     rng = np.random.default_rng(0)
     results = {
         "isa": native.kernel_isa(),
@@ -42,8 +58,10 @@ def main():
         "threads": os.cpu_count(),
         "AMBER_NUM_THREADS": os.environ.get("AMBER_NUM_THREADS"),
         "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
+        "load_average_before": os.getloadavg(),
     }
     print(f"kernel ISA {results['isa']}, numpy BLAS {results['blas']}, OPENBLAS_CORETYPE={results['OPENBLAS_CORETYPE']}")
+    print("load average before: " + ", ".join(f"{v:.2f}" for v in results["load_average_before"]))
 
     peaks = {}
     for isa in [i for i in native.supported_isas() if i != "generic"]:
@@ -64,29 +82,29 @@ def main():
             b = rng.standard_normal((n, n)).astype(dtype)
             out = np.empty((n, n), dtype)
             flops = 2.0 * n**3
-            ours = flops / median_seconds(lambda: native.matmul(a, b, out=out)) / 1e9
-            theirs = flops / median_seconds(lambda: np.matmul(a, b, out=out)) / 1e9
+            ours_s, theirs_s = paired_seconds(lambda: native.matmul(a, b, out=out), lambda: np.matmul(a, b, out=out), rounds)
+            ours, theirs = flops / ours_s / 1e9, flops / theirs_s / 1e9
             squares.append({"n": n, "dtype": np.dtype(dtype).name, "amber": ours, "numpy": theirs})
             print(f"{n:>8} {np.dtype(dtype).name:>8} {ours:>9.1f} {theirs:>9.1f} {ours / theirs:>6.2f}")
     results["squares"] = squares
 
     print(f"\n{'batch':>6} {'shape':>8} {'amber dense':>12} {'numpy 3 ops':>12} {'speedup':>8} {'amber mm':>9} {'numpy mm':>9}  (us)")
     dense = []
-    for din, dout in [(784, 64), (64, 64), (64, 10)]:
-        for batch in [1, 32, 256, 1024]:
+    for din, dout in [(784, 64), (64, 64), (64, 10), (4096, 4096)]:
+        for batch in [1, 32, 256] if din == 4096 else [1, 32, 256, 1024]:
             x = rng.standard_normal((batch, din)).astype(np.float32)
             w = rng.standard_normal((din, dout)).astype(np.float32)
             bias = rng.standard_normal(dout).astype(np.float32)
-            fused = median_seconds(lambda: native.dense(x, w, bias, "relu"))
-            three = median_seconds(lambda: np.maximum(x @ w + bias, 0))
-            mm_ours = median_seconds(lambda: native.matmul(x, w))
-            mm_numpy = median_seconds(lambda: x @ w)
+            fused, three = paired_seconds(lambda: native.dense(x, w, bias, "relu"), lambda: np.maximum(x @ w + bias, 0), rounds)
+            mm_ours, mm_numpy = paired_seconds(lambda: native.matmul(x, w), lambda: x @ w, rounds)
             dense.append({"batch": batch, "in": din, "out": dout, "amber_dense_us": fused * 1e6,
                           "numpy_three_ops_us": three * 1e6, "amber_matmul_us": mm_ours * 1e6,
                           "numpy_matmul_us": mm_numpy * 1e6})
             print(f"{batch:>6} {f'{din}->{dout}':>8} {fused * 1e6:>12.1f} {three * 1e6:>12.1f} {three / fused:>8.2f}"
                   f" {mm_ours * 1e6:>9.1f} {mm_numpy * 1e6:>9.1f}")
     results["dense_relu_f32"] = dense
+    results["load_average_after"] = os.getloadavg()
+    print("\nload average after: " + ", ".join(f"{v:.2f}" for v in results["load_average_after"]))
 
     if args.json:
         with open(args.json, "w") as f:

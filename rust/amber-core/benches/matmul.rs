@@ -1,7 +1,9 @@
 //! amber's f32 GEMM against the `gemm` and `matrixmultiply` crates on square products
-//! (64 to 2048) and the Dense shapes (batch x 784->64, 64->64, 64->10), all on row-major
-//! operands and all with their default threading (AMBER_NUM_THREADS caps amber's). The
-//! throughput "elements" are flops (2 m k n per product), so Gelem/s reads as GFLOP/s.
+//! (64 to 2048), the Dense shapes (batch x 784->64, 64->64, 64->10, 4096->4096) and the two
+//! backward products of the guide MLP's first layer at batch 32 (`xᵀ·dz` and `dz·wᵀ`, through
+//! transposed views: strides, no copies), all with their default threading
+//! (AMBER_NUM_THREADS caps amber's). The throughput "elements" are flops (2 m k n per
+//! product), so Gelem/s reads as GFLOP/s.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
@@ -13,17 +15,39 @@ fn inputs(m: usize, k: usize, n: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     (a, b, vec![0.0; m * n])
 }
 
+/// How an operand is stored: row-major, or row-major transposed (its view swaps strides).
+#[derive(Clone, Copy)]
+enum Stored {
+    RowMajor,
+    Transposed,
+}
+
+impl Stored {
+    /// (row stride, column stride) of a `rows x cols` operand stored this way.
+    fn strides(self, rows: usize, cols: usize) -> (usize, usize) {
+        match self {
+            Stored::RowMajor => (cols, 1),
+            Stored::Transposed => (1, rows),
+        }
+    }
+}
+
 fn bench_shape(c: &mut Criterion, group_name: &str, label: String, m: usize, k: usize, n: usize) {
+    bench_layout(c, group_name, label, (m, k, n), Stored::RowMajor, Stored::RowMajor);
+}
+
+fn bench_layout(c: &mut Criterion, group_name: &str, label: String, (m, k, n): (usize, usize, usize), sa: Stored, sb: Stored) {
     let mut group = c.benchmark_group(group_name);
     group.throughput(Throughput::Elements((2 * m * k * n) as u64));
     if m * k * n >= 512 * 512 * 512 {
         group.sample_size(10);
     }
     let (a, b, mut out) = inputs(m, k, n);
+    let ((rsa, csa), (rsb, csb)) = (sa.strides(m, k), sb.strides(k, n));
     group.bench_function(BenchmarkId::new("amber", &label), |bench| {
         bench.iter(|| {
-            let av = MatRef::row_major(&a, m, k).unwrap();
-            let bv = MatRef::row_major(&b, k, n).unwrap();
+            let av = MatRef::new(&a, m, k, rsa, csa).unwrap();
+            let bv = MatRef::new(&b, k, n, rsb, csb).unwrap();
             matmul(av, bv, MatMut::row_major(&mut out, m, n).unwrap()).unwrap();
             black_box(&out);
         })
@@ -35,8 +59,8 @@ fn bench_shape(c: &mut Criterion, group_name: &str, label: String, m: usize, k: 
                 m, n, k,
                 out.as_mut_ptr(), 1, n as isize,
                 false,
-                a.as_ptr(), 1, k as isize,
-                b.as_ptr(), 1, n as isize,
+                a.as_ptr(), csa as isize, rsa as isize,
+                b.as_ptr(), csb as isize, rsb as isize,
                 0.0f32, 1.0f32,
                 false, false, false,
                 gemm::Parallelism::Rayon(threads),
@@ -48,8 +72,8 @@ fn bench_shape(c: &mut Criterion, group_name: &str, label: String, m: usize, k: 
         bench.iter(|| unsafe {
             matrixmultiply::sgemm(
                 m, k, n, 1.0,
-                a.as_ptr(), k as isize, 1,
-                b.as_ptr(), n as isize, 1,
+                a.as_ptr(), rsa as isize, csa as isize,
+                b.as_ptr(), rsb as isize, csb as isize,
                 0.0, out.as_mut_ptr(), n as isize, 1,
             );
             black_box(&out);
@@ -65,12 +89,21 @@ fn squares(c: &mut Criterion) {
 }
 
 fn dense_shapes(c: &mut Criterion) {
-    for (din, dout) in [(784, 64), (64, 64), (64, 10)] {
-        for batch in [1, 32, 256, 1024] {
+    for (din, dout) in [(784, 64), (64, 64), (64, 10), (4096, 4096)] {
+        let batches: &[usize] = if din == 4096 { &[1, 32, 256] } else { &[1, 32, 256, 1024] };
+        for &batch in batches {
             bench_shape(c, "dense_f32", format!("{batch}x{din}->{dout}"), batch, din, dout);
         }
     }
 }
 
-criterion_group!(benches, squares, dense_shapes);
+/// Backward of the guide MLP's first Dense layer (784 -> 64) at batch 32: `dw = xᵀ·dz`
+/// (A a transposed view) and `dx = dz·wᵀ` (B a transposed view).
+fn dense_backward_shapes(c: &mut Criterion) {
+    let (batch, din, dout) = (32, 784, 64);
+    bench_layout(c, "dense_backward_f32", format!("xT.dz {din}x{batch}x{dout}"), (din, batch, dout), Stored::Transposed, Stored::RowMajor);
+    bench_layout(c, "dense_backward_f32", format!("dz.wT {batch}x{dout}x{din}"), (batch, dout, din), Stored::RowMajor, Stored::Transposed);
+}
+
+criterion_group!(benches, squares, dense_shapes, dense_backward_shapes);
 criterion_main!(benches);

@@ -4,15 +4,45 @@
 use std::arch::x86_64::*;
 
 use super::activation::{backward_slice, finish_row, Activation};
+use super::pack::pack_b_any;
 use super::microkernel::{kernels_by_rows, simd_microkernel, Kernel, MicroKernel};
+
+/// The first `count` lanes of a partial vector, through a stack buffer (AVX2 has no
+/// per-lane masks for every type; these run once per tile edge, not per step).
+#[inline(always)]
+unsafe fn load_part_f32(p: *const f32, count: usize) -> __m256 {
+    let mut lanes = [0.0f32; 8];
+    std::ptr::copy_nonoverlapping(p, lanes.as_mut_ptr(), count);
+    _mm256_loadu_ps(lanes.as_ptr())
+}
+#[inline(always)]
+unsafe fn store_part_f32(p: *mut f32, v: __m256, count: usize) {
+    let mut lanes = [0.0f32; 8];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), v);
+    std::ptr::copy_nonoverlapping(lanes.as_ptr(), p, count);
+}
+#[inline(always)]
+unsafe fn load_part_f64(p: *const f64, count: usize) -> __m256d {
+    let mut lanes = [0.0f64; 4];
+    std::ptr::copy_nonoverlapping(p, lanes.as_mut_ptr(), count);
+    _mm256_loadu_pd(lanes.as_ptr())
+}
+#[inline(always)]
+unsafe fn store_part_f64(p: *mut f64, v: __m256d, count: usize) {
+    let mut lanes = [0.0f64; 4];
+    _mm256_storeu_pd(lanes.as_mut_ptr(), v);
+    std::ptr::copy_nonoverlapping(lanes.as_ptr(), p, count);
+}
 
 simd_microkernel!(microkernel_f32, "avx2,fma", f32, __m256, 8, 2,
     zero = _mm256_setzero_ps, load = _mm256_loadu_ps, store = _mm256_storeu_ps,
-    splat = _mm256_set1_ps, fma = _mm256_fmadd_ps, add = _mm256_add_ps);
+    splat = _mm256_set1_ps, fma = _mm256_fmadd_ps, add = _mm256_add_ps, max = _mm256_max_ps,
+    load_part = load_part_f32, store_part = store_part_f32);
 
 simd_microkernel!(microkernel_f64, "avx2,fma", f64, __m256d, 4, 2,
     zero = _mm256_setzero_pd, load = _mm256_loadu_pd, store = _mm256_storeu_pd,
-    splat = _mm256_set1_pd, fma = _mm256_fmadd_pd, add = _mm256_add_pd);
+    splat = _mm256_set1_pd, fma = _mm256_fmadd_pd, add = _mm256_add_pd, max = _mm256_max_pd,
+    load_part = load_part_f64, store_part = store_part_f64);
 
 #[target_feature(enable = "avx2,fma")]
 unsafe fn finish_row_f32(act: Activation, row: &mut [f32], bias: Option<&[f32]>) {
@@ -37,8 +67,10 @@ pub(crate) static F32: Kernel<f32> = Kernel {
     mc: 144,
     kc: 256,
     nc: 512,
+    column_cost: 5,
     by_rows: kernels_by_rows!(microkernel_f32, true; 1 2 3 4 5 6),
     by_rows_strided: kernels_by_rows!(microkernel_f32, false; 1 2 3 4 5 6),
+    pack_b: pack_b_any::<f32>,
     finish_row: finish_row_f32,
     backward: backward_f32,
 };
@@ -49,8 +81,14 @@ pub(crate) static F64: Kernel<f64> = Kernel {
     mc: 144,
     kc: 256,
     nc: 256,
+    column_cost: 5,
     by_rows: kernels_by_rows!(microkernel_f64, true; 1 2 3 4 5 6),
     by_rows_strided: kernels_by_rows!(microkernel_f64, false; 1 2 3 4 5 6),
+    pack_b: pack_b_any::<f64>,
     finish_row: finish_row_f64,
     backward: backward_f64,
 };
+
+/// The only tile of each type on this path.
+pub(crate) static F32_TILES: [&Kernel<f32>; 1] = [&F32];
+pub(crate) static F64_TILES: [&Kernel<f64>; 1] = [&F64];

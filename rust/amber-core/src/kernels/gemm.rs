@@ -1,13 +1,16 @@
 //! The blocked GEMM driver: C = A·B (+ bias, activation), in the five-loop order of
-//! Goto/BLIS. Columns of B in blocks of `nc`, depth in blocks of `kc` (B block packed once
-//! per pass), rows of A in blocks of `mc` (packed), then `nr`-wide B micro-panels (held in
-//! L1) against `mr`-row A micro-panels. The epilogue (bias, activation) runs on each tile
-//! right after its last depth block, while the tile is still in L1.
+//! Goto/BLIS. Columns of B in blocks of `nc`, depth in blocks of `kc` (the B block packed
+//! once per pass, unless a few rows of A read a small B in place), rows of A in blocks of
+//! `mc` (read in place; packed only when A has no unit stride), then `nr`-wide B
+//! micro-panels against `mr`-row A micro-panels. Bias and ReLU are applied in registers as
+//! a tile's last depth block is stored; other activations run on the tile right after,
+//! while it is still in L1.
 
 use super::activation::Activation;
 use super::element::Element;
-use super::microkernel::Kernel;
-use super::pack::{pack_a, pack_b};
+use super::microkernel::{Kernel, TileOut};
+use super::pack::{pack_a, row_panels};
+use super::{pool, scratch};
 
 /// A strided operand. Raw so that threads can share it; every element it addresses was
 /// bounds-checked by the view it came from.
@@ -48,15 +51,19 @@ pub(crate) struct Problem<T> {
 unsafe impl<T: Send> Send for Problem<T> {}
 unsafe impl<T: Sync> Sync for Problem<T> {}
 
-/// Below this many flops one thread is faster than starting another.
+/// Below this many flops one thread is faster than waking another.
 const MIN_FLOPS_PER_THREAD: usize = 3_000_000;
 
-/// Chunks per thread when splitting: enough that a thread slowed by other work on its core
-/// (the machine may be shared) leaves its share to the others instead of stalling the call.
-const CHUNKS_PER_THREAD: usize = 6;
+/// Cost of packing one element, in multiply-adds, when weighing how to split a product:
+/// a packed element is a scalar read and write, a multiply-add a sixteenth of a vector FMA.
+const PACK_COST: usize = 8;
+
+/// Fixed cost of one chunk (taking it, tile edges, buffer set-up), in multiply-adds.
+const CHUNK_OVERHEAD: usize = 4096;
 
 /// Splits the product into a grid of C chunks that threads take from a shared counter, each
-/// chunk computed by the serial blocked algorithm.
+/// chunk computed by the serial blocked algorithm. Every element of C is summed in the same
+/// order whatever the split, so results do not depend on the thread count.
 ///
 /// Safety: the problem's pointers satisfy the `Strided` invariants and C is not aliased.
 pub(crate) unsafe fn run<T: Element>(kernel: &Kernel<T>, problem: Problem<T>, max_threads: usize) {
@@ -66,27 +73,17 @@ pub(crate) unsafe fn run<T: Element>(kernel: &Kernel<T>, problem: Problem<T>, ma
     }
     let flops = 2usize.saturating_mul(m).saturating_mul(n).saturating_mul(k);
     let threads = max_threads.min(flops / MIN_FLOPS_PER_THREAD).max(1);
+    let streamed_b = streams_b(kernel, &problem);
     if threads == 1 {
-        serial(kernel, problem);
+        serial(kernel, problem, streamed_b);
         return;
     }
-    // Grid of whole register blocks: rows in steps of `mr`, columns in steps of `nr`, cut
-    // finer along the longer side until there are enough chunks.
-    let target = threads * CHUNKS_PER_THREAD;
-    let (row_units, col_units) = (m.div_ceil(kernel.mr), n.div_ceil(kernel.nr));
-    let (mut row_parts, mut col_parts) = (1usize, 1usize);
-    while row_parts * col_parts < target && (row_parts < row_units || col_parts < col_units) {
-        let rows_each = row_units.div_ceil(row_parts) * kernel.mr;
-        let cols_each = col_units.div_ceil(col_parts) * kernel.nr;
-        if (rows_each >= cols_each && row_parts < row_units) || col_parts >= col_units {
-            row_parts += 1;
-        } else {
-            col_parts += 1;
-        }
-    }
-    let chunk_m = row_units.div_ceil(row_parts) * kernel.mr;
-    let chunk_n = col_units.div_ceil(col_parts) * kernel.nr;
+    let (chunk_m, chunk_n) = split(kernel, &problem, threads);
     let (grid_m, grid_n) = (m.div_ceil(chunk_m), n.div_ceil(chunk_n));
+    if grid_m * grid_n == 1 {
+        serial(kernel, problem, streamed_b);
+        return;
+    }
     let next = std::sync::atomic::AtomicUsize::new(0);
     let work = || loop {
         let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -103,29 +100,81 @@ pub(crate) unsafe fn run<T: Element>(kernel: &Kernel<T>, problem: Problem<T>, ma
         if !problem.bias.is_null() {
             part.bias = problem.bias.add(j0);
         }
-        serial(kernel, part);
+        serial(kernel, part, streamed_b);
     };
-    std::thread::scope(|scope| {
-        for _ in 1..threads.min(grid_m * grid_n) {
-            scope.spawn(work);
+    pool::run(threads.min(grid_m * grid_n) - 1, &work);
+}
+
+/// Chunk size (rows, columns; whole register blocks) minimising the estimated time: rounds
+/// of chunks per thread, plus one chunk of slack because a thread slowed by other work on
+/// its core (the machine may be shared) leaves up to a chunk to the others, plus the
+/// packing or memory traffic each chunk repeats (its B columns, and A for each column block
+/// when A is packed). Without the memory term, 32x4096x4096 was cut into 6-row chunks that
+/// each fetched their B columns from memory again: 2.7x slower than numpy.
+fn split<T>(kernel: &Kernel<T>, p: &Problem<T>, threads: usize) -> (usize, usize) {
+    let (mr, nr) = (kernel.mr, kernel.nr);
+    let (row_units, col_units) = (p.m.div_ceil(mr), p.n.div_ceil(nr));
+    let packs_a = should_pack_a(&p.a);
+    let b_bytes = p.k.saturating_mul(p.n).saturating_mul(std::mem::size_of::<T>());
+    let limit = 4 * threads;
+    let mut best = (usize::MAX, p.m, p.n);
+    for row_parts in 1..=row_units.min(limit) {
+        let chunk_m = row_units.div_ceil(row_parts) * mr;
+        let rows = p.m.div_ceil(chunk_m);
+        for col_parts in 1..=col_units.min(limit) {
+            let chunk_n = col_units.div_ceil(col_parts) * nr;
+            let chunks = rows * p.n.div_ceil(chunk_n);
+            let mut packed = 0;
+            // Each chunk packs its B columns, or reads them from memory when B is too large
+            // for the caches: in place, B is then fetched again by every row of chunks.
+            if should_pack_b(kernel, chunk_m.min(p.m), &p.b) || b_bytes > CACHED_B_BYTES {
+                packed += p.k * chunk_n;
+            }
+            if packs_a {
+                packed += chunk_m * p.k * chunk_n.div_ceil(kernel.nc);
+            }
+            let cost = chunk_m * chunk_n * p.k + PACK_COST * packed + CHUNK_OVERHEAD;
+            let estimate = (chunks.div_ceil(threads) + 1).saturating_mul(cost);
+            if estimate < best.0 {
+                best = (estimate, chunk_m, chunk_n);
+            }
         }
-        work(); // the calling thread works too
-    });
+    }
+    (best.1, best.2)
 }
 
 /// Packing B costs a pass over it; it pays back only when several A micro-panels reuse it.
 /// With few rows (small batches) B is read in place when its rows are contiguous.
-fn should_pack_b<T>(kernel: &Kernel<T>, problem: &Problem<T>) -> bool {
-    problem.b.cs != 1 || problem.m > 4 * kernel.mr
+fn should_pack_b<T>(kernel: &Kernel<T>, m: usize, b: &Strided<T>) -> bool {
+    b.cs != 1 || m > 4 * kernel.mr
 }
 
-/// Packing A pays when each A micro-panel meets several B micro-panels; a product one
-/// panel wide (Dense layers with few units) reads A in place instead.
-fn should_pack_a<T>(kernel: &Kernel<T>, problem: &Problem<T>) -> bool {
-    problem.n > kernel.nr
+/// A B read in place that is larger than this does not stay in cache between depth blocks.
+const CACHED_B_BYTES: usize = 1 << 20;
+
+/// Depth of a block when a large B is streamed in place (see `streams_b`).
+const STREAM_KC: usize = 32;
+
+/// Whether B is read in place but too large for the caches (a 4096 x 4096 Dense kernel at
+/// batch 1): it is then streamed row by row, in shallow depth blocks across all its columns,
+/// so each row is read whole. Read panel by panel it cost a page per 256-byte row piece, and
+/// packed it was read and written once more: both ran 2.6x slower than numpy's
+/// memory-bound product. Decided for the whole product, so the depth blocks (the summation
+/// order) do not depend on how it is split across threads.
+fn streams_b<T>(kernel: &Kernel<T>, p: &Problem<T>) -> bool {
+    let bytes = p.k.saturating_mul(p.n).saturating_mul(std::mem::size_of::<T>());
+    !should_pack_b(kernel, p.m, &p.b) && bytes > CACHED_B_BYTES
 }
 
-unsafe fn serial<T: Element>(kernel: &Kernel<T>, p: Problem<T>) {
+/// The microkernels broadcast A one element at a time, so A is read in place whenever one of
+/// its strides is 1 (row-major A, or a transposed view, whose micro-panel steps are then
+/// contiguous); packing it cost more than it saved at every size measured. Only an A with no
+/// unit stride is packed.
+fn should_pack_a<T>(a: &Strided<T>) -> bool {
+    a.cs != 1 && a.rs != 1
+}
+
+unsafe fn serial<T: Element>(kernel: &Kernel<T>, p: Problem<T>, streamed_b: bool) {
     let (mr, nr) = (kernel.mr, kernel.nr);
     let (m, n, k) = (p.m, p.n, p.k);
     if k == 0 {
@@ -138,18 +187,40 @@ unsafe fn serial<T: Element>(kernel: &Kernel<T>, p: Problem<T>) {
         epilogue(kernel, &p, 0, 0, m, n);
         return;
     }
-    let kc = kernel.kc.min(k);
+    let (kc, nc) = if streamed_b { (STREAM_KC.min(k), n) } else { (kernel.kc.min(k), kernel.nc.min(n)) };
     let mc = kernel.mc.min(m);
-    let nc = kernel.nc.min(n);
-    let pack_whole_b = should_pack_b(kernel, &p);
-    let packed_a = should_pack_a(kernel, &p);
-    let mut a_buf = vec![T::ZERO; if packed_a { mc * kc } else { 0 }];
+    let pack_whole_b = should_pack_b(kernel, m, &p.b);
+    let packed_a = should_pack_a(&p.a);
     let micro_by_rows = if packed_a { kernel.by_rows } else { kernel.by_rows_strided };
-    let b_cols = if pack_whole_b { nc.div_ceil(nr) * nr } else { nr };
-    let mut b_buf = vec![T::ZERO; kc * b_cols];
-    // Staging tile for tiles narrower than `nr` or a C without unit column stride.
-    let mut tile = vec![T::ZERO; mr * nr];
+    let a_len = if packed_a { mc * kc } else { 0 };
+    let b_len = kc * if pack_whole_b { nc.div_ceil(nr) * nr } else { nr };
+    // A staging tile for a C without unit column stride.
+    let tile_len = mr * nr;
+    scratch::with::<T, _>(&[a_len, b_len, tile_len], |buffers| {
+        let (a_buf, b_buf, tile) = (buffers[0], buffers[1], buffers[2]);
+        blocked(kernel, &p, BlockPlan { kc, mc, nc, pack_whole_b, packed_a, micro_by_rows, a_buf, b_buf, tile });
+    });
+}
 
+/// Block sizes and buffers of one serial product.
+struct BlockPlan<T: 'static> {
+    kc: usize,
+    mc: usize,
+    nc: usize,
+    pack_whole_b: bool,
+    packed_a: bool,
+    micro_by_rows: &'static [super::microkernel::MicroKernel<T>],
+    a_buf: *mut T,
+    b_buf: *mut T,
+    tile: *mut T,
+}
+
+/// The five loops over blocks of C (see the module comment) for one serial product.
+unsafe fn blocked<T: Element>(kernel: &Kernel<T>, p: &Problem<T>, plan: BlockPlan<T>) {
+    let (mr, nr) = (kernel.mr, kernel.nr);
+    let (m, n, k) = (p.m, p.n, p.k);
+    let BlockPlan { kc, mc, nc, pack_whole_b, packed_a, micro_by_rows, a_buf, b_buf, tile } = plan;
+    let fused_epilogue = matches!(p.act, Activation::Linear | Activation::Relu);
     let mut jc = 0;
     while jc < n {
         let nb = nc.min(n - jc);
@@ -161,53 +232,64 @@ unsafe fn serial<T: Element>(kernel: &Kernel<T>, p: Problem<T>) {
             let b_block = p.b.ptr.add(pc * p.b.rs + jc * p.b.cs);
             let full_panels = nb / nr;
             if pack_whole_b {
-                pack_b(b_block, p.b.rs, p.b.cs, kb, nb, nr, T::ZERO, b_buf.as_mut_ptr());
+                (kernel.pack_b)(b_block, p.b.rs, p.b.cs, kb, nb, nr, b_buf);
             } else if nb % nr != 0 {
                 // Only the ragged last panel needs padding into the buffer.
                 let tail = b_block.add(full_panels * nr * p.b.cs);
-                pack_b(tail, p.b.rs, p.b.cs, kb, nb % nr, nr, T::ZERO, b_buf.as_mut_ptr());
+                (kernel.pack_b)(tail, p.b.rs, p.b.cs, kb, nb % nr, nr, b_buf);
             }
             let mut ic = 0;
             while ic < m {
                 let mb = mc.min(m - ic);
                 let a_block = p.a.ptr.add(ic * p.a.rs + pc * p.a.cs);
                 if packed_a {
-                    pack_a(a_block, p.a.rs, p.a.cs, mb, kb, mr, a_buf.as_mut_ptr());
+                    pack_a(a_block, p.a.rs, p.a.cs, mb, kb, mr, a_buf);
                 }
                 let mut jr = 0;
                 while jr < nb {
                     let w = nr.min(nb - jr);
                     let (b_panel, rs_b) = if pack_whole_b {
-                        (b_buf.as_ptr().add(jr * kb) as *const T, nr)
+                        (b_buf.add(jr * kb) as *const T, nr)
                     } else if w == nr {
                         (b_block.add(jr), p.b.rs)
                     } else {
-                        (b_buf.as_ptr(), nr)
+                        (b_buf as *const T, nr)
                     };
-                    let direct = w == nr && p.c.cs == 1;
-                    let mut ir = 0;
-                    while ir < mb {
-                        let r = mr.min(mb - ir);
+                    for (ir, r) in row_panels(mb, mr) {
                         let micro = micro_by_rows[r - 1];
                         let a_panel =
-                            if packed_a { a_buf.as_ptr().add(ir * kb) } else { a_block.add(ir * p.a.rs) };
+                            if packed_a { a_buf.add(ir * kb) as *const T } else { a_block.add(ir * p.a.rs) };
                         let c_tile = p.c.ptr.add((ic + ir) * p.c.rs + (jc + jr) * p.c.cs);
-                        if direct {
-                            micro(kb, a_panel, p.a.rs, p.a.cs, b_panel, rs_b, c_tile, p.c.rs, accumulate);
+                        if p.c.cs == 1 {
+                            // Bias and ReLU are applied in registers on the last depth block.
+                            let finishing = last_depth && fused_epilogue;
+                            let out = TileOut {
+                                c: c_tile,
+                                rs_c: p.c.rs,
+                                cols: w,
+                                accumulate,
+                                bias: if finishing && !p.bias.is_null() { p.bias.add(jc + jr) } else { std::ptr::null() },
+                                relu: finishing && p.act == Activation::Relu,
+                            };
+                            micro(kb, a_panel, p.a.rs, p.a.cs, b_panel, rs_b, out);
+                            if last_depth && !fused_epilogue {
+                                epilogue(kernel, p, ic + ir, jc + jr, r, w);
+                            }
                         } else {
-                            micro(kb, a_panel, p.a.rs, p.a.cs, b_panel, rs_b, tile.as_mut_ptr(), nr, false);
+                            // C without unit column stride: computed into the staging tile.
+                            let out = TileOut { c: tile, rs_c: nr, cols: nr, accumulate: false, bias: std::ptr::null(), relu: false };
+                            micro(kb, a_panel, p.a.rs, p.a.cs, b_panel, rs_b, out);
                             for i in 0..r {
                                 for j in 0..w {
                                     let dst = c_tile.add(i * p.c.rs + j * p.c.cs);
-                                    let value = *tile.get_unchecked(i * nr + j);
+                                    let value = *tile.add(i * nr + j);
                                     *dst = if accumulate { *dst + value } else { value };
                                 }
                             }
+                            if last_depth {
+                                epilogue(kernel, p, ic + ir, jc + jr, r, w);
+                            }
                         }
-                        if last_depth {
-                            epilogue(kernel, &p, ic + ir, jc + jr, r, w);
-                        }
-                        ir += mr;
                     }
                     jr += nr;
                 }

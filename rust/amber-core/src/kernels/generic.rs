@@ -3,7 +3,8 @@
 
 use super::activation::{backward_slice, finish_row, Activation};
 use super::element::Element;
-use super::microkernel::{kernels_by_rows, Kernel, MicroKernel};
+use super::pack::pack_b_any;
+use super::microkernel::{kernels_by_rows, Kernel, MicroKernel, TileOut};
 
 const NR: usize = 8;
 
@@ -14,9 +15,7 @@ unsafe fn microkernel<T: Element, const R: usize, const PACKED: bool>(
     cs_a: usize,
     b: *const T,
     rs_b: usize,
-    c: *mut T,
-    rs_c: usize,
-    accumulate: bool,
+    out: TileOut<T>,
 ) {
     let mut acc = [[T::ZERO; NR]; R];
     let mut a = a;
@@ -36,21 +35,25 @@ unsafe fn microkernel<T: Element, const R: usize, const PACKED: bool>(
         b = b.add(rs_b);
     }
     for (i, row) in acc.iter().enumerate() {
-        let out = c.add(i * rs_c);
-        for (j, &value) in row.iter().enumerate() {
-            let p = out.add(j);
-            *p = if accumulate { *p + value } else { value };
+        let c_row = out.c.add(i * out.rs_c);
+        for (j, &value) in row.iter().enumerate().take(out.cols) {
+            let p = c_row.add(j);
+            let mut z = if out.accumulate { *p + value } else { value };
+            if !out.bias.is_null() {
+                z += *out.bias.add(j);
+            }
+            *p = if out.relu { Activation::Relu.apply(z) } else { z };
         }
     }
 }
 
 #[allow(clippy::too_many_arguments)]
-unsafe fn microkernel_f32<const R: usize, const P: bool>(k: usize, a: *const f32, rs_a: usize, cs_a: usize, b: *const f32, rs_b: usize, c: *mut f32, rs_c: usize, acc: bool) {
-    microkernel::<f32, R, P>(k, a, rs_a, cs_a, b, rs_b, c, rs_c, acc)
+unsafe fn microkernel_f32<const R: usize, const P: bool>(k: usize, a: *const f32, rs_a: usize, cs_a: usize, b: *const f32, rs_b: usize, out: TileOut<f32>) {
+    microkernel::<f32, R, P>(k, a, rs_a, cs_a, b, rs_b, out)
 }
 #[allow(clippy::too_many_arguments)]
-unsafe fn microkernel_f64<const R: usize, const P: bool>(k: usize, a: *const f64, rs_a: usize, cs_a: usize, b: *const f64, rs_b: usize, c: *mut f64, rs_c: usize, acc: bool) {
-    microkernel::<f64, R, P>(k, a, rs_a, cs_a, b, rs_b, c, rs_c, acc)
+unsafe fn microkernel_f64<const R: usize, const P: bool>(k: usize, a: *const f64, rs_a: usize, cs_a: usize, b: *const f64, rs_b: usize, out: TileOut<f64>) {
+    microkernel::<f64, R, P>(k, a, rs_a, cs_a, b, rs_b, out)
 }
 
 unsafe fn finish_row_any<T: Element>(act: Activation, row: &mut [T], bias: Option<&[T]>) {
@@ -66,8 +69,10 @@ pub(crate) static F32: Kernel<f32> = Kernel {
     mc: 128,
     kc: 256,
     nc: 512,
+    column_cost: 5,
     by_rows: kernels_by_rows!(microkernel_f32, true; 1 2 3 4),
     by_rows_strided: kernels_by_rows!(microkernel_f32, false; 1 2 3 4),
+    pack_b: pack_b_any::<f32>,
     finish_row: finish_row_any::<f32>,
     backward: backward_any::<f32>,
 };
@@ -78,8 +83,14 @@ pub(crate) static F64: Kernel<f64> = Kernel {
     mc: 128,
     kc: 256,
     nc: 256,
+    column_cost: 5,
     by_rows: kernels_by_rows!(microkernel_f64, true; 1 2 3 4),
     by_rows_strided: kernels_by_rows!(microkernel_f64, false; 1 2 3 4),
+    pack_b: pack_b_any::<f64>,
     finish_row: finish_row_any::<f64>,
     backward: backward_any::<f64>,
 };
+
+/// The only tile of each type on this path.
+pub(crate) static F32_TILES: [&Kernel<f32>; 1] = [&F32];
+pub(crate) static F64_TILES: [&Kernel<f64>; 1] = [&F64];

@@ -2,17 +2,38 @@
 //!
 //! A microkernel computes an `MR x NR` tile of C from a packed A micro-panel (`k` steps of
 //! `MR` values) and a B micro-panel (`k` steps of `NR` values, `rs_b` apart, so B can be
-//! packed or read in place when its rows are contiguous). It writes the tile to C at row
-//! stride `rs_c` and unit column stride, adding to C when `accumulate` (later k-blocks).
+//! packed or read in place when its rows are contiguous). It writes the first `cols` columns
+//! of the tile to C at row stride `rs_c` and unit column stride, adding to C when
+//! `accumulate` (later k-blocks), and on the last k-block it can add the bias and apply ReLU
+//! while the tile is still in registers.
 
 use super::activation::Activation;
 
-/// `(k, a, rs_a, cs_a, b, rs_b, c, rs_c, accumulate)`; packed kernels ignore the A strides.
-/// Safety: `a` addresses `MR x k` readable values, `b`
-/// holds `k` rows of `NR` readable values `rs_b` apart, and C has `MR` rows of `NR` writable
-/// values `rs_c` apart that no other thread touches. `a` and `b` may be misaligned for `T`
-/// (read in place from a mapped file), so kernels read them with unaligned loads only.
-pub type MicroKernel<T> = unsafe fn(usize, *const T, usize, usize, *const T, usize, *mut T, usize, bool);
+/// Where and how a microkernel writes its tile.
+#[derive(Clone, Copy)]
+pub struct TileOut<T> {
+    pub c: *mut T,
+    pub rs_c: usize,
+    /// Columns written, `1..=NR`; the rest of the register tile is padding.
+    pub cols: usize,
+    /// Add the tile to what C holds (depth blocks after the first).
+    pub accumulate: bool,
+    /// `cols` bias values added to each row, or null.
+    pub bias: *const T,
+    /// `max(0, z)` after the bias (NaN passes through, as numpy's `maximum`).
+    pub relu: bool,
+}
+
+/// `(k, a, rs_a, cs_a, b, rs_b, out)`; packed kernels ignore the A strides.
+/// Safety: `a` addresses `MR x k` readable values, `b` holds `k` rows of `NR` readable
+/// values `rs_b` apart, and C has `MR` rows of `out.cols` writable values `rs_c` apart that
+/// no other thread touches. `a` and `b` may be misaligned for `T` (read in place from a
+/// mapped file), so kernels read them with unaligned loads only.
+pub type MicroKernel<T> = unsafe fn(usize, *const T, usize, usize, *const T, usize, TileOut<T>);
+
+/// Packs a `kb x nb` block of B into `nr`-wide panels (see `pack::pack_b`):
+/// `(b, rs, cs, kb, nb, nr, dst)`. Safety: as `pack::pack_b`, and the CPU supports the ISA.
+pub type PackB<T> = unsafe fn(*const T, usize, usize, usize, usize, usize, *mut T);
 
 /// `act(row + bias)` over a row, compiled for the ISA. Safety: the CPU supports the ISA.
 pub type RowEpilogue<T> = unsafe fn(Activation, &mut [T], Option<&[T]>);
@@ -25,26 +46,31 @@ pub struct Kernel<T: 'static> {
     /// Register block: rows of A per microkernel (at most) and columns of B.
     pub mr: usize,
     pub nr: usize,
-    /// Cache blocks: rows of A packed at once (L2), depth per pass (keeps the B micro-panel in
-    /// L1), and columns of B packed at once (L3).
+    /// Cache blocks: rows of A per block (L2; packed only when A has no unit stride), depth
+    /// per pass, and columns of B packed at once.
     pub mc: usize,
     pub kc: usize,
     pub nc: usize,
+    /// Relative time per (padded) output column, for choosing among an ISA's tiles.
+    pub column_cost: usize,
     /// `by_rows[r - 1]` computes tiles of `r` rows from packed A, so the last rows of A need
     /// no padding; `by_rows_strided` reads A in place (used when packing A would not pay).
     pub by_rows: &'static [MicroKernel<T>],
     pub by_rows_strided: &'static [MicroKernel<T>],
+    pub pack_b: PackB<T>,
     pub finish_row: RowEpilogue<T>,
     pub backward: SliceBackward<T>,
 }
 
 /// Declares a SIMD microkernel generic over its row count `R` for one ISA. `$nv` vectors of
 /// `$lanes` lanes make up a row of the tile; accumulators stay in registers for all `k` steps.
+/// `load_part`/`store_part` move the first `count` lanes (a tile's last, partial vector).
 macro_rules! simd_microkernel {
     (
         $name:ident, $feature:literal, $t:ty, $v:ty, $lanes:expr, $nv:expr,
         zero = $zero:path, load = $load:path, store = $store:path, splat = $splat:path,
-        fma = $fma:path, add = $add:path
+        fma = $fma:path, add = $add:path, max = $max:path,
+        load_part = $load_part:path, store_part = $store_part:path
     ) => {
         #[target_feature(enable = $feature)]
         pub(crate) unsafe fn $name<const R: usize, const PACKED: bool>(
@@ -54,21 +80,26 @@ macro_rules! simd_microkernel {
             cs_a: usize,
             b: *const $t,
             rs_b: usize,
-            c: *mut $t,
-            rs_c: usize,
-            accumulate: bool,
+            out: $crate::kernels::microkernel::TileOut<$t>,
         ) {
             // Fetch the C tile early: its rows are often a power of two apart and would
             // otherwise miss at the final loads and stores.
             for i in 0..R {
-                let row = c.add(i * rs_c) as *const i8;
+                let row = out.c.add(i * out.rs_c) as *const i8;
                 std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(row);
                 std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                    row.add($nv * $lanes * std::mem::size_of::<$t>() - 1),
+                    row.add(out.cols * std::mem::size_of::<$t>() - 1),
                 );
             }
             let mut acc: [[$v; $nv]; R] = [[$zero(); $nv]; R];
-            let mut a = a;
+            // A read in place: one base pointer per three rows, each row at base + 0, 1 or 2
+            // row strides (a scaled-index address). Stepping one pointer through all R rows
+            // made a chain of R dependent adds per step, slower than the FMAs of thin tiles.
+            let mut bases: [*const $t; 4] = [a; 4];
+            for (g, base) in bases.iter_mut().enumerate() {
+                *base = a.wrapping_add(if PACKED { 3 * g } else { 3 * g * rs_a });
+            }
+            let row_step = if PACKED { 1 } else { rs_a };
             let mut b = b;
             for _ in 0..k {
                 let mut bv: [$v; $nv] = [$zero(); $nv];
@@ -76,20 +107,43 @@ macro_rules! simd_microkernel {
                     bv[v] = $load(b.add(v * $lanes));
                 }
                 for i in 0..R {
-                    let ai = $splat(a.add(if PACKED { i } else { i * rs_a }).read_unaligned());
+                    let ai = $splat(bases[i / 3].add((i % 3) * row_step).read_unaligned());
                     for v in 0..$nv {
                         acc[i][v] = $fma(ai, bv[v], acc[i][v]);
                     }
                 }
-                a = a.add(if PACKED { R } else { cs_a });
+                for base in bases.iter_mut().take(R.div_ceil(3)) {
+                    *base = base.wrapping_add(if PACKED { R } else { cs_a });
+                }
                 b = b.add(rs_b);
             }
             for i in 0..R {
-                let row = c.add(i * rs_c);
+                let row = out.c.add(i * out.rs_c);
                 for v in 0..$nv {
-                    let p = row.add(v * $lanes);
-                    let value = if accumulate { $add(acc[i][v], $load(p)) } else { acc[i][v] };
-                    $store(p, value);
+                    let first = v * $lanes;
+                    if first >= out.cols {
+                        break;
+                    }
+                    let count = (out.cols - first).min($lanes);
+                    let p = row.add(first);
+                    let full = count == $lanes;
+                    let mut value = acc[i][v];
+                    if out.accumulate {
+                        value = $add(value, if full { $load(p) } else { $load_part(p, count) });
+                    }
+                    if !out.bias.is_null() {
+                        let bias = out.bias.add(first);
+                        value = $add(value, if full { $load(bias) } else { $load_part(bias, count) });
+                    }
+                    if out.relu {
+                        // Zero first: on NaN the instruction returns its second operand.
+                        value = $max($zero(), value);
+                    }
+                    if full {
+                        $store(p, value)
+                    } else {
+                        $store_part(p, value, count)
+                    }
                 }
             }
         }

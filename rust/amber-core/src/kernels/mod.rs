@@ -22,6 +22,8 @@ mod generic;
 mod microkernel;
 mod pack;
 mod peak;
+mod pool;
+mod scratch;
 mod view;
 
 pub use activation::Activation;
@@ -37,6 +39,8 @@ use microkernel::Kernel;
 mod sealed {
     pub trait Sealed: Sized + 'static {
         fn kernel(isa: super::Isa) -> &'static super::Kernel<Self>;
+        /// Every register tile of the ISA, the main one first.
+        fn tiles(isa: super::Isa) -> &'static [&'static super::Kernel<Self>];
     }
 }
 
@@ -55,6 +59,15 @@ impl sealed::Sealed for f32 {
             _ => &generic::F32,
         }
     }
+    fn tiles(isa: Isa) -> &'static [&'static Kernel<f32>] {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => &avx512::F32_TILES,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => &avx2::F32_TILES,
+            _ => &generic::F32_TILES,
+        }
+    }
 }
 
 impl sealed::Sealed for f64 {
@@ -67,18 +80,28 @@ impl sealed::Sealed for f64 {
             _ => &generic::F64,
         }
     }
+    fn tiles(isa: Isa) -> &'static [&'static Kernel<f64>] {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => &avx512::F64_TILES,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => &avx2::F64_TILES,
+            _ => &generic::F64_TILES,
+        }
+    }
 }
 
-/// The kernel for a product `n` columns wide. Narrow outputs on AVX-512 use the AVX2 tile,
-/// whose half-width rows waste less of each register on padding.
+/// The kernel for a product `n` columns wide: the ISA's tile with the least padded work
+/// (columns rounded up to its width, times its relative cost per column), so a 10-unit
+/// layer runs 16-wide tiles rather than mostly padding in 64-wide ones.
 fn kernel_for<T: Float>(isa: Isa, n: usize) -> Result<&'static Kernel<T>> {
     if !isa.is_supported() {
         return Err(Error::invalid(format!("kernel ISA '{}' is not supported by this CPU", isa.name())));
     }
-    if isa == Isa::Avx512 && Isa::Avx2.is_supported() && n <= T::kernel(Isa::Avx2).nr {
-        return Ok(T::kernel(Isa::Avx2));
-    }
-    Ok(T::kernel(isa))
+    let work = |kernel: &Kernel<T>| n.div_ceil(kernel.nr) * kernel.nr * kernel.column_cost;
+    let tiles = T::tiles(isa);
+    // `min_by_key` keeps the first of equals: the main tile wins ties.
+    Ok(tiles.iter().copied().min_by_key(|kernel| work(kernel)).unwrap_or(T::kernel(isa)))
 }
 
 /// `out = act(a·b + bias)` on the given ISA path: the one entry point behind `matmul` and

@@ -313,3 +313,79 @@ fn dense_backward_reads_misaligned_views() {
         }
     }
 }
+
+#[test]
+fn every_tile_width_with_fused_bias_and_relu() {
+    // Widths around each tile's (16, 32, 64 lanes of f32; 8, 16, 32 of f64) so that every
+    // register tile, its masked last vector and the ragged panels all run, with more than one
+    // depth block so the fused epilogue meets accumulated tiles.
+    for isa in supported_isas() {
+        for n in [1, 9, 10, 16, 17, 24, 31, 33, 64, 65, 100, 130] {
+            check::<f32>(isa, 14, 300, n, Layout::RowMajor, Layout::RowMajor, true, Activation::Relu, 4e-7);
+            check::<f32>(isa, 14, 40, n, Layout::ColMajor, Layout::ColMajor, true, Activation::Linear, 4e-7);
+            check::<f64>(isa, 14, 300, n, Layout::RowMajor, Layout::RowMajor, true, Activation::Relu, 1e-14);
+        }
+    }
+}
+
+#[test]
+fn fused_relu_passes_nan_and_clamps_negatives() {
+    // x row 0 holds a NaN, so its sums are NaN: numpy's `maximum(z, 0)` keeps NaN, and so must
+    // the in-register ReLU. Row 1 sums to a negative value, clamped to zero.
+    for isa in supported_isas() {
+        for n in [10, 32, 64, 70] {
+            let k = 5;
+            let mut x = vec![0.5f32; 3 * k];
+            x[2] = f32::NAN;
+            for v in &mut x[k..2 * k] {
+                *v = -1.0;
+            }
+            let w = vec![1.0f32; k * n];
+            let bias = vec![0.25f32; n];
+            let mut out = vec![7.0f32; 3 * n];
+            let xv = MatRef::row_major(&x, 3, k).unwrap();
+            let wv = MatRef::row_major(&w, k, n).unwrap();
+            gemm_on(isa, xv, wv, Some(&bias), Activation::Relu, MatMut::row_major(&mut out, 3, n).unwrap()).unwrap();
+            for j in 0..n {
+                assert!(out[j].is_nan(), "{isa:?} n={n}: relu(NaN) = {}, numpy's maximum keeps NaN", out[j]);
+                assert_eq!(out[n + j].to_bits(), 0.0f32.to_bits(), "{isa:?} n={n}: relu(-4.75)");
+                assert_eq!(out[2 * n + j], 2.75, "{isa:?} n={n}");
+            }
+        }
+    }
+}
+
+#[test]
+fn results_are_identical_call_to_call() {
+    // Training relies on it: same shape, ISA and thread count give the same bits, including
+    // products split across threads (which may take their chunks in any order).
+    for isa in supported_isas() {
+        for &(m, k, n) in &[(32, 784, 64), (300, 600, 260), (257, 513, 129), (1, 4096, 300)] {
+            let (ad, _, _) = make::<f32>(m, k, Layout::RowMajor, 11);
+            let (bd, _, _) = make::<f32>(k, n, Layout::RowMajor, 12);
+            let a = MatRef::row_major(&ad, m, k).unwrap();
+            let b = MatRef::row_major(&bd, k, n).unwrap();
+            let run = || {
+                let mut out = vec![0.0f32; m * n];
+                gemm_on(isa, a, b, None, Activation::Linear, MatMut::row_major(&mut out, m, n).unwrap()).unwrap();
+                out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            };
+            let first = run();
+            for _ in 0..3 {
+                assert!(run() == first, "{isa:?} {m}x{k}x{n}: results differ between calls");
+            }
+        }
+    }
+}
+
+#[test]
+fn large_b_streamed_in_place_for_few_rows() {
+    // Over 1 MB of row-major B with at most four tiles of rows: B is streamed in place in
+    // shallow depth blocks (many accumulation passes over C), with a ragged last panel.
+    for isa in supported_isas() {
+        for m in [1, 3, 13] {
+            check::<f32>(isa, m, 1100, 300, Layout::RowMajor, Layout::RowMajor, true, Activation::Relu, 4e-7);
+            check::<f64>(isa, m, 700, 300, Layout::RowMajor, Layout::RowMajor, true, Activation::Sigmoid, 1e-14);
+        }
+    }
+}
