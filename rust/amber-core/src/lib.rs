@@ -23,4 +23,7 @@ pub mod safetensors;
 pub mod storage;
 pub mod train;
 
+#[cfg(test)]
+mod test_noise;
+
 pub use error::{Error, ErrorKind, Result};

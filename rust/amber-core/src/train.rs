@@ -293,16 +293,9 @@ pub fn sparse_softmax_crossentropy_backward(
 mod tests {
     use super::*;
 
+    /// Pseudo-random floats in [-1, 1).
     fn noise(n: usize, seed: u64) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-            })
-            .collect()
+        crate::test_noise::noise(n, seed, 1.0)
     }
 
     /// Naive f64 products as the reference.
