@@ -367,3 +367,18 @@ def test_a_tape_does_not_record_other_threads():
         y = ops.sum(w * 2.0)
     assert seen["type"] is np.ndarray
     np.testing.assert_allclose(tape.gradient(y, w), np.full(X.shape, 2.0))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_sigmoid_is_bitwise_the_two_branch_stable_form(dtype):
+    # Reference: 1/(1+e^-x) for x >= 0 and e^x/(1+e^x) below, each branch over the whole
+    # array as numpy evaluates it, with the specials that matter (infinities, NaN, signed 0).
+    from amber import ops
+
+    x = (np.random.default_rng(3).standard_normal(5000) * 30).astype(dtype)
+    x[:6] = [np.inf, -np.inf, np.nan, 0.0, -0.0, 1e-30]
+    e = np.exp(-np.abs(x))
+    expected = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(dtype)
+    got = np.asarray(ops.sigmoid(x))
+    assert got.dtype == expected.dtype
+    assert np.array_equal(got.view(np.uint8), expected.view(np.uint8))

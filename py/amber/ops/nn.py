@@ -9,9 +9,12 @@ from amber.ops.math_ops import erf_values
 
 
 def _stable_sigmoid(x):
-    # exp only of non-positive numbers: no overflow for large |x|
+    # exp only of non-positive numbers: no overflow for large |x|. 1/(1+e) where x >= 0 and
+    # e/(1+e) elsewhere, as one division of the chosen numerator: bitwise the two-branch form
+    # (which divided twice over the whole tensor), about twice as fast on large tensors.
     e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(np.result_type(x, np.float16), copy=False)
+    y = np.where(x >= 0, 1, e) / (1 + e)
+    return np.asarray(y).astype(np.result_type(x, np.float16), copy=False)
 
 
 @primitive()
