@@ -286,6 +286,9 @@ def test_native_sparse_softmax_crossentropy_matches_float64_numpy():
     bad[2] = 7
     with pytest.raises(ValueError, match="label 7 of row 2 is out of range for 7 classes"):
         _native.sparse_softmax_crossentropy(logits, bad)
+    # Labels for fewer rows than the probabilities have: refused, not read as another shape.
+    with pytest.raises(ValueError, match="9x7 probabilities need 9 labels"):
+        _native.sparse_softmax_crossentropy_backward(probabilities, labels[:3], g)
 
 
 class _AddsLoss(amber.layers.Layer):

@@ -38,7 +38,9 @@ class DenseChainStep:
         self.model = model
         self.stages = stages
         self.tail = tail
-        self.layers = [stage for stage in stages if not _is_dropout(stage)]
+        # Which stages are Dropout, decided once (the step runs every batch).
+        self.dropouts = [_is_dropout(stage) for stage in stages]
+        self.layers = [stage for stage, dropout in zip(stages, self.dropouts) if not dropout]
         self.variables = variables
         self.activations = [layer._fused_name for layer in self.layers]
         self.input_dim = self.layers[0].kernel.value.shape[0]
@@ -68,8 +70,8 @@ class DenseChainStep:
         inputs, scales, kernels, outputs = [], [], [], []
         h = x
         scale = None  # the dropout factor the next Dense layer's input carries
-        for stage in self.stages:
-            if _is_dropout(stage):
+        for stage, dropout in zip(self.stages, self.dropouts):
+            if dropout:
                 if stage.rate != 0:
                     scale = stage._training_scale(h)
                     h = np.multiply(h, scale)

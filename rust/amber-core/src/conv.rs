@@ -65,19 +65,13 @@ pub fn depthwise_conv2d_f32(
     out: &mut [f32],
     out_shape: [usize; 4],
 ) -> Result<()> {
-    let [batch, height, width, channels] = x_shape;
-    let [kh, kw, kernel_channels, multiplier] = kernel_shape;
+    let [batch, _, _, channels] = x_shape;
+    let [kh, kw, _, multiplier] = kernel_shape;
     check_len("x", x.len(), &x_shape)?;
     check_len("kernel", kernel.len(), &kernel_shape)?;
     check_len("out", out.len(), &out_shape)?;
-    if kernel_channels != channels || multiplier == 0 {
-        return Err(Error::invalid(format!(
-            "depthwise_conv2d: the kernel of shape {kernel_shape:?} should be (kh, kw, {channels}, multiplier >= 1) \
-             for an input of {channels} channels (shape {x_shape:?})"
-        )));
-    }
-    let [out_h, out_w] = geometry.output_spatial([height, width], [kh, kw])?;
-    let expected = [batch, out_h, out_w, channels * multiplier];
+    let expected = output_shape(x_shape, kernel_shape, geometry)?;
+    let [_, out_h, out_w, _] = expected;
     if out_shape != expected {
         return Err(Error::invalid(format!(
             "depthwise_conv2d: `out` has shape {out_shape:?}, expected {expected:?}"
@@ -126,8 +120,6 @@ pub fn depthwise_conv2d_backward_f32(
     mut dx: Option<&mut [f32]>,
     mut dkernel: Option<&mut [f32]>,
 ) -> Result<()> {
-    let [batch, height, width, channels] = x_shape;
-    let [kh, kw, kernel_channels, multiplier] = kernel_shape;
     check_len("x", x.len(), &x_shape)?;
     check_len("kernel", kernel.len(), &kernel_shape)?;
     check_len("grad", grad.len(), &grad_shape)?;
@@ -137,14 +129,8 @@ pub fn depthwise_conv2d_backward_f32(
     if let Some(dkernel) = &dkernel {
         check_len("dkernel", dkernel.len(), &kernel_shape)?;
     }
-    if kernel_channels != channels || multiplier == 0 {
-        return Err(Error::invalid(format!(
-            "depthwise_conv2d: the kernel of shape {kernel_shape:?} should be (kh, kw, {channels}, multiplier >= 1) \
-             for an input of {channels} channels (shape {x_shape:?})"
-        )));
-    }
-    let [out_h, out_w] = geometry.output_spatial([height, width], [kh, kw])?;
-    let expected = [batch, out_h, out_w, channels * multiplier];
+    let expected = output_shape(x_shape, kernel_shape, geometry)?;
+    let [_, out_h, out_w, _] = expected;
     if grad_shape != expected {
         return Err(Error::invalid(format!(
             "depthwise_conv2d backward: `grad` has shape {grad_shape:?}, expected the output's {expected:?}"
@@ -233,6 +219,21 @@ fn backward_generic(problem: &Problem<'_>, grad: &[f32], mut dx: Option<&mut [f3
             }
         }
     }
+}
+
+/// The output shape of a depthwise convolution, after checking that the kernel matches the
+/// input's channels (shared by the forward and the backward pass).
+fn output_shape(x_shape: [usize; 4], kernel_shape: [usize; 4], geometry: DepthwiseGeometry) -> Result<[usize; 4]> {
+    let [batch, height, width, channels] = x_shape;
+    let [kh, kw, kernel_channels, multiplier] = kernel_shape;
+    if kernel_channels != channels || multiplier == 0 {
+        return Err(Error::invalid(format!(
+            "depthwise_conv2d: the kernel of shape {kernel_shape:?} should be (kh, kw, {channels}, multiplier >= 1) \
+             for an input of {channels} channels (shape {x_shape:?})"
+        )));
+    }
+    let [out_h, out_w] = geometry.output_spatial([height, width], [kh, kw])?;
+    Ok([batch, out_h, out_w, channels * multiplier])
 }
 
 fn check_len(name: &str, len: usize, shape: &[usize]) -> Result<()> {

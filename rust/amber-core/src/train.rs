@@ -254,29 +254,26 @@ pub fn sparse_softmax_crossentropy(
 /// The gradient at the logits of `sparse_softmax_crossentropy` for per-row output gradients
 /// `g`: `g[r] * p[r][c]`, minus `g[r]` at the row's label.
 pub fn sparse_softmax_crossentropy_backward(
-    probabilities: &[f32],
+    probabilities: MatRef<'_, f32>,
     labels: &[i64],
     row_gradients: &[f32],
     out: &mut [f32],
 ) -> Result<()> {
-    let rows = labels.len();
-    if row_gradients.len() != rows || out.len() != probabilities.len() || (rows > 0 && probabilities.len() % rows != 0) {
+    let (rows, classes) = (probabilities.rows(), probabilities.cols());
+    if labels.len() != rows || row_gradients.len() != rows || out.len() != rows * classes {
         return Err(Error::invalid(format!(
-            "sparse softmax cross-entropy backward: {rows} labels, {} row gradients, {} probabilities, {} outputs",
+            "sparse softmax cross-entropy backward: {rows}x{classes} probabilities need {rows} labels, {rows} row \
+             gradients and {} outputs; got {}, {} and {}",
+            rows * classes,
+            labels.len(),
             row_gradients.len(),
-            probabilities.len(),
             out.len()
         )));
     }
-    if rows == 0 {
-        return Ok(());
-    }
-    let classes = probabilities.len() / rows;
     for row in 0..rows {
         let g = row_gradients[row];
-        let range = row * classes..(row + 1) * classes;
-        for (o, &p) in out[range.clone()].iter_mut().zip(&probabilities[range]) {
-            *o = g * p;
+        for (c, o) in out[row * classes..(row + 1) * classes].iter_mut().enumerate() {
+            *o = g * probabilities.get(row, c).unwrap_or(0.0);
         }
         let label = labels[row];
         if label < 0 || label as u64 >= classes as u64 {
@@ -371,7 +368,9 @@ mod tests {
         sparse_softmax_crossentropy(MatRef::row_major(&z, rows, classes).unwrap(), &labels, &mut losses, &mut p).unwrap();
         let g = [0.25f32, -1.0, 0.5, 2.0];
         let mut grad = vec![0.0f32; rows * classes];
-        sparse_softmax_crossentropy_backward(&p, &labels, &g, &mut grad).unwrap();
+        sparse_softmax_crossentropy_backward(MatRef::row_major(&p, rows, classes).unwrap(), &labels, &g, &mut grad).unwrap();
+        let err = sparse_softmax_crossentropy_backward(MatRef::row_major(&p, rows, classes).unwrap(), &labels[..2], &g, &mut grad).unwrap_err();
+        assert!(err.to_string().contains("need 4 labels"), "{err}");
         for r in 0..rows {
             let row: Vec<f64> = z[r * classes..(r + 1) * classes].iter().map(|&v| v as f64).collect();
             let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);

@@ -18,6 +18,21 @@ fn check_layout(array: &Bound<'_, PyArray4<f32>>, name: &str) -> PyResult<[usize
     Ok([shape[0], shape[1], shape[2], shape[3]])
 }
 
+/// The slice of an optional gradient output, which must have the shape of the input it
+/// belongs to.
+fn gradient_target<'a>(
+    array: Option<&'a mut PyReadwriteArray4<'_, f32>>,
+    name: &str,
+    of: &str,
+    shape: [usize; 4],
+) -> PyResult<Option<&'a mut [f32]>> {
+    let Some(array) = array else { return Ok(None) };
+    if check_layout(array, name)? != shape {
+        return Err(PyValueError::new_err(format!("`{name}` must have the shape of `{of}`, {shape:?}")));
+    }
+    Ok(Some(array.as_slice_mut()?))
+}
+
 /// Depthwise 2-D convolution: `x` (batch, height, width, channels), `kernel`
 /// (kh, kw, channels, multiplier), written to `out` (batch, out_h, out_w, channels * multiplier).
 /// `pads` is ((top, bottom), (left, right)).
@@ -60,24 +75,8 @@ fn depthwise_conv2d_backward_f32(
     let x_shape = check_layout(&x, "x")?;
     let kernel_shape = check_layout(&kernel, "kernel")?;
     let grad_shape = check_layout(&grad, "grad")?;
-    let dx = match dx.as_mut() {
-        Some(array) => {
-            if check_layout(array, "dx")? != x_shape {
-                return Err(PyValueError::new_err(format!("`dx` must have the shape of `x`, {x_shape:?}")));
-            }
-            Some(array.as_slice_mut()?)
-        }
-        None => None,
-    };
-    let dkernel = match dkernel.as_mut() {
-        Some(array) => {
-            if check_layout(array, "dkernel")? != kernel_shape {
-                return Err(PyValueError::new_err(format!("`dkernel` must have the shape of `kernel`, {kernel_shape:?}")));
-            }
-            Some(array.as_slice_mut()?)
-        }
-        None => None,
-    };
+    let dx = gradient_target(dx.as_mut(), "dx", "x", x_shape)?;
+    let dkernel = gradient_target(dkernel.as_mut(), "dkernel", "kernel", kernel_shape)?;
     let (x, kernel, grad) = (x.as_slice()?, kernel.as_slice()?, grad.as_slice()?);
     let geometry = DepthwiseGeometry { strides, dilation, pads };
     py.detach(|| core::depthwise_conv2d_backward_f32(x, x_shape, kernel, kernel_shape, geometry, grad, grad_shape, dx, dkernel))

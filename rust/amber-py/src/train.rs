@@ -5,7 +5,7 @@ use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArra
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use amber_core::kernels::Activation;
+use amber_core::kernels::{Activation, MatRef};
 use amber_core::train::{self as core, ChainGradients, ChainLayer};
 
 use crate::kernels::{byte_range, operand, overlaps, read_view};
@@ -133,7 +133,8 @@ fn sparse_softmax_crossentropy_backward<'py>(
     let out = PyArray2::<f32>::zeros(py, shape, false);
     {
         let err = |e: numpy::AsSliceError| PyValueError::new_err(e.to_string());
-        let probabilities = probabilities.as_slice().map_err(err)?;
+        let (rows, classes) = (shape[0], shape[1]);
+        let probabilities = MatRef::row_major(probabilities.as_slice().map_err(err)?, rows, classes).map_err(to_py_err)?;
         let labels = labels.as_slice().map_err(err)?;
         let row_gradients = row_gradients.as_slice().map_err(err)?;
         let mut guard = out.readwrite();
