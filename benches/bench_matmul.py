@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import statistics
+import time
 
 import numpy as np
 
@@ -25,13 +26,22 @@ import amber._native as native
 
 ROUNDS = 3
 
+# Pause after each library's round before timing the other. OpenBLAS's idle threads keep
+# polling for a while after a call (OPENBLAS_THREAD_TIMEOUT sets how long), so a round
+# started right after numpy's had the second core taken: amber's 256^3 product measured 80-95
+# GFLOP/s in such rounds and 150-170 in the others. amber's own workers spin for 200 us.
+SETTLE_SECONDS = 0.3
+
 
 def paired_seconds(ours, theirs, rounds=None):
-    """Median wall seconds per call of `ours` and `theirs`, timed in alternating rounds."""
+    """Median wall seconds per call of `ours` and `theirs`, timed in alternating rounds, each
+    round started with the other library's threads idle (see SETTLE_SECONDS)."""
     mine, other = [], []
     for _ in range(rounds or ROUNDS):
         mine.append(median_seconds(ours, min_time=0.1))
+        time.sleep(SETTLE_SECONDS)
         other.append(median_seconds(theirs, min_time=0.1))
+        time.sleep(SETTLE_SECONDS)
     return statistics.median(mine), statistics.median(other)
 
 

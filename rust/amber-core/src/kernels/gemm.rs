@@ -58,6 +58,11 @@ const MIN_FLOPS_PER_THREAD: usize = 3_000_000;
 /// a packed element is a scalar read and write, a multiply-add a sixteenth of a vector FMA.
 const PACK_COST: usize = 8;
 
+/// Packing cost per element when B is too large for the caches, so every chunk's packing
+/// reads it from memory: at 256x4096x4096 the cheaper figure split rows four ways, and B's
+/// 64 MB were read and packed four times (84 GFLOP/s per thread).
+const PACK_COST_FROM_MEMORY: usize = 32;
+
 /// Fixed cost of one chunk (taking it, tile edges, buffer set-up), in multiply-adds.
 const CHUNK_OVERHEAD: usize = 4096;
 
@@ -75,43 +80,170 @@ pub(crate) unsafe fn run<T: Element>(kernel: &Kernel<T>, problem: Problem<T>, ma
     let threads = max_threads.min(flops / MIN_FLOPS_PER_THREAD).max(1);
     let streamed_b = streams_b(kernel, &problem);
     if threads == 1 {
-        serial(kernel, problem, streamed_b);
+        serial(kernel, problem, streamed_b, None);
         return;
     }
-    let (chunk_m, chunk_n) = split(kernel, &problem, threads);
-    let (grid_m, grid_n) = (m.div_ceil(chunk_m), n.div_ceil(chunk_n));
-    if grid_m * grid_n == 1 {
-        serial(kernel, problem, streamed_b);
+    let shared_b = shares_packed_b(kernel, &problem, streamed_b);
+    let (chunk_m, chunk_n) = split(kernel, &problem, threads, shared_b);
+    let grid = Grid { chunk_m, chunk_n, rows: m.div_ceil(chunk_m), cols: n.div_ceil(chunk_n) };
+    if grid.rows * grid.cols == 1 {
+        serial(kernel, problem, streamed_b, None);
         return;
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let work = || loop {
-        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if index >= grid_m * grid_n {
-            break;
-        }
-        let (i0, j0) = ((index / grid_n) * chunk_m, (index % grid_n) * chunk_n);
-        let mut part = problem;
-        part.m = chunk_m.min(m - i0);
-        part.n = chunk_n.min(n - j0);
-        part.a.ptr = problem.a.ptr.add(i0 * problem.a.rs);
-        part.b.ptr = problem.b.ptr.add(j0 * problem.b.cs);
-        part.c.ptr = problem.c.ptr.add(i0 * problem.c.rs + j0 * problem.c.cs);
-        if !problem.bias.is_null() {
-            part.bias = problem.bias.add(j0);
-        }
-        serial(kernel, part, streamed_b);
-    };
-    pool::run(threads.min(grid_m * grid_n) - 1, &work);
+    if shared_b && grid.rows > 1 {
+        let n_pad = n.div_ceil(kernel.nr) * kernel.nr;
+        scratch::with_shared::<T, _>(k * n_pad, |packed| {
+            parallel(kernel, problem, threads, grid, streamed_b, Some(SharedB { ptr: packed, n_pad }))
+        });
+    } else {
+        parallel(kernel, problem, threads, grid, streamed_b, None);
+    }
 }
+
+/// How C is cut into chunks: `rows x cols` chunks of `chunk_m x chunk_n` (the last ones
+/// smaller).
+#[derive(Clone, Copy)]
+struct Grid {
+    chunk_m: usize,
+    chunk_n: usize,
+    rows: usize,
+    cols: usize,
+}
+
+/// All of B packed once for every thread, in the panel layout of `pack_b`: the depth block
+/// starting at row `pc` (of `kernel.kc` rows, the last one shorter) is at `pc * n_pad`, and
+/// in it the panel of columns `j ..` at `j * depth`.
+#[derive(Clone, Copy)]
+struct SharedB<T> {
+    ptr: *mut T,
+    /// Columns of B rounded up to whole panels.
+    n_pad: usize,
+}
+
+// Safety: threads write disjoint packing units before any reads them (see `parallel`).
+unsafe impl<T: Send> Send for SharedB<T> {}
+unsafe impl<T: Sync> Sync for SharedB<T> {}
+
+/// B packed per chunk is packed again by every row of chunks. At 256^3 on two threads each
+/// thread packed all of B for its chunks, and the chunks ran at 80% of the serial product's
+/// speed; packed once, by both threads, the copies are shared. Bounded so the kept buffer
+/// (`scratch::with_shared`) stays modest; above it packing is a small part of the work.
+const SHARED_B_BYTES: usize = 32 << 20;
+
+/// Whether B is packed once for all chunks (see `SHARED_B_BYTES`).
+pub(crate) fn shares_packed_b<T>(kernel: &Kernel<T>, p: &Problem<T>, streamed_b: bool) -> bool {
+    let bytes = p.k.saturating_mul(p.n.div_ceil(kernel.nr) * kernel.nr).saturating_mul(std::mem::size_of::<T>());
+    !streamed_b && should_pack_b(kernel, p.m, &p.b) && bytes <= SHARED_B_BYTES
+}
+
+/// Columns packed as one unit of the shared packing: whole rows of up to this many values,
+/// so a wide B is read in long runs (see `pack::pack_b`), yet enough units for two threads.
+const PACK_UNIT_COLUMNS: usize = 512;
+
+/// Runs the chunks of `grid` on up to `threads` threads. With a shared B, every thread first
+/// takes packing units (a depth block by a run of panels) from their own counter and then
+/// waits until all are packed, before taking chunks.
+unsafe fn parallel<T: Element>(
+    kernel: &Kernel<T>,
+    problem: Problem<T>,
+    threads: usize,
+    grid: Grid,
+    streamed_b: bool,
+    shared: Option<SharedB<T>>,
+) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let Problem { m, n, k, .. } = problem;
+    let chunks = grid.rows * grid.cols;
+    let kc = kernel.kc.min(k);
+    let depth_blocks = k.div_ceil(kc);
+    let unit_columns = (PACK_UNIT_COLUMNS / kernel.nr * kernel.nr)
+        .min(n.div_ceil(2 * threads).div_ceil(kernel.nr) * kernel.nr)
+        .max(kernel.nr);
+    let units_per_block = n.div_ceil(unit_columns);
+    let pack_units = if shared.is_some() { depth_blocks * units_per_block } else { 0 };
+    let (next_unit, units_done, next_chunk) = (AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0));
+    let failed = AtomicBool::new(false);
+    let work = || {
+        // A participant that panics mid-unit must not leave the others waiting for it.
+        let _poison = Poison(&failed);
+        if let Some(shared) = shared {
+            loop {
+                let unit = next_unit.fetch_add(1, Ordering::Relaxed);
+                if unit >= pack_units {
+                    break;
+                }
+                let (pc, j0) = ((unit / units_per_block) * kc, (unit % units_per_block) * unit_columns);
+                let kb = kc.min(k - pc);
+                let source = problem.b.ptr.add(pc * problem.b.rs + j0 * problem.b.cs);
+                let dst = shared.ptr.add(pc * shared.n_pad + j0 * kb);
+                (kernel.pack_b)(source, problem.b.rs, problem.b.cs, kb, unit_columns.min(n - j0), kernel.nr, dst);
+                units_done.fetch_add(1, Ordering::Release);
+            }
+            let mut spins = 0u32;
+            while units_done.load(Ordering::Acquire) < pack_units {
+                if failed.load(Ordering::Relaxed) {
+                    return;
+                }
+                spins += 1;
+                if spins % 1024 == 0 {
+                    // The unit we wait for may belong to a thread preempted on our core.
+                    std::thread::yield_now();
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        loop {
+            let index = next_chunk.fetch_add(1, Ordering::Relaxed);
+            if index >= chunks {
+                break;
+            }
+            let (i0, j0) = ((index / grid.cols) * grid.chunk_m, (index % grid.cols) * grid.chunk_n);
+            let mut part = problem;
+            part.m = grid.chunk_m.min(m - i0);
+            part.n = grid.chunk_n.min(n - j0);
+            part.a.ptr = problem.a.ptr.add(i0 * problem.a.rs);
+            part.b.ptr = problem.b.ptr.add(j0 * problem.b.cs);
+            part.c.ptr = problem.c.ptr.add(i0 * problem.c.rs + j0 * problem.c.cs);
+            if !problem.bias.is_null() {
+                part.bias = problem.bias.add(j0);
+            }
+            let prepacked = shared.map(|s| Prepacked { ptr: s.ptr as *const T, n_pad: s.n_pad, col0: j0 });
+            serial(kernel, part, streamed_b, prepacked);
+        }
+    };
+    pool::run(threads.min(chunks) - 1, &work);
+}
+
+/// Sets its flag if dropped while its thread unwinds.
+struct Poison<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for Poison<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// A chunk's view of the shared packed B: the chunk's columns start at column `col0` of it.
+#[derive(Clone, Copy)]
+struct Prepacked<T> {
+    ptr: *const T,
+    n_pad: usize,
+    col0: usize,
+}
+
+unsafe impl<T: Send> Send for Prepacked<T> {}
+unsafe impl<T: Sync> Sync for Prepacked<T> {}
 
 /// Chunk size (rows, columns; whole register blocks) minimising the estimated time: rounds
 /// of chunks per thread, plus one chunk of slack because a thread slowed by other work on
 /// its core (the machine may be shared) leaves up to a chunk to the others, plus the
-/// packing or memory traffic each chunk repeats (its B columns, and A for each column block
-/// when A is packed). Without the memory term, 32x4096x4096 was cut into 6-row chunks that
+/// packing or memory traffic each chunk repeats (its B columns, unless B is packed once for
+/// all chunks, and A for each column block when A is packed). Without the memory term, 32x4096x4096 was cut into 6-row chunks that
 /// each fetched their B columns from memory again: 2.7x slower than numpy.
-fn split<T>(kernel: &Kernel<T>, p: &Problem<T>, threads: usize) -> (usize, usize) {
+pub(crate) fn split<T>(kernel: &Kernel<T>, p: &Problem<T>, threads: usize, shared_b: bool) -> (usize, usize) {
     let (mr, nr) = (kernel.mr, kernel.nr);
     let (row_units, col_units) = (p.m.div_ceil(mr), p.n.div_ceil(nr));
     let packs_a = should_pack_a(&p.a);
@@ -127,13 +259,15 @@ fn split<T>(kernel: &Kernel<T>, p: &Problem<T>, threads: usize) -> (usize, usize
             let mut packed = 0;
             // Each chunk packs its B columns, or reads them from memory when B is too large
             // for the caches: in place, B is then fetched again by every row of chunks.
-            if should_pack_b(kernel, chunk_m.min(p.m), &p.b) || b_bytes > CACHED_B_BYTES {
+            let packs_b = !(shared_b && rows > 1) && should_pack_b(kernel, chunk_m.min(p.m), &p.b);
+            if packs_b || b_bytes > CACHED_B_BYTES {
                 packed += p.k * chunk_n;
             }
             if packs_a {
                 packed += chunk_m * p.k * chunk_n.div_ceil(kernel.nc);
             }
-            let cost = chunk_m * chunk_n * p.k + PACK_COST * packed + CHUNK_OVERHEAD;
+            let pack_cost = if b_bytes > CACHED_B_BYTES && !shared_b { PACK_COST_FROM_MEMORY } else { PACK_COST };
+            let cost = chunk_m * chunk_n * p.k + pack_cost * packed + CHUNK_OVERHEAD;
             let estimate = (chunks.div_ceil(threads) + 1).saturating_mul(cost);
             if estimate < best.0 {
                 best = (estimate, chunk_m, chunk_n);
@@ -174,7 +308,7 @@ fn should_pack_a<T>(a: &Strided<T>) -> bool {
     a.cs != 1 && a.rs != 1
 }
 
-unsafe fn serial<T: Element>(kernel: &Kernel<T>, p: Problem<T>, streamed_b: bool) {
+unsafe fn serial<T: Element>(kernel: &Kernel<T>, p: Problem<T>, streamed_b: bool, prepacked: Option<Prepacked<T>>) {
     let (mr, nr) = (kernel.mr, kernel.nr);
     let (m, n, k) = (p.m, p.n, p.k);
     if k == 0 {
@@ -189,16 +323,16 @@ unsafe fn serial<T: Element>(kernel: &Kernel<T>, p: Problem<T>, streamed_b: bool
     }
     let (kc, nc) = if streamed_b { (STREAM_KC.min(k), n) } else { (kernel.kc.min(k), kernel.nc.min(n)) };
     let mc = kernel.mc.min(m);
-    let pack_whole_b = should_pack_b(kernel, m, &p.b);
+    let pack_whole_b = prepacked.is_some() || should_pack_b(kernel, m, &p.b);
     let packed_a = should_pack_a(&p.a);
     let micro_by_rows = if packed_a { kernel.by_rows } else { kernel.by_rows_strided };
     let a_len = if packed_a { mc * kc } else { 0 };
-    let b_len = kc * if pack_whole_b { nc.div_ceil(nr) * nr } else { nr };
+    let b_len = if prepacked.is_some() { 0 } else { kc * if pack_whole_b { nc.div_ceil(nr) * nr } else { nr } };
     // A staging tile for a C without unit column stride.
     let tile_len = mr * nr;
     scratch::with::<T, _>(&[a_len, b_len, tile_len], |buffers| {
         let (a_buf, b_buf, tile) = (buffers[0], buffers[1], buffers[2]);
-        blocked(kernel, &p, BlockPlan { kc, mc, nc, pack_whole_b, packed_a, micro_by_rows, a_buf, b_buf, tile });
+        blocked(kernel, &p, BlockPlan { kc, mc, nc, pack_whole_b, packed_a, micro_by_rows, a_buf, b_buf, tile, prepacked });
     });
 }
 
@@ -213,13 +347,15 @@ struct BlockPlan<T: 'static> {
     a_buf: *mut T,
     b_buf: *mut T,
     tile: *mut T,
+    /// B already packed (for all threads): nothing to pack, `b_buf` unused.
+    prepacked: Option<Prepacked<T>>,
 }
 
 /// The five loops over blocks of C (see the module comment) for one serial product.
 unsafe fn blocked<T: Element>(kernel: &Kernel<T>, p: &Problem<T>, plan: BlockPlan<T>) {
     let (mr, nr) = (kernel.mr, kernel.nr);
     let (m, n, k) = (p.m, p.n, p.k);
-    let BlockPlan { kc, mc, nc, pack_whole_b, packed_a, micro_by_rows, a_buf, b_buf, tile } = plan;
+    let BlockPlan { kc, mc, nc, pack_whole_b, packed_a, micro_by_rows, a_buf, b_buf, tile, prepacked } = plan;
     let fused_epilogue = matches!(p.act, Activation::Linear | Activation::Relu);
     let mut jc = 0;
     while jc < n {
@@ -231,7 +367,13 @@ unsafe fn blocked<T: Element>(kernel: &Kernel<T>, p: &Problem<T>, plan: BlockPla
             let last_depth = pc + kb == k;
             let b_block = p.b.ptr.add(pc * p.b.rs + jc * p.b.cs);
             let full_panels = nb / nr;
-            if pack_whole_b {
+            let b_packed = match prepacked {
+                Some(pre) => pre.ptr.add(pc * pre.n_pad + (pre.col0 + jc) * kb),
+                None => b_buf as *const T,
+            };
+            if prepacked.is_some() {
+                // Packed already, by all threads together.
+            } else if pack_whole_b {
                 (kernel.pack_b)(b_block, p.b.rs, p.b.cs, kb, nb, nr, b_buf);
             } else if nb % nr != 0 {
                 // Only the ragged last panel needs padding into the buffer.
@@ -249,7 +391,7 @@ unsafe fn blocked<T: Element>(kernel: &Kernel<T>, p: &Problem<T>, plan: BlockPla
                 while jr < nb {
                     let w = nr.min(nb - jr);
                     let (b_panel, rs_b) = if pack_whole_b {
-                        (b_buf.add(jr * kb) as *const T, nr)
+                        (b_packed.add(jr * kb), nr)
                     } else if w == nr {
                         (b_block.add(jr), p.b.rs)
                     } else {

@@ -10,6 +10,28 @@ struct Line([u8; 64]);
 
 thread_local! {
     static SCRATCH: RefCell<Vec<Line>> = const { RefCell::new(Vec::new()) };
+    /// The calling thread's B packed once for all threads of a product (see `gemm::run`);
+    /// separate from `SCRATCH`, which the caller's own chunks use meanwhile.
+    static SHARED: RefCell<Vec<Line>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with a buffer of `len` elements of `T` kept on this thread between products
+/// (a fresh one if re-entered), 64-byte aligned, contents unspecified. Kept rather than
+/// allocated per product: a fresh multi-megabyte buffer costs a page fault per 4 KiB.
+pub(crate) fn with_shared<T: Copy, R>(len: usize, f: impl FnOnce(*mut T) -> R) -> R {
+    let lines = (len * std::mem::size_of::<T>().max(1)).div_ceil(64);
+    SHARED.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffer) => {
+            if buffer.len() < lines {
+                *buffer = vec![Line([0; 64]); lines];
+            }
+            f(buffer.as_mut_ptr() as *mut T)
+        }
+        Err(_) => {
+            let mut buffer = vec![Line([0; 64]); lines];
+            f(buffer.as_mut_ptr() as *mut T)
+        }
+    })
 }
 
 /// Runs `f` with one buffer of `lens[i]` elements of `T` per requested length. The contents

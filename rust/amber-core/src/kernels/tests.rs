@@ -389,3 +389,70 @@ fn large_b_streamed_in_place_for_few_rows() {
         }
     }
 }
+
+/// `act(a·b + bias)` through the GEMM driver with at most `threads` threads.
+fn gemm_threads<T: Float>(isa: Isa, a: MatRef<'_, T>, b: MatRef<'_, T>, bias: Option<&[T]>, act: Activation, threads: usize) -> Vec<T> {
+    let (m, n) = (a.rows(), b.cols());
+    let mut out = vec![T::ZERO; m * n];
+    let problem = gemm::Problem {
+        m,
+        n,
+        k: a.cols(),
+        a: gemm::Strided { ptr: a.ptr(), rs: a.row_stride(), cs: a.col_stride() },
+        b: gemm::Strided { ptr: b.ptr(), rs: b.row_stride(), cs: b.col_stride() },
+        c: gemm::StridedMut { ptr: out.as_mut_ptr(), rs: n, cs: 1 },
+        bias: bias.map_or(std::ptr::null(), |b| b.as_ptr()),
+        act,
+    };
+    // Safety: the views checked their elements; `out` is ours and unaliased.
+    unsafe { gemm::run(kernel_for::<T>(isa, n).unwrap(), problem, threads) };
+    out
+}
+
+#[test]
+fn shared_packed_b_gives_the_single_thread_bits() {
+    // Products whose B is packed once for all threads (several rows of chunks): ragged depth
+    // blocks and panels, transposed and strided B, every tile width. Each thread count must
+    // give the serial product's exact bits, and those must match the f64 reference.
+    for isa in supported_isas() {
+        for &(m, k, n, lb) in &[
+            (300, 600, 260, Layout::RowMajor),
+            (257, 1100, 700, Layout::RowMajor),
+            (200, 530, 130, Layout::ColMajor),
+            (190, 300, 90, Layout::Strided),
+            (400, 200, 20, Layout::RowMajor),
+        ] {
+            let (ad, ars, acs) = make::<f32>(m, k, Layout::RowMajor, 21);
+            let (bd, brs, bcs) = make::<f32>(k, n, lb, 22);
+            let a = MatRef::new(&ad, m, k, ars, acs).unwrap();
+            let b = MatRef::new(&bd, k, n, brs, bcs).unwrap();
+            let bias: Vec<f32> = values(n, 23).into_iter().map(f32::from_f64).collect();
+            let kernel = kernel_for::<f32>(isa, n).unwrap();
+            let p = gemm::Problem {
+                m,
+                n,
+                k,
+                a: gemm::Strided { ptr: a.ptr(), rs: ars, cs: acs },
+                b: gemm::Strided { ptr: b.ptr(), rs: brs, cs: bcs },
+                c: gemm::StridedMut { ptr: std::ptr::null_mut(), rs: n, cs: 1 },
+                bias: std::ptr::null(),
+                act: Activation::Relu,
+            };
+            assert!(gemm::shares_packed_b(kernel, &p, false), "{isa:?} {m}x{k}x{n}: B not shared");
+            let (chunk_m, _) = gemm::split(kernel, &p, 2, true);
+            assert!(m.div_ceil(chunk_m) > 1, "{isa:?} {m}x{k}x{n}: one row of chunks, nothing shared");
+            let serial = gemm_threads(isa, a, b, Some(&bias), Activation::Relu, 1);
+            let want = reference(a, b, Some(&bias), Activation::Relu);
+            for (got, want) in serial.iter().zip(&want) {
+                assert!((*got as f64 - want).abs() <= 3e-7 * k as f64, "{isa:?} {m}x{k}x{n}: {got} vs {want}");
+            }
+            for threads in [2, 3, 8] {
+                let split = gemm_threads(isa, a, b, Some(&bias), Activation::Relu, threads);
+                assert!(
+                    split.iter().zip(&serial).all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{isa:?} {m}x{k}x{n} on {threads} threads differs from one thread"
+                );
+            }
+        }
+    }
+}
