@@ -185,7 +185,7 @@ unsafe fn parallel<T: Element>(
                     return;
                 }
                 spins += 1;
-                if spins % 1024 == 0 {
+                if spins.is_multiple_of(1024) {
                     // The unit we wait for may belong to a thread preempted on our core.
                     std::thread::yield_now();
                 } else {
