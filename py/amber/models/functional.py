@@ -54,18 +54,8 @@ def map_graph(inputs, outputs):
     for tensor in outputs:
         visit(tensor)
 
-    node_ids = {id(n) for n in ordered_nodes}
-    node_depth, layer_depth, layers_by_id = {}, {}, {}
-    for node in reversed(ordered_nodes):
-        depth = max(node_depth.setdefault(id(node), 0), layer_depth.get(id(node.layer), 0))
-        layer_depth[id(node.layer)] = depth
-        layers_by_id[id(node.layer)] = node.layer
-        node_depth[id(node)] = depth
-        for tensor in node.input_tensors:
-            parent_layer, parent_index, _ = tensor._keras_history
-            parent = parent_layer._inbound_nodes[parent_index]
-            if id(parent) in node_ids:
-                node_depth[id(parent)] = max(depth + 1, node_depth.get(id(parent), 0))
+    node_depth, layer_depth = graph_depths(ordered_nodes)
+    layers_by_id = {id(node.layer): node.layer for node in ordered_nodes}
 
     # Inputs not connected to any output still belong to the model.
     for tensor in inputs:
@@ -96,6 +86,23 @@ def map_graph(inputs, outputs):
             raise ValueError(f'The name "{name}" is used {names.count(name)} times in the model. '
                              "All layer names should be unique.")
     return ordered_nodes, layers
+
+
+def graph_depths(ordered_nodes):
+    """({node id: depth}, {layer id: depth}) of nodes listed parents before children.
+
+    A node's depth is the longest path from it to an output (outputs are 0); a shared layer
+    takes the deepest of its nodes' depths, and its later nodes start from that depth."""
+    node_ids = {id(n) for n in ordered_nodes}
+    node_depth, layer_depth = {}, {}
+    for node in reversed(ordered_nodes):
+        depth = max(node_depth.setdefault(id(node), 0), layer_depth.get(id(node.layer), 0))
+        layer_depth[id(node.layer)] = depth
+        node_depth[id(node)] = depth
+        for parent in node.parent_nodes:
+            if id(parent) in node_ids:
+                node_depth[id(parent)] = max(depth + 1, node_depth.get(id(parent), 0))
+    return node_depth, layer_depth
 
 
 class Functional(Model):

@@ -3,6 +3,8 @@
 Keras draws the table with ``rich`` (without colours when a ``print_fn`` captures it); the
 column widths, wrapping and truncation below follow rich's rules, so the text is the same
 line for line, nested models (``expand_nested``) and the ``show_trainable`` column included.
+Functional models that are not a plain chain (several inputs or outputs, merges, shared
+layers) get Keras's fourth column, "Connected to": each inbound ``layer[node][tensor]``.
 """
 
 import math
@@ -11,7 +13,9 @@ import shutil
 
 import numpy as np
 
+from amber.layers.graph_ops import GraphOp
 from amber.layers.input_layer import InputLayer
+from amber.models.functional import Functional, graph_depths
 
 _NESTED_INDENT = "   "
 _NESTED_MARK = "└ "
@@ -37,7 +41,16 @@ def _count(variables):
     return total, nbytes
 
 
+def _format_shape(shape):
+    # Keras joins the dimensions itself: a 1-D shape prints as "(None)", not "(None,)".
+    return "(" + ", ".join(str(dim) for dim in shape) + ")"
+
+
 def _shape_text(layer):
+    if layer._inbound_nodes:
+        # As Keras: the shapes of the layer's latest call (a shared layer's last node).
+        shapes = [_format_shape(t.shape) for t in layer._inbound_nodes[-1].output_tensors]
+        return shapes[0] if len(shapes) == 1 else "[" + ", ".join(shapes) + "]"
     try:
         shape = layer.output_shape
     except (AttributeError, ValueError):
@@ -46,6 +59,8 @@ def _shape_text(layer):
 
 
 def _params_text(layer):
+    if isinstance(layer, GraphOp):
+        return "0"  # Keras's operations have no build state, only layers can be unbuilt
     if not layer.built and not isinstance(layer, InputLayer):
         return "0 (unbuilt)"
     return f"{_count(layer.weights)[0]:,}"
@@ -148,17 +163,54 @@ def _row(cells, widths, aligns, border="│", header=False):
     return out
 
 
+# ---------------------------------------------------------------- graph
+
+def _graph_nodes(model):
+    """The nodes of a Functional model that is not a plain chain, else None (no "Connected to").
+
+    Keras's rule: a chain has one node per depth, each reading one tensor, and no layer
+    called twice in the model."""
+    if not isinstance(model, Functional):
+        return None  # Sequential and subclassed models print as a sequence of layers
+    node_depth, _ = graph_depths(model._nodes)
+    by_depth = {}
+    for node in model._nodes:
+        by_depth.setdefault(node_depth[id(node)], []).append(node)
+    chain = all(len(nodes) == 1 and len(nodes[0].input_tensors) <= 1 for nodes in by_depth.values())
+    calls = {}
+    for node in model._nodes:
+        calls[id(node.layer)] = calls.get(id(node.layer), 0) + 1
+    if chain and max(calls.values(), default=0) <= 1:
+        return None
+    return model._nodes
+
+
+def _connections_text(layer, graph_node_ids):
+    """``source[node][tensor]`` of every tensor the layer reads in this model's graph; nested
+    models' own layers are called in another graph and show "-"."""
+    sources = []
+    for node in layer._inbound_nodes:
+        if id(node) not in graph_node_ids:
+            continue
+        for tensor in node.input_tensors:
+            source, node_index, tensor_index = tensor._keras_history
+            sources.append(f"{source.name}[{node_index}][{tensor_index}]")
+    return ", ".join(sources) or "-"
+
+
 # ---------------------------------------------------------------- layers
 
-def _layer_rows(layer, expand_nested, show_trainable, level=0):
+def _layer_rows(layer, expand_nested, show_trainable, graph_node_ids, level=0):
     prefix = _NESTED_INDENT * level + _NESTED_MARK if level else ""
     cells = [f"{prefix}{layer.name} ({type(layer).__name__})", _shape_text(layer), _params_text(layer)]
+    if graph_node_ids is not None:
+        cells.append(_connections_text(layer, graph_node_ids))
     if show_trainable:
         cells.append(_trainable_text(layer))
     rows = [cells]
     inner = getattr(layer, "layers", None) if expand_nested else None
     for sublayer in inner or []:
-        rows.extend(_layer_rows(sublayer, expand_nested, show_trainable, level + 1))
+        rows.extend(_layer_rows(sublayer, expand_nested, show_trainable, graph_node_ids, level + 1))
     return rows
 
 
@@ -184,10 +236,19 @@ def _layer_bounds(layers, layer_range):
 def print_summary(model, line_length=None, positions=None, print_fn=None, expand_nested=False,
                   show_trainable=False, layer_range=None):
     print_fn = print_fn or (lambda text, **_: print(text))
-    header = ["Layer (type)", "Output Shape", "Param #"]
-    aligns = ["left", "left", "right"]
-    default_length = 88
-    positions = list(positions or [0.45, 0.80, 1.0])
+    graph_nodes = _graph_nodes(model)
+    if graph_nodes is None:
+        header = ["Layer (type)", "Output Shape", "Param #"]
+        aligns = ["left", "left", "right"]
+        default_length = 88
+        positions = list(positions or [0.45, 0.80, 1.0])
+        graph_node_ids = None
+    else:
+        header = ["Layer (type)", "Output Shape", "Param #", "Connected to"]
+        aligns = ["left", "left", "right", "left"]
+        default_length = 108
+        positions = list(positions or [0.3, 0.56, 0.74, 1.0])
+        graph_node_ids = {id(node) for node in graph_nodes}
     if show_trainable:
         default_length += 12
         positions = [p * 0.90 for p in positions] + [1.0]
@@ -196,11 +257,12 @@ def print_summary(model, line_length=None, positions=None, print_fn=None, expand
     line_length = line_length or min(default_length, shutil.get_terminal_size().columns - 4)
     widths = _column_widths(line_length, positions)
 
-    layers = list(model.layers)
+    # A Functional model lists its graph's operations too (``x * 2`` prints as "multiply").
+    layers = list(model._operations if isinstance(model, Functional) else model.layers)
     start, stop = _layer_bounds(layers, layer_range)
     rows = []
     for layer in layers[start:stop]:
-        rows.extend(_layer_rows(layer, expand_nested, show_trainable))
+        rows.extend(_layer_rows(layer, expand_nested, show_trainable, graph_node_ids))
 
     lines = [f'Model: "{model.name}"']
     lines.append("┏" + "┳".join("━" * w for w in widths) + "┓")

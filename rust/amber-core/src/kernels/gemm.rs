@@ -5,6 +5,10 @@
 //! micro-panels against `mr`-row A micro-panels. Bias and ReLU are applied in registers as
 //! a tile's last depth block is stored; other activations run on the tile right after,
 //! while it is still in L1.
+//!
+//! Across threads C is cut into chunks taken from a shared counter (`run`). When several
+//! rows of chunks would each pack the same B columns, all of B is packed once, by all
+//! threads, into a buffer every chunk reads (`parallel`).
 
 use super::activation::Activation;
 use super::element::Element;
