@@ -96,8 +96,9 @@ def _spread(extra, widths):
     return out
 
 
-def _column_widths(line_length, positions):
-    """Cell widths (text plus one space each side) of a table ``line_length`` wide."""
+def _column_widths(line_length, positions, columns):
+    """Cell widths (text plus one space each side) of ``columns`` columns in a table
+    ``line_length`` wide. As in Keras, positions beyond the columns are checked, not drawn."""
     widths, current = [], 0
     for position in positions:
         width = int(position * line_length) - current
@@ -105,7 +106,7 @@ def _column_widths(line_length, positions):
             raise ValueError("Insufficient console width to print summary.")
         widths.append(width)
         current += width
-    widths = [width + 2 for width in widths]  # rich adds the padding on top
+    widths = [width + 2 for width in widths[:columns]]  # rich adds the padding on top
     room = line_length - (len(widths) + 1)  # minus the vertical borders
     if sum(widths) > room:
         widths = _reduce(sum(widths) - room, widths)
@@ -255,7 +256,7 @@ def print_summary(model, line_length=None, positions=None, print_fn=None, expand
         header.append("Trainable")
         aligns.append("center")
     line_length = line_length or min(default_length, shutil.get_terminal_size().columns - 4)
-    widths = _column_widths(line_length, positions)
+    widths = _column_widths(line_length, positions, len(header))
 
     # A Functional model lists its graph's operations too (``x * 2`` prints as "multiply").
     layers = list(model._operations if isinstance(model, Functional) else model.layers)
