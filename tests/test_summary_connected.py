@@ -90,8 +90,19 @@ def unused_input_and_reuse(lib):
     return lib.Model([c, unused], L.Dense(1, name="h")(reused(c)), name="unused_input_and_reuse")
 
 
+def shared_sequential(lib):
+    """A nested Sequential called on two inputs (nodes 0 and 1), a 1-D output, which Keras
+    prints as "(None)"."""
+    L = lib.layers
+    encoder = lib.Sequential([lib.Input((4,)), L.Dense(3, name="e1"), L.Dense(2, name="e2")], name="encoder")
+    a, b = lib.Input((4,), name="a"), lib.Input((4,), name="b")
+    both = L.Add(name="plus")([encoder(a), encoder(b)])
+    score = lib.ops.squeeze(L.Dense(1, name="score")(both), axis=-1)
+    return lib.Model([a, b], [score, both], name="shared_sequential")
+
+
 MODELS = [two_inputs, residual, shared, nested, multi_output, chain_two_outputs, keyword_tensors,
-          graph_operations, unused_input_and_reuse]
+          graph_operations, unused_input_and_reuse, shared_sequential]
 
 CASES = [
     dict(),
@@ -118,6 +129,18 @@ def test_summary_text_equals_keras(keras, monkeypatch, columns, build, kwargs):
 def test_line_length_and_layer_range_like_keras(keras, monkeypatch, kwargs):
     monkeypatch.setenv("COLUMNS", "200")
     assert summary_lines(two_inputs(amber), **kwargs) == summary_lines(two_inputs(keras), **kwargs)
+
+
+@pytest.mark.parametrize("build", [shared_sequential, two_inputs])
+def test_loaded_model_summary_like_keras(keras, monkeypatch, tmp_path, build):
+    """A branching model saved and loaded back: the rebuilt graph prints the same table."""
+    monkeypatch.setenv("COLUMNS", "80")
+    texts = []
+    for lib in (amber, keras):
+        path = tmp_path / f"{lib.__name__}.keras"
+        build(lib).save(path)
+        texts.append(summary_lines(lib.models.load_model(path), expand_nested=True))
+    assert texts[0] == texts[1]
 
 
 def test_connections_name_keras_inbound_tensors(keras, monkeypatch):
