@@ -131,7 +131,7 @@ def test_line_length_and_layer_range_like_keras(keras, monkeypatch, kwargs):
     assert summary_lines(two_inputs(amber), **kwargs) == summary_lines(two_inputs(keras), **kwargs)
 
 
-@pytest.mark.parametrize("build", [shared_sequential, two_inputs])
+@pytest.mark.parametrize("build", [shared_sequential, two_inputs, nested])
 def test_loaded_model_summary_like_keras(keras, monkeypatch, tmp_path, build):
     """A branching model saved and loaded back: the rebuilt graph prints the same table."""
     monkeypatch.setenv("COLUMNS", "80")

@@ -492,6 +492,10 @@ class Layer:
         except AttributeError:
             pass
         (self._trainable_variables if trainable else self._non_trainable_variables).append(variable)
+        if not self.trainable:
+            # Built after being frozen (``Dense(3, trainable=False)``, or loaded frozen): as in
+            # Keras the weight starts frozen and stays listed for ``trainable = True`` to thaw.
+            variable.trainable = False
         return variable
 
     def add_variable(self, shape, initializer, dtype=None, trainable=True, name=None, **kwargs):
