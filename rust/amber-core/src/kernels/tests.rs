@@ -456,3 +456,28 @@ fn shared_packed_b_gives_the_single_thread_bits() {
         }
     }
 }
+
+#[test]
+fn a_large_packed_b_is_split_by_columns_only() {
+    // 256 x 4096 x 4096: B (64 MB) does not fit the caches or the shared buffer, so every row
+    // of chunks would pack all of it from memory again; the split must keep one row of chunks
+    // (each chunk packing only its own columns) yet still give both threads work.
+    let (m, k, n) = (256, 4096, 4096);
+    for isa in supported_isas() {
+        let kernel = kernel_for::<f32>(isa, n).unwrap();
+        let p = gemm::Problem::<f32> {
+            m,
+            n,
+            k,
+            a: gemm::Strided { ptr: std::ptr::null(), rs: k, cs: 1 },
+            b: gemm::Strided { ptr: std::ptr::null(), rs: n, cs: 1 },
+            c: gemm::StridedMut { ptr: std::ptr::null_mut(), rs: n, cs: 1 },
+            bias: std::ptr::null(),
+            act: Activation::Linear,
+        };
+        assert!(!gemm::shares_packed_b(kernel, &p, false));
+        let (chunk_m, chunk_n) = gemm::split(kernel, &p, 2, false);
+        assert!(chunk_m >= m, "{isa:?}: rows cut into chunks of {chunk_m}: B packed {} times", m.div_ceil(chunk_m));
+        assert!(n.div_ceil(chunk_n) >= 2, "{isa:?}: one chunk for two threads");
+    }
+}
