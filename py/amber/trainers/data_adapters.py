@@ -13,6 +13,8 @@ import warnings
 
 import numpy as np
 
+from amber.trainers import prefetch
+
 # Keras looks at this many leading batches before training (to learn their structure) and
 # hands them out again every time the generator is restarted.
 _PEEKED_BATCHES = 2
@@ -24,11 +26,14 @@ class PyDataset:
     ``(x, y)``, ``(x, y, sample_weight)`` or a dict of inputs). ``on_epoch_begin`` /
     ``on_epoch_end`` run around every epoch, e.g. to reshuffle.
 
-    ``workers``, ``use_multiprocessing`` and ``max_queue_size`` are accepted and kept for
-    compatibility with Keras, but amber reads the batches itself, one after the other in the
-    calling thread and in index order (a shuffled order when ``fit(shuffle=True)``), so no
-    pickling, threads or processes are involved and ``__getitem__`` need not be thread-safe.
-    ``keras.utils.Sequence`` is the same class under its older name.
+    ``workers``, ``use_multiprocessing`` and ``max_queue_size`` work as in Keras: with
+    ``workers > 1`` (or ``use_multiprocessing=True``) that many threads (or processes) read
+    batches ahead, at most ``max_queue_size`` of them, while the model trains; the batches and
+    their order are those of a single-threaded read (see ``amber.trainers.prefetch``).
+    ``__getitem__`` must then be safe to call from several threads at once (or, for processes,
+    the dataset picklable where the platform cannot ``fork``). With the default
+    ``workers=1`` batches are read in the calling thread, in index order (a shuffled order when
+    ``fit(shuffle=True)``). ``keras.utils.Sequence`` is the same class under its older name.
     """
 
     def __init__(self, workers=1, use_multiprocessing=False, max_queue_size=10):
@@ -153,7 +158,8 @@ class GeneratorAdapter:
 
 
 class PyDatasetAdapter:
-    """A ``PyDataset``: ``len(dataset)`` batches per pass, read by index in this thread.
+    """A ``PyDataset``: ``len(dataset)`` batches per pass, read by index in this thread, or
+    ahead by the dataset's workers (``prefetch``).
 
     ``shuffle`` visits the batches in a random order (Python's ``random``, as Keras does,
     so ``set_random_seed`` makes it repeatable); ``class_weight`` becomes per-sample
@@ -201,6 +207,10 @@ class PyDatasetAdapter:
             indices = list(range(count))
             if self.shuffle:
                 random.shuffle(indices)
+        if prefetch.uses_workers(self.dataset):
+            for index, batch in prefetch.ordered_batches(self.dataset, indices):
+                yield self._standardize(batch, index)
+            return
         for index in indices:
             yield self._standardize(self.dataset[index], index)
 
