@@ -7,8 +7,8 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use amber_core::optim::{
-    self as core, AdadeltaCoefficients, AdagradCoefficients, AdamCoefficients, AdamaxCoefficients, LionCoefficients,
-    NadamCoefficients, RmspropCoefficients, SgdCoefficients,
+    self as core, AdadeltaCoefficients, AdagradCoefficients, AdamCoefficients, AdamaxCoefficients, FtrlCoefficients,
+    FtrlPower, LionCoefficients, NadamCoefficients, RmspropCoefficients, SgdCoefficients,
 };
 
 use crate::to_py_err;
@@ -253,6 +253,33 @@ fn adadelta_step_f32(
         .map_err(to_py_err)
 }
 
+/// One Ftrl step: `accumulator` and `linear` updated in place, the new values written to
+/// `value_out`; `power` (`-learning_rate_power`) must be 0, 0.5, 1 or 2.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn ftrl_step_f32(
+    py: Python<'_>,
+    mut value_out: PyReadwriteArrayDyn<'_, f32>,
+    value_in: PyReadonlyArrayDyn<'_, f32>,
+    grad: PyReadonlyArrayDyn<'_, f32>,
+    mut accumulator: PyReadwriteArrayDyn<'_, f32>,
+    mut linear: PyReadwriteArrayDyn<'_, f32>,
+    learning_rate: f32,
+    power: f32,
+    two_l2_shrinkage: f32,
+    l1: f32,
+    two_l2: f32,
+) -> PyResult<()> {
+    let power = FtrlPower::from_exponent(power).map_err(to_py_err)?;
+    let coefficients = FtrlCoefficients { learning_rate, power, two_l2_shrinkage, l1, two_l2 };
+    let out = write(&mut value_out, "value_out")?;
+    let value = read(&value_in, "value_in")?;
+    let grad = read(&grad, "grad")?;
+    let accumulator = write(&mut accumulator, "accumulator")?;
+    let linear = write(&mut linear, "linear")?;
+    py.detach(|| core::ftrl_step_f32(out, value, grad, accumulator, linear, coefficients)).map_err(to_py_err)
+}
+
 /// Decoupled weight decay: `value_out = value_in - (value_in * weight_decay) * learning_rate`.
 #[pyfunction]
 fn weight_decay_f32(
@@ -276,6 +303,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(adamax_step_f32, m)?)?;
     m.add_function(wrap_pyfunction!(lion_step_f32, m)?)?;
     m.add_function(wrap_pyfunction!(adadelta_step_f32, m)?)?;
+    m.add_function(wrap_pyfunction!(ftrl_step_f32, m)?)?;
     m.add_function(wrap_pyfunction!(weight_decay_f32, m)?)?;
     Ok(())
 }
