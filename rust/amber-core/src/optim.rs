@@ -134,7 +134,7 @@ impl FtrlPower {
     /// error for one numpy does not compute exactly.
     pub fn from_exponent(power: f32) -> Result<Self> {
         match power {
-            p if p == 0.0 => Ok(Self::Zero),
+            0.0 => Ok(Self::Zero), // float patterns compare with ==, so -0.0 lands here too
             0.5 => Ok(Self::Half),
             1.0 => Ok(Self::One),
             2.0 => Ok(Self::Two),
