@@ -1,6 +1,6 @@
 """The fused Rust optimizer steps (`_native.sgd_step_f32`, `adam_step_f32` with and without
 AMSGrad, `rmsprop_step_f32` plain/centered/with momentum, `adagrad_step_f32`, `nadam_step_f32`,
-`adamax_step_f32`, `lion_step_f32`, `adadelta_step_f32`, `weight_decay_f32`).
+`adamax_step_f32`, `lion_step_f32`, `adadelta_step_f32`, `ftrl_step_f32`, `weight_decay_f32`).
 
 Reference: Keras's float32 update rules written here as the numpy passes the optimizers ran
 before the kernels existed (one ufunc per operation, every intermediate a float32 array), with
@@ -389,6 +389,91 @@ def test_lion_sign_of_zero_and_nan_is_numpys():
     assert same_bits(out, expected) and same_bits(m, ref_m)
 
 
+def numpy_ftrl(value, g, accumulator, linear, lr, learning_rate_power, l1, l2, l2_shrinkage,
+               beta):
+    """Keras's Ftrl, flushed: `linear += (g + 2*shrinkage*w) - ((n'^p - n^p) / lr) * w` with
+    `n' = n + g^2`, `w = (clip(linear, -l1, l1) - linear) / (n'^p / lr + 2*(l2 + beta/(2 lr)))`."""
+    with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 and 0*inf are cases here
+        return _numpy_ftrl(flushed, value, g, accumulator, linear, lr, learning_rate_power, l1,
+                           l2, l2_shrinkage, beta)
+
+
+def _numpy_ftrl(F, value, g, accumulator, linear, lr, learning_rate_power, l1, l2, l2_shrinkage,
+                beta):
+    g, value = F(g), F(value)
+    power = f32(-learning_rate_power)
+    l2_total = f32(l2) + f32(beta) / (f32(2) * lr)
+    grad_to_use = F(g + F(f32(2 * l2_shrinkage) * value))
+    old_power = F(np.power(F(accumulator), power))
+    accumulator[:] = F(F(accumulator) + F(np.square(g)))
+    new_power = F(np.power(accumulator, power))
+    linear[:] = F(F(linear) + F(grad_to_use - F(F(F(new_power - old_power) / lr) * value)))
+    quadratic = F(F(new_power / lr) + f32(2) * l2_total)
+    clipped = np.clip(linear, -f32(l1), f32(l1))
+    return F(F(clipped - linear) / quadratic)
+
+
+# (learning_rate, learning_rate_power, initial_accumulator_value, l1, l2, l2_shrinkage, beta)
+FTRL_OPTIONS = [
+    (1e-3, -0.5, 0.1, 0.0, 0.0, 0.0, 0.0),  # Keras's defaults
+    (0.05, -0.5, 0.1, 0.01, 0.02, 0.03, 0.1),
+    (0.1, 0.0, 0.0, 1e-3, 0.0, 0.0, 0.5),  # a learning-rate power of 0
+    (0.02, -1.0, 0.2, 0.0, 0.1, 0.0, 0.0),
+    (0.01, -2.0, 0.1, 5e-3, 0.0, 0.01, 0.0),
+    (0.01, -0.5, 0.0, 0.0, 0.0, 0.0, 0.0),  # a zero accumulator: 0/0 (NaN) where g is 0
+]
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+@pytest.mark.parametrize("options", FTRL_OPTIONS)
+def test_ftrl_step_is_bitwise_the_numpy_passes(n, options):
+    lr, lr_power, initial, l1, l2, shrinkage, beta = options
+    lr = f32(lr)
+    rng = np.random.default_rng(900 + n)
+    value = random_vector(rng, n, 0.3)
+    accumulator, linear = np.full(n, f32(initial)), np.zeros(n, f32)
+    ref_value, ref_accumulator, ref_linear = value.copy(), accumulator.copy(), linear.copy()
+    two_l2 = f32(2) * (f32(l2) + f32(beta) / (f32(2) * lr))
+    for step in range(1, 5):
+        g = random_vector(rng, n, 0.05 * step)
+        out = np.empty(n, f32)
+        _native.ftrl_step_f32(out, value, g, accumulator, linear, lr, f32(-lr_power),
+                              f32(2 * shrinkage), f32(l1), two_l2)
+        value = out
+        ref_value = numpy_ftrl(ref_value, g, ref_accumulator, ref_linear, lr, lr_power, l1, l2,
+                               shrinkage, beta)
+        assert same_bits(value, ref_value), f"values differ at step {step}"
+        assert same_bits(accumulator, ref_accumulator) and same_bits(linear, ref_linear)
+
+
+def test_ftrl_clip_keeps_signed_zeros_nan_and_infinities_as_numpy():
+    # Special linear values around the clip bounds, repeated past the vector width.
+    specials = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, 0.01, -0.01, 0.02, -0.02, 1e-3],
+                        f32)
+    for l1 in (0.0, 0.01):
+        linear = np.tile(specials, 8)
+        n = linear.size
+        value, g, accumulator = np.ones(n, f32), np.zeros(n, f32), np.ones(n, f32)
+        ref_linear, ref_accumulator = linear.copy(), accumulator.copy()
+        out = np.empty(n, f32)
+        # With zero gradient and no shrinkage, linear stays put: the clip decides the result.
+        _native.ftrl_step_f32(out, value, g, accumulator, linear, f32(0.1), f32(0.5), f32(0),
+                              f32(l1), f32(0))
+        expected = numpy_ftrl(value, g, ref_accumulator, ref_linear, f32(0.1), -0.5, l1, 0.0,
+                              0.0, 0.0)
+        assert same_bits(out, expected) and same_bits(linear, ref_linear)
+
+
+def test_ftrl_refuses_an_inexact_power_and_names_the_slot():
+    out, value, grad = np.empty(8, f32), np.ones(8, f32), np.ones(8, f32)
+    with pytest.raises(ValueError, match=r"accumulator power 0.7.* expected 0, 0.5, 1 or 2"):
+        _native.ftrl_step_f32(out, value, grad, np.ones(8, f32), np.zeros(8, f32), f32(0.1),
+                              f32(0.7), f32(0), f32(0), f32(0))
+    with pytest.raises(ValueError, match=r"ftrl_step_f32: `linear` has 3 elements, expected 8"):
+        _native.ftrl_step_f32(out, value, grad, np.ones(8, f32), np.zeros(3, f32), f32(0.1),
+                              f32(0.5), f32(0), f32(0), f32(0))
+
+
 def numpy_weight_decay(value, weight_decay, lr):
     """Keras's decoupled decay `w - w * wd * lr`, flushed."""
     F = flushed
@@ -549,6 +634,32 @@ def test_adamax_lion_adadelta_optimizers_equal_the_numpy_passes(shapes, name):
                 ref[i] = numpy_adadelta(ref[i], g, *slots[i], f32(2e-3), 0.95, 1e-7)
     for a, b in zip(got, ref):
         assert same_bits(a, b)
+
+
+@pytest.mark.parametrize("shapes", [SHAPES, [(33, 5)]], ids=["flat", "one-variable"])
+@pytest.mark.parametrize("options", FTRL_OPTIONS[1:3] + [
+    (0.1, -0.7, 0.1, 0.01, 0.02, 0.01, 0.1)], ids=["half", "zero", "inexact-0.7"])
+def test_ftrl_optimizer_equals_the_numpy_passes(shapes, options):
+    # Exponents numpy computes exactly take the kernel; -0.7 keeps the numpy rule, whose
+    # values are the same as long as nothing turns subnormal (nothing here does).
+    lr, lr_power, initial, l1, l2, shrinkage, beta = options
+    weights, grads = problem(shapes, seed=11)
+    optimizer = optimizers.Ftrl(
+        learning_rate=lr, learning_rate_power=lr_power, initial_accumulator_value=initial,
+        l1_regularization_strength=l1, l2_regularization_strength=l2,
+        l2_shrinkage_regularization_strength=shrinkage, beta=beta)
+    got = train(optimizer, weights, grads)
+    ref = [w.copy() for w in weights]
+    slots = [(np.full_like(w, f32(initial)), np.zeros_like(w)) for w in weights]
+    for step_grads in grads:
+        for i, g in enumerate(step_grads):
+            ref[i] = numpy_ftrl(ref[i], g, *slots[i], f32(lr), lr_power, l1, l2, shrinkage, beta)
+    for a, b in zip(got, ref):
+        assert same_bits(a, b)
+    for (accumulator, linear), a, b in zip(slots, optimizer._accumulators, optimizer._linears):
+        assert same_bits(a.numpy(), accumulator) and same_bits(b.numpy(), linear)
+    fused = getattr(optimizer, "_flat_state", None) is not None
+    assert fused == (len(shapes) > 1 and lr_power != -0.7)
 
 
 def test_adamw_decays_then_takes_the_fused_adam_step():

@@ -223,6 +223,12 @@ def adadelta_step_f32(value_out: np.ndarray, value_in: np.ndarray, grad: np.ndar
     ``delta = -((sqrt(accumulated_delta + epsilon) * g) / sqrt(accumulated_grad + epsilon))``;
     ``accumulated_delta = accumulated_delta * rho + (delta*delta) * one_minus_rho``;
     ``value_out = value_in + learning_rate * delta``."""
+def ftrl_step_f32(value_out: np.ndarray, value_in: np.ndarray, grad: np.ndarray, accumulator: np.ndarray, linear: np.ndarray, learning_rate: float, power: float, two_l2_shrinkage: float, l1: float, two_l2: float) -> None:
+    """Ftrl: ``new_accumulator = accumulator + g*g``;
+    ``linear += (g + two_l2_shrinkage * value_in) - ((new_accumulator**power - accumulator**power) / learning_rate) * value_in``;
+    ``value_out = (np.clip(linear, -l1, l1) - linear) / (new_accumulator**power / learning_rate + two_l2)``.
+    ``power`` (``-learning_rate_power``) must be 0, 0.5, 1 or 2, the exponents numpy's float32
+    ``power`` computes exactly (ValueError otherwise)."""
 def weight_decay_f32(value_out: np.ndarray, value_in: np.ndarray, weight_decay: float, learning_rate: float) -> None:
     """Decoupled weight decay, applied before an update rule:
     ``value_out = value_in - (value_in * weight_decay) * learning_rate``."""

@@ -2,9 +2,16 @@
 
 import numpy as np
 
+from amber import _native
+from amber.optimizers import fused
 from amber.optimizers.base_optimizer import Optimizer
 
 f32 = np.float32
+
+# Accumulator exponents (`-learning_rate_power`) numpy's float32 `power` computes exactly
+# (sqrt, copy, square, 1), so the fused kernel can match it bit for bit; numpy computes any
+# other exponent with a vectorized pow that is not correctly rounded, so those keep the rule.
+_EXACT_POWERS = (0.0, 0.5, 1.0, 2.0)
 
 
 class Ftrl(Optimizer):
@@ -42,11 +49,21 @@ class Ftrl(Optimizer):
             initializer=[float(self.initial_accumulator_value), "zeros"],
         )
 
+    def _update_all(self, grads, trainable_variables, learning_rate):
+        if not (self._fusable() and fused.step_all(
+                self, grads, trainable_variables, [self._accumulators, self._linears],
+                self._kernel(learning_rate))):
+            super()._update_all(grads, trainable_variables, learning_rate)
+
     def update_step(self, gradient, variable, learning_rate):
-        gradient = gradient.astype(variable.dtype, copy=False)
         index = self._get_variable_index(variable)
         accum = self._accumulators[index]
         linear = self._linears[index]
+        if fused.is_float32(variable) and self._fusable():
+            fused.step_one(self, gradient, variable, [accum, linear], self._kernel(learning_rate))
+            return
+        # Other dtypes and exponents: the rule as numpy expressions (the kernel's twin).
+        gradient = gradient.astype(variable.dtype, copy=False)
         lr = learning_rate
         power = f32(-self.learning_rate_power)
         l2 = f32(self.l2_regularization_strength) + f32(self.beta) / (f32(2) * lr)
@@ -62,6 +79,25 @@ class Ftrl(Optimizer):
         clipped = np.clip(linear.value, -l1, l1)
         variable.assign((clipped - linear.value) / quadratic)
         accum.assign(new_accum)
+
+    def _fusable(self):
+        return float(f32(-self.learning_rate_power)) in _EXACT_POWERS
+
+    def _kernel(self, learning_rate):
+        """Keras's float32 Ftrl step, fused into one pass with the same float32 roundings as
+        the expressions in `update_step` (see `fused`)."""
+        lr = f32(learning_rate)
+        l2 = f32(self.l2_regularization_strength) + f32(self.beta) / (f32(2) * lr)
+        coefficients = (lr, f32(-self.learning_rate_power),
+                        f32(2 * self.l2_shrinkage_regularization_strength),
+                        f32(self.l1_regularization_strength), f32(2) * l2)
+
+        def ftrl(gradient, value, accumulator, linear):
+            new_value = np.empty(value.shape, f32)
+            _native.ftrl_step_f32(new_value, value, gradient, accumulator, linear, *coefficients)
+            return new_value
+
+        return ftrl
 
     def get_config(self):
         config = super().get_config()

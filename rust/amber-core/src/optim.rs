@@ -1,7 +1,7 @@
 //! Fused optimizer steps over flat float32 vectors: one pass per step instead of a dozen
 //! numpy passes. Rules: SGD (plain, momentum, Nesterov), Adam (optionally AMSGrad), RMSprop
 //! (optionally centered, optionally with momentum), Adagrad, Nadam, Adamax, Lion, Adadelta,
-//! and the decoupled weight decay applied before any of them.
+//! Ftrl, and the decoupled weight decay applied before any of them.
 //!
 //! Each element goes through exactly the float32 operations of Keras's update rule, in the
 //! same order and with every intermediate rounded to float32 (Rust never contracts `a*b+c`
@@ -114,6 +114,49 @@ pub struct AdadeltaCoefficients {
     pub rho: f32,
     pub one_minus_rho: f32,
     pub epsilon: f32,
+}
+
+/// The exponent Ftrl raises its accumulator to (`-learning_rate_power`). Only the exponents
+/// numpy's float32 `power` computes exactly are offered: for a scalar exponent of 0.5, 1 or 2
+/// numpy takes `sqrt`, a copy or a square, and 0 gives 1. Any other exponent goes through
+/// numpy's vectorized `pow` (SVML on AVX-512 machines, libm elsewhere), which is within an ulp
+/// but not correctly rounded, so no kernel of ours could match it bit for bit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FtrlPower {
+    Zero,
+    Half,
+    One,
+    Two,
+}
+
+impl FtrlPower {
+    /// The exponent for `power` (`-learning_rate_power` as float32; `-0.0` counts as 0); an
+    /// error for one numpy does not compute exactly.
+    pub fn from_exponent(power: f32) -> Result<Self> {
+        match power {
+            0.0 => Ok(Self::Zero), // float patterns compare with ==, so -0.0 lands here too
+            0.5 => Ok(Self::Half),
+            1.0 => Ok(Self::One),
+            2.0 => Ok(Self::Two),
+            _ => Err(Error::invalid(format!(
+                "ftrl_step_f32: accumulator power {power} has no exact float32 kernel, expected 0, 0.5, 1 or 2 \
+                 (a learning_rate_power of 0, -0.5, -1 or -2)"
+            ))),
+        }
+    }
+}
+
+/// The per-step constants of Ftrl, all float32 as numpy uses them.
+#[derive(Clone, Copy, Debug)]
+pub struct FtrlCoefficients {
+    pub learning_rate: f32,
+    pub power: FtrlPower,
+    /// `2 * l2_shrinkage_regularization_strength`, rounded to float32.
+    pub two_l2_shrinkage: f32,
+    /// `l1_regularization_strength`: the linear slot is clipped to `[-l1, l1]`.
+    pub l1: f32,
+    /// `2 * (l2_regularization_strength + beta / (2 * lr))`, in float32 scalar arithmetic.
+    pub two_l2: f32,
 }
 
 /// One SGD step, the new values written to `value_out`. Per element, in float32, with
@@ -301,6 +344,34 @@ pub fn adadelta_step_f32(
         ],
     )?;
     run_flushed(Adadelta { out: value_out, value: value_in, grad, accumulated_grad, accumulated_delta, c: coefficients });
+    Ok(())
+}
+
+/// One Ftrl step: `accumulator` and `linear` are updated in place and the new values written
+/// to `value_out`. Per element, in float32, with `pow` the exponent of `coefficients.power`:
+/// `new_accumulator = accumulator + g*g`;
+/// `linear += (g + two_l2_shrinkage * value) - ((pow(new_accumulator) - pow(accumulator)) / lr) * value`;
+/// `quadratic = pow(new_accumulator) / lr + two_l2`;
+/// `out = (clip(linear, -l1, l1) - linear) / quadratic` (numpy's clip).
+pub fn ftrl_step_f32(
+    value_out: &mut [f32],
+    value_in: &[f32],
+    grad: &[f32],
+    accumulator: &mut [f32],
+    linear: &mut [f32],
+    coefficients: FtrlCoefficients,
+) -> Result<()> {
+    check_lengths(
+        "ftrl_step_f32",
+        value_out.len(),
+        &[
+            ("value_in", Some(value_in.len())),
+            ("grad", Some(grad.len())),
+            ("accumulator", Some(accumulator.len())),
+            ("linear", Some(linear.len())),
+        ],
+    )?;
+    run_flushed(Ftrl { out: value_out, value: value_in, grad, accumulator, linear, c: coefficients });
     Ok(())
 }
 
@@ -690,6 +761,59 @@ impl ElementLoop for Adadelta<'_> {
     }
 }
 
+/// numpy's `clip` of a float32 between `low` and `high`: a NaN unchanged, a value equal to a
+/// bound kept as it is (so `-0` stays `-0` between `-0` and `0`).
+#[inline(always)]
+fn numpy_clip(x: f32, low: f32, high: f32) -> f32 {
+    if x.is_nan() {
+        return x;
+    }
+    let raised = if x >= low { x } else { low };
+    if raised <= high { raised } else { high }
+}
+
+struct Ftrl<'a> {
+    out: &'a mut [f32],
+    value: &'a [f32],
+    grad: &'a [f32],
+    accumulator: &'a mut [f32],
+    linear: &'a mut [f32],
+    c: FtrlCoefficients,
+}
+
+impl Ftrl<'_> {
+    /// The element loop with the accumulator's power `pow` (one loop per exponent, so none
+    /// branches per element).
+    #[inline(always)]
+    fn run_with(self, pow: impl Fn(f32) -> f32) {
+        let c = self.c;
+        let lanes = self.out.iter_mut().zip(self.value).zip(self.grad);
+        let lanes = lanes.zip(self.accumulator.iter_mut()).zip(self.linear.iter_mut());
+        for ((((out, &value), &g), accumulator), linear) in lanes {
+            let grad_to_use = g + c.two_l2_shrinkage * value;
+            let new_accumulator = *accumulator + g * g;
+            let new_power = pow(new_accumulator);
+            let new_linear = *linear + (grad_to_use - ((new_power - pow(*accumulator)) / c.learning_rate) * value);
+            let quadratic = new_power / c.learning_rate + c.two_l2;
+            *accumulator = new_accumulator;
+            *linear = new_linear;
+            *out = (numpy_clip(new_linear, -c.l1, c.l1) - new_linear) / quadratic;
+        }
+    }
+}
+
+impl ElementLoop for Ftrl<'_> {
+    #[inline(always)]
+    fn run(self) {
+        match self.c.power {
+            FtrlPower::Zero => self.run_with(|_| 1.0),
+            FtrlPower::Half => self.run_with(f32::sqrt),
+            FtrlPower::One => self.run_with(|x| x),
+            FtrlPower::Two => self.run_with(|x| x * x),
+        }
+    }
+}
+
 struct WeightDecay<'a> {
     out: &'a mut [f32],
     value: &'a [f32],
@@ -929,6 +1053,41 @@ mod tests {
     }
 
     #[test]
+    fn ftrl_matches_the_scalar_rule_bitwise_for_every_exact_power() {
+        let n = 70_003;
+        let value = noise(n, 18, 0.5);
+        let g = noise(n, 19, 0.01);
+        let accumulator0: Vec<f32> = noise(n, 20, 0.1).iter().map(|x| x.abs() + 0.1).collect();
+        let linear0 = noise(n, 21, 0.05);
+        let powers: [(FtrlPower, fn(f32) -> f32); 4] =
+            [(FtrlPower::Zero, |_| 1.0), (FtrlPower::Half, f32::sqrt), (FtrlPower::One, |x| x), (FtrlPower::Two, |x| x * x)];
+        for (power, pow) in powers {
+            let c = FtrlCoefficients { learning_rate: 0.05, power, two_l2_shrinkage: (2.0f64 * 0.01) as f32, l1: 0.02, two_l2: 0.3 };
+            let (mut accumulator, mut linear) = (accumulator0.clone(), linear0.clone());
+            let mut out = vec![0.0f32; n];
+            ftrl_step_f32(&mut out, &value, &g, &mut accumulator, &mut linear, c).unwrap();
+            for i in 0..n {
+                let new_acc = accumulator0[i] + g[i] * g[i];
+                let shrunk = g[i] + c.two_l2_shrinkage * value[i];
+                let new_linear = linear0[i] + (shrunk - ((pow(new_acc) - pow(accumulator0[i])) / c.learning_rate) * value[i]);
+                let clipped = new_linear.clamp(-c.l1, c.l1);
+                let expected = (clipped - new_linear) / (pow(new_acc) / c.learning_rate + c.two_l2);
+                let got = (out[i].to_bits(), accumulator[i].to_bits(), linear[i].to_bits());
+                assert_eq!(got, (expected.to_bits(), new_acc.to_bits(), new_linear.to_bits()), "{power:?} element {i}");
+            }
+        }
+        // Only the powers numpy computes exactly; -0.0 (a learning-rate power of 0) is 0.
+        assert_eq!(FtrlPower::from_exponent(-0.0).unwrap(), FtrlPower::Zero);
+        assert_eq!(FtrlPower::from_exponent(0.5).unwrap(), FtrlPower::Half);
+        let err = FtrlPower::from_exponent(0.6).unwrap_err();
+        assert!(err.to_string().contains("accumulator power 0.6 has no exact float32 kernel"), "{err}");
+        // numpy's clip keeps a value equal to a bound, signed zeros included, and NaN.
+        assert_eq!(numpy_clip(-0.0, -0.0, 0.0).to_bits(), (-0.0f32).to_bits());
+        assert_eq!(numpy_clip(1.0, -0.0, 0.0).to_bits(), 0);
+        assert!(numpy_clip(f32::NAN, -1.0, 1.0).is_nan());
+    }
+
+    #[test]
     fn weight_decay_matches_the_pass_by_pass_rule_bitwise() {
         let n = 70_001;
         let value = noise(n, 11, 0.5);
@@ -982,5 +1141,8 @@ mod tests {
         let c = AdagradCoefficients { learning_rate: 0.1, epsilon: 1e-7 };
         let err = adagrad_step_f32(&mut out, &value, &g, &mut momentum, c).unwrap_err();
         assert!(err.to_string().contains("`accumulator` has 5 elements"), "{err}");
+        let c = FtrlCoefficients { learning_rate: 0.1, power: FtrlPower::Half, two_l2_shrinkage: 0.0, l1: 0.0, two_l2: 0.0 };
+        let err = ftrl_step_f32(&mut out, &value, &g, &mut m, &mut momentum, c).unwrap_err();
+        assert!(err.to_string().contains("ftrl_step_f32: `linear` has 5 elements"), "{err}");
     }
 }
