@@ -68,34 +68,45 @@ fn map_on(isa: Isa, kind: Kind, x: &[f32], out: &mut [f32]) {
         Isa::Avx512 => unsafe { map_avx512(kind, x, out) },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => unsafe { map_avx2(kind, x, out) },
-        _ => map(kind, x, out),
+        _ => map::<false>(kind, x, out),
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn map_avx512(kind: Kind, x: &[f32], out: &mut [f32]) {
-    map(kind, x, out)
+    map::<true>(kind, x, out)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn map_avx2(kind: Kind, x: &[f32], out: &mut [f32]) {
-    map(kind, x, out)
+    map::<true>(kind, x, out)
 }
 
 /// The kind is matched once, outside the loops, so each loop body is straight-line code.
+/// `FMA`: the CPU fuses multiply-adds (the x86 SIMD paths); elsewhere `mul_add` could be a
+/// libm call, so the generic path multiplies and adds.
 #[inline(always)]
-fn map(kind: Kind, x: &[f32], out: &mut [f32]) {
+fn map<const FMA: bool>(kind: Kind, x: &[f32], out: &mut [f32]) {
     match kind {
-        Kind::Sigmoid => out.iter_mut().zip(x).for_each(|(o, &v)| *o = sigmoid(v)),
-        Kind::Silu => out.iter_mut().zip(x).for_each(|(o, &v)| *o = v * sigmoid(v)),
+        Kind::Sigmoid => out.iter_mut().zip(x).for_each(|(o, &v)| *o = sigmoid::<FMA>(v)),
+        Kind::Silu => out.iter_mut().zip(x).for_each(|(o, &v)| *o = v * sigmoid::<FMA>(v)),
     }
 }
 
 #[inline(always)]
-fn sigmoid(x: f32) -> f32 {
-    let e = exp_nonpositive(-x.abs());
+fn mul_add<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+#[inline(always)]
+fn sigmoid<const FMA: bool>(x: f32) -> f32 {
+    let e = exp_nonpositive::<FMA>(-x.abs());
     // `x >= 0` is false for NaN; `e` is then NaN too and carries it through the division.
     let numerator = if x >= 0.0 { 1.0 } else { e };
     numerator / (1.0 + e)
@@ -106,7 +117,7 @@ fn sigmoid(x: f32) -> f32 {
 /// polynomial to degree 7 (truncation below 0.1 ulp); 2^n applied as two exact power-of-two
 /// factors, each a normal number, so that the only rounding into a subnormal is the last.
 #[inline(always)]
-fn exp_nonpositive(a: f32) -> f32 {
+fn exp_nonpositive<const FMA: bool>(a: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     // ln 2 split so that n * LN2_HI is exact for |n| < 512 (LN2_HI has 15 significant bits).
     const LN2_HI: f32 = 0.693_145_75;
@@ -115,15 +126,13 @@ fn exp_nonpositive(a: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0;
     // `a < -104` is false for NaN, which passes on unchanged.
     let a = if a < -104.0 { -104.0 } else { a };
-    let shifted = a * LOG2E + ROUND;
+    let shifted = mul_add::<FMA>(a, LOG2E, ROUND);
     let n = shifted - ROUND;
     let n_int = shifted.to_bits() as i32 - ROUND.to_bits() as i32; // in [-150, 0]
-    let r = a - n * LN2_HI - n * LN2_LO;
-    let p = 1.0
-        + r * (1.0
-            + r * (1.0 / 2.0
-                + r * (1.0 / 6.0
-                    + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    let r = mul_add::<FMA>(-n, LN2_LO, mul_add::<FMA>(-n, LN2_HI, a));
+    // Horner from the highest coefficient, 1/7! .. 1/0!
+    const COEFFS: [f32; 7] = [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 1.0 / 2.0, 1.0, 1.0];
+    let p = COEFFS.iter().fold(1.0 / 5040.0, |acc, &c| mul_add::<FMA>(acc, r, c));
     let half = n_int >> 1; // in [-75, 0]: 2^half and 2^(n - half) are normal
     let first = f32::from_bits(((half + 127) as u32) << 23);
     let second = f32::from_bits(((n_int - half + 127) as u32) << 23);
@@ -164,6 +173,17 @@ mod tests {
             if want >= f32::MIN_POSITIVE as f64 && want_silu.abs() >= f32::MIN_POSITIVE as f64 {
                 assert!(ulps(y, want_silu) <= 3.0, "silu({x:e}) = {y:e}, want {want_silu:e}");
             }
+        }
+    }
+
+    #[test]
+    fn portable_path_without_fma_is_as_accurate() {
+        let xs: Vec<f32> = (0..u32::MAX / 9973).map(|i| f32::from_bits(i * 9973)).filter(|v| v.is_finite()).collect();
+        let mut s = vec![0f32; xs.len()];
+        map::<false>(Kind::Sigmoid, &xs, &mut s);
+        for (&x, &s) in xs.iter().zip(&s) {
+            let want = reference(x as f64);
+            assert!(ulps(s, want) <= 2.5, "sigmoid({x:e}) = {s:e}, want {want:e}");
         }
     }
 
