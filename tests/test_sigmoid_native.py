@@ -48,7 +48,15 @@ def samples():
     return np.concatenate([scales * signs, sweep, extremes()])
 
 
-def test_sigmoid_within_few_ulp_of_float64_and_saturates_like_numpy():
+@pytest.fixture(params=_native.supported_isas())
+def isa(request):
+    """Each kernel path this CPU runs (AVX-512, AVX2 with FMA, the portable one)."""
+    _native.set_isa(request.param)
+    yield request.param
+    _native.set_isa(None)
+
+
+def test_sigmoid_within_few_ulp_of_float64_and_saturates_like_numpy(isa):
     x = samples()
     got = np.empty_like(x)
     _native.sigmoid_f32(x, got)
@@ -65,7 +73,7 @@ def test_sigmoid_within_few_ulp_of_float64_and_saturates_like_numpy():
         np.testing.assert_array_equal(got[where], value)
 
 
-def test_silu_within_three_ulp_of_float64():
+def test_silu_within_three_ulp_of_float64(isa):
     x = samples()
     got = np.empty_like(x)
     _native.silu_f32(x, got)
@@ -85,7 +93,7 @@ def test_silu_within_three_ulp_of_float64():
     assert (np.abs(got[rest] - want[rest]) <= bound).all()
 
 
-def test_special_values_as_numpy():
+def test_special_values_as_numpy(isa):
     x = np.array([np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 1e4, -1e4], np.float32)
     s = np.empty_like(x)
     y = np.empty_like(x)
