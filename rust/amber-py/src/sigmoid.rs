@@ -10,7 +10,7 @@ use amber_core::sigmoid as core;
 use crate::to_py_err;
 
 fn check_layout(name: &str, array: &Bound<'_, PyArrayDyn<f32>>, which: &str) -> PyResult<()> {
-    let aligned = (array.data() as usize) % std::mem::align_of::<f32>() == 0;
+    let aligned = (array.data() as usize).is_multiple_of(std::mem::align_of::<f32>());
     if array.is_c_contiguous() && aligned {
         Ok(())
     } else {
