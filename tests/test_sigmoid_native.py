@@ -11,7 +11,7 @@ from amber.backend import GradientTape, Variable
 from amber.ops import nn
 
 RNG = np.random.default_rng(7)
-BIG = nn._NATIVE_MIN_SIZE * 4
+BIG = max(nn._NATIVE_MIN_SIZE * 4, 1 << 14)
 
 # numpy float32 stable form, the path the native kernel replaces: its saturation points
 # are the ones the kernel must reproduce.
