@@ -1,8 +1,9 @@
 """Forward time of convolution nets in amber with and without the native inference paths,
 in one process on the same loaded models: the native float32 depthwise convolution, the
-one-pass BatchNormalization scale/shift and the one-pass ReLU(max_value) against the numpy
-paths they replaced (restored here by patching: the per-tap depthwise loop over an `np.pad`
-copy, multiply-then-add, relu-then-minimum).
+one-pass BatchNormalization scale/shift, the one-pass ReLU(max_value) and the one-pass float32
+sigmoid/silu against the numpy paths they replaced (restored here by patching: the per-tap
+depthwise loop over an `np.pad` copy, multiply-then-add, relu-then-minimum, numpy's stable
+sigmoid). `--restore sigmoid` restores only the numpy sigmoid/silu, to time that path alone.
 
 Real Keras builds each `keras.applications` architecture (see `tests/applications_reference.py`)
 and saves it; amber loads the file, and both variants' batch-8 outputs are checked against
@@ -10,6 +11,7 @@ Keras's predictions before their times count. `model(x)` wall time, median of `-
 calls after one warm-up, the two variants interleaved so that load changes hit both alike.
 
 Usage: python benches/bench_conv_inference.py [NAME ...] [--repeats 7] [--batches 1 8] [--side 96]
+       [--restore all|sigmoid]
 """
 
 import argparse
@@ -35,6 +37,18 @@ DEFAULT = ["MobileNetV2", "MobileNetV3Small", "MobileNetV3Large", "EfficientNetB
 
 
 @contextlib.contextmanager
+def numpy_sigmoid():
+    """numpy's stable sigmoid in place of the native float32 sigmoid/silu kernels."""
+    nn = importlib.import_module("amber.ops.nn")
+    saved = nn._native_f32
+    nn._native_f32 = lambda kernel, x: None
+    try:
+        yield
+    finally:
+        nn._native_f32 = saved
+
+
+@contextlib.contextmanager
 def numpy_paths():
     """The previous numpy implementations in place of the native inference paths."""
     conv = importlib.import_module("amber.ops.conv")  # `amber.ops.conv` is also the op
@@ -55,7 +69,8 @@ def numpy_paths():
     fused.channel_scale_shift = lambda *args: None
     fused.clipped_relu = lambda *args: None
     try:
-        yield
+        with numpy_sigmoid():
+            yield
     finally:
         conv._depthwise_native, fused.channel_scale_shift, fused.clipped_relu = saved
 
@@ -75,7 +90,10 @@ def main():
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--side", type=int, default=96, help="input height and width")
+    parser.add_argument("--restore", choices=["all", "sigmoid"], default="all",
+                        help="which numpy paths the 'numpy' variant restores")
     args = parser.parse_args()
+    numpy_variant = numpy_paths if args.restore == "all" else numpy_sigmoid
     import amber
 
     for name in args.names:
@@ -90,25 +108,25 @@ def main():
             model = amber.models.load_model(Path(directory) / f"{name}.keras")
             expected = np.load(Path(directory) / f"{name}.npz")["y"]
             x8 = reference.input_batch(name, batch=8)
-            for variant in (contextlib.nullcontext, numpy_paths):
+            for variant in (contextlib.nullcontext, numpy_variant):
                 with variant():
                     got = np.asarray(model(x8))[:reference.BATCH]
                 np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
             for batch in args.batches:
                 x = reference.input_batch(name, batch=batch)
                 times = {"native": [], "numpy": []}
-                for variant in (contextlib.nullcontext, numpy_paths):
+                for variant in (contextlib.nullcontext, numpy_variant):
                     with variant():
                         model(x)
                 for _ in range(args.repeats):
-                    for label, variant in (("native", contextlib.nullcontext), ("numpy", numpy_paths)):
+                    for label, variant in (("native", contextlib.nullcontext), ("numpy", numpy_variant)):
                         with variant():
                             start = time.perf_counter()
                             model(x)
                             times[label].append(time.perf_counter() - start)
                 rows.append((name, batch, statistics.median(times["native"]), statistics.median(times["numpy"])))
     print(f"model(x) wall ms, {args.side}x{args.side} input, median of {args.repeats}, "
-          f"load average {os.getloadavg()[0]:.1f}")
+          f"load average {os.getloadavg()[0]:.1f}, numpy variant restores: {args.restore}")
     print(f"{'architecture':18} {'batch':>5} {'numpy paths':>12} {'native':>9} {'speedup':>8}")
     for name, batch, native, before in rows:
         print(f"{name:18} {batch:>5} {before * 1e3:10.1f}ms {native * 1e3:7.1f}ms {before / native:7.2f}x")

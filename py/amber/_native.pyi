@@ -174,6 +174,18 @@ def scale_shift_f32(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, out: np
     channel) broadcast over the last axis of ``x``; ``out`` has the shape of ``x``. Product and
     sum each rounded to float32: the values of ``np.multiply(x, scale) + shift``."""
 
+# ------------------------------------------------------------------ sigmoid, silu
+# ``x`` and ``out`` are aligned, C-contiguous float32 arrays of one shape (ValueError
+# otherwise, TypeError for another dtype); ``out`` is written in place, the GIL released.
+# Values within a few ulp of float64 ``1 / (1 + exp(-x))``: the stable form (``exp`` only of
+# ``-|x|``), exactly 0 and 1 where float32 saturates, subnormals kept, NaN propagated.
+
+def sigmoid_f32(x: np.ndarray, out: np.ndarray) -> None:
+    """``out = 1 / (1 + exp(-x))`` in one pass."""
+def silu_f32(x: np.ndarray, out: np.ndarray) -> None:
+    """``out = x * sigmoid(x)`` in one pass, the sigmoid rounded to float32 before the
+    product (so ``silu(-inf)`` is NaN, as numpy's ``x * sigmoid(x)``)."""
+
 # ------------------------------------------------------------------ optimizer steps
 # One fused pass per step over flat float32 vectors, bitwise equal to Keras's float32 update
 # rule written as numpy expressions (same operations, same order, every intermediate rounded

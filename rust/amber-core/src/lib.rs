@@ -7,6 +7,7 @@
 //! - `kernels`: SIMD matmul and fused Dense.
 //! - `conv`: depthwise 2-D convolution read from the unpadded input.
 //! - `affine`: per-channel scale and shift in one pass (inference BatchNormalization).
+//! - `sigmoid`: float32 sigmoid and silu in one pass.
 //! - `train`: the backward pass of a chain of Dense layers in one call.
 //! - `optim`: fused one-pass optimizer steps (SGD, Adam, RMSprop, Adagrad, Nadam, Adamax, Lion, Adadelta, weight decay) over flat float32 vectors.
 //! - `error`: the one error type.
@@ -20,6 +21,7 @@ pub mod h5;
 pub mod kernels;
 pub mod optim;
 pub mod safetensors;
+pub mod sigmoid;
 pub mod storage;
 pub mod train;
 

@@ -16,6 +16,7 @@ mod h5_write;
 mod kernels;
 mod optim;
 mod safetensors;
+mod sigmoid;
 mod train;
 mod views;
 
@@ -43,6 +44,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     h5_read::register(m)?;
     h5_write::register(m)?;
     safetensors::register(m)?;
+    sigmoid::register(m)?;
     kernels::register(m)?;
     optim::register(m)?;
     train::register(m)?;
