@@ -50,8 +50,21 @@ def convert_to_tensor(x, dtype=None):
     return ops.convert_to_tensor(x, dtype=dtype)
 
 
+def clear_session(free_memory=True):
+    """Resets the state amber keeps across models, as ``keras.backend.clear_session`` does:
+    the counters behind auto-generated layer and operation names (the next ``Dense()`` is
+    ``dense`` again). ``free_memory`` also runs Python's garbage collector."""
+    from amber.layers import layer
+
+    layer.reset_name_counts()
+    if free_memory:
+        import gc
+
+        gc.collect()
+
+
 __all__ = [
-    "GradientTape", "Tensor", "Variable", "backend", "convert_to_numpy", "convert_to_tensor",
+    "GradientTape", "Tensor", "Variable", "backend", "clear_session", "convert_to_numpy", "convert_to_tensor",
     "epsilon", "floatx", "image_data_format", "is_float_dtype", "is_int_dtype",
     "is_keras_tensor", "is_recording", "is_tensor", "linalg", "random", "result_type",
     "set_epsilon", "set_floatx", "set_image_data_format", "standardize_dtype",

@@ -34,6 +34,11 @@ def unique_name(prefix):
     return prefix if count == 0 else f"{prefix}_{count}"
 
 
+def reset_name_counts():
+    """Start every auto-generated name afresh (``backend.clear_session``)."""
+    _NAME_COUNTS.clear()
+
+
 # ------------------------------------------------------------------- scopes and context
 
 class _CallContext(threading.local):

@@ -15,6 +15,7 @@ from amber.saving.serialization_lib import (  # noqa: E402,F401
 )
 
 # Owned by the framework part.
+from amber.backend import clear_session  # noqa: E402,F401
 from amber.utils.data_utils import normalize, set_random_seed, to_categorical  # noqa: E402,F401
 
 # Owned by the training part: batches from Python code for fit/evaluate/predict.
