@@ -481,3 +481,42 @@ fn a_large_packed_b_is_split_by_columns_only() {
         assert!(n.div_ceil(chunk_n) >= 2, "{isa:?}: one chunk for two threads");
     }
 }
+
+#[test]
+fn streamed_products_give_the_same_bits_on_any_thread_count() {
+    // Few rows against over 1 MB of B: its two depth halves go to two threads and are added at
+    // the end; one thread must compute the same halves, so the bits match, and they match the
+    // reference, with bias and an activation applied after the halves are added.
+    for isa in supported_isas() {
+        for &(m, k, n) in &[(1, 1100, 300), (3, 4097, 70), (13, 700, 600), (16, 130, 2100)] {
+            let (ad, _, _) = make::<f32>(m, k, Layout::RowMajor, 31);
+            let (bd, _, _) = make::<f32>(k, n, Layout::RowMajor, 32);
+            let a = MatRef::row_major(&ad, m, k).unwrap();
+            let b = MatRef::row_major(&bd, k, n).unwrap();
+            let bias: Vec<f32> = values(n, 33).into_iter().map(f32::from_f64).collect();
+            let p = gemm::Problem {
+                m,
+                n,
+                k,
+                a: gemm::Strided { ptr: a.ptr(), rs: k, cs: 1 },
+                b: gemm::Strided { ptr: b.ptr(), rs: n, cs: 1 },
+                c: gemm::StridedMut { ptr: std::ptr::null_mut(), rs: n, cs: 1 },
+                bias: std::ptr::null(),
+                act: Activation::Tanh,
+            };
+            assert!(gemm::streams_b(kernel_for::<f32>(isa, n).unwrap(), &p), "{isa:?} {m}x{k}x{n}: not streamed");
+            let one = gemm_threads(isa, a, b, Some(&bias), Activation::Tanh, 1);
+            let want = reference(a, b, Some(&bias), Activation::Tanh);
+            for (got, want) in one.iter().zip(&want) {
+                assert!((*got as f64 - want).abs() <= 3e-7 * k as f64, "{isa:?} {m}x{k}x{n}: {got} vs {want}");
+            }
+            for threads in [2, 3] {
+                let split = gemm_threads(isa, a, b, Some(&bias), Activation::Tanh, threads);
+                assert!(
+                    split.iter().zip(&one).all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{isa:?} {m}x{k}x{n} on {threads} threads differs from one thread"
+                );
+            }
+        }
+    }
+}
