@@ -1,22 +1,14 @@
 //! Bindings of `amber_core::affine`: aligned, C-contiguous float32 numpy arrays (the caller
 //! makes them so), the output written in place, the GIL released while computing.
 
-use numpy::{PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods};
+use numpy::{PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use amber_core::affine as core;
 
+use crate::layout::check_flat_f32;
 use crate::to_py_err;
-
-fn check_layout(array: &Bound<'_, PyArrayDyn<f32>>, name: &str) -> PyResult<()> {
-    let aligned = (array.data() as usize) % std::mem::align_of::<f32>() == 0;
-    if array.is_c_contiguous() && aligned {
-        Ok(())
-    } else {
-        Err(PyValueError::new_err(format!("`{name}` must be an aligned, C-contiguous float32 array")))
-    }
-}
 
 /// `out = x * scale + shift` with `scale` and `shift` broadcast over the last axis of `x`.
 #[pyfunction]
@@ -27,10 +19,10 @@ fn scale_shift_f32(
     shift: PyReadonlyArrayDyn<'_, f32>,
     mut out: PyReadwriteArrayDyn<'_, f32>,
 ) -> PyResult<()> {
-    check_layout(&x, "x")?;
-    check_layout(&scale, "scale")?;
-    check_layout(&shift, "shift")?;
-    check_layout(&out, "out")?;
+    check_flat_f32(&x, "x")?;
+    check_flat_f32(&scale, "scale")?;
+    check_flat_f32(&shift, "shift")?;
+    check_flat_f32(&out, "out")?;
     if x.shape() != out.shape() || x.shape().last() != Some(&scale.len()) {
         return Err(PyValueError::new_err(format!(
             "scale_shift_f32: `x` of shape {:?} and `out` of shape {:?} must be equal, with a last axis of {} (the size of `scale`)",

@@ -1,19 +1,17 @@
 //! Bindings of `amber_core::conv`: C-ordered, aligned float32 numpy arrays (the caller makes
 //! them so), the output written in place, the GIL released while computing.
 
-use numpy::{PyArray4, PyArrayMethods, PyReadonlyArray4, PyReadwriteArray4, PyUntypedArrayMethods};
+use numpy::{PyArray4, PyReadonlyArray4, PyReadwriteArray4, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use amber_core::conv::{self as core, DepthwiseGeometry};
 
+use crate::layout::check_flat_f32;
 use crate::to_py_err;
 
 fn check_layout(array: &Bound<'_, PyArray4<f32>>, name: &str) -> PyResult<[usize; 4]> {
-    let aligned = (array.data() as usize) % std::mem::align_of::<f32>() == 0;
-    if !(array.is_c_contiguous() && aligned) {
-        return Err(PyValueError::new_err(format!("`{name}` must be an aligned, C-contiguous float32 array")));
-    }
+    check_flat_f32(array, name)?;
     let shape = array.shape();
     Ok([shape[0], shape[1], shape[2], shape[3]])
 }

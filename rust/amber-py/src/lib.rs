@@ -14,6 +14,7 @@ mod conv;
 mod h5_read;
 mod h5_write;
 mod kernels;
+mod layout;
 mod optim;
 mod safetensors;
 mod sigmoid;

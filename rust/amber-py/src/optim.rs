@@ -2,7 +2,7 @@
 //! written in place, the GIL released while computing. numpy's borrow tracking refuses an
 //! array passed twice (or overlapping views of one buffer) as a writable argument.
 
-use numpy::{PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods};
+use numpy::{PyReadonlyArrayDyn, PyReadwriteArrayDyn};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -11,26 +11,16 @@ use amber_core::optim::{
     FtrlPower, LionCoefficients, NadamCoefficients, RmspropCoefficients, SgdCoefficients,
 };
 
+use crate::layout::check_flat_f32;
 use crate::to_py_err;
 
-/// Slots, values and gradients are walked in one flat order, so every operand must be
-/// C-ordered (a Fortran-ordered one would pair the wrong elements) and aligned.
-fn check_layout(array: &Bound<'_, PyArrayDyn<f32>>, name: &str) -> PyResult<()> {
-    let aligned = (array.data() as usize) % std::mem::align_of::<f32>() == 0;
-    if array.is_c_contiguous() && aligned {
-        Ok(())
-    } else {
-        Err(PyValueError::new_err(format!("`{name}` must be an aligned, C-contiguous float32 array")))
-    }
-}
-
 fn read<'a>(array: &'a PyReadonlyArrayDyn<'_, f32>, name: &str) -> PyResult<&'a [f32]> {
-    check_layout(array, name)?;
+    check_flat_f32(array, name)?;
     array.as_slice().map_err(|_| PyValueError::new_err(format!("`{name}` must be a C-contiguous float32 array")))
 }
 
 fn write<'a>(array: &'a mut PyReadwriteArrayDyn<'_, f32>, name: &str) -> PyResult<&'a mut [f32]> {
-    check_layout(array, name)?;
+    check_flat_f32(array, name)?;
     array.as_slice_mut().map_err(|_| PyValueError::new_err(format!("`{name}` must be a C-contiguous float32 array")))
 }
 

@@ -1,17 +1,17 @@
 //! Bindings of `amber_core::sigmoid`: aligned, C-contiguous float32 numpy arrays (the caller
 //! makes them so), the output written in place, the GIL released while computing.
 
-use numpy::{PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods};
+use numpy::{PyArrayDyn, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use amber_core::sigmoid as core;
 
+use crate::layout::is_flat_f32;
 use crate::to_py_err;
 
 fn check_layout(name: &str, array: &Bound<'_, PyArrayDyn<f32>>, which: &str) -> PyResult<()> {
-    let aligned = (array.data() as usize).is_multiple_of(std::mem::align_of::<f32>());
-    if array.is_c_contiguous() && aligned {
+    if is_flat_f32(array) {
         Ok(())
     } else {
         Err(PyValueError::new_err(format!("{name}: `{which}` must be an aligned, C-contiguous float32 array")))
