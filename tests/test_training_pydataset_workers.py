@@ -82,7 +82,7 @@ def test_processes_read_the_batches_and_predict_like_keras(tmp_path):
     dataset = Rows(workers=2, use_multiprocessing=True, pid_dir=str(tmp_path))
     ours = model_for(amber).predict(dataset, verbose=0)
     pids = {int((tmp_path / str(i)).read_text()) for i in range(len(dataset))}
-    assert os.getpid() not in pids and len(pids) >= 1
+    assert os.getpid() not in pids  # every batch was read in a worker process
     np.testing.assert_array_equal(ours, model_for(amber).predict(Rows(), verbose=0))
     np.testing.assert_allclose(ours, model_for(keras).predict(X, batch_size=4, verbose=0), rtol=1e-6, atol=1e-6)
     # Training through processes too.

@@ -251,8 +251,9 @@ unsafe impl<T: Sync> Sync for Prepacked<T> {}
 /// of chunks per thread, plus one chunk of slack because a thread slowed by other work on
 /// its core (the machine may be shared) leaves up to a chunk to the others, plus the
 /// packing or memory traffic each chunk repeats (its B columns, unless B is packed once for
-/// all chunks, and A for each column block when A is packed). Without the memory term, 32x4096x4096 was cut into 6-row chunks that
-/// each fetched their B columns from memory again: 2.7x slower than numpy.
+/// all chunks, and A for each column block when A is packed). Without the memory term,
+/// 32x4096x4096 was cut into 6-row chunks that each fetched their B columns from memory
+/// again: 2.7x slower than numpy.
 pub(crate) fn split<T>(kernel: &Kernel<T>, p: &Problem<T>, threads: usize, shared_b: bool) -> (usize, usize) {
     let (mr, nr) = (kernel.mr, kernel.nr);
     let (row_units, col_units) = (p.m.div_ceil(mr), p.n.div_ceil(nr));
