@@ -143,14 +143,14 @@ def dense_grad(x: np.ndarray, w: np.ndarray, dz: np.ndarray) -> tuple[np.ndarray
     ``activation_grad`` first): ``(dz @ w.T, x.T @ dz, dz.sum(axis=0))``, the transposes read
     through strides."""
 def set_isa(name: Optional[str] = None) -> None:
-    """Force the kernel path: 'avx512', 'avx2' or 'generic' (ValueError if this CPU lacks
+    """Force the kernel path: 'avx512', 'avx2', 'neon' or 'generic' (ValueError if this CPU lacks
     it); ``None`` returns to ``AMBER_KERNEL_ISA`` (read once) or the best path detected."""
 def kernel_isa() -> str:
     """The kernel path in use now."""
 def supported_isas() -> list[str]:
     """The kernel paths this CPU can run, best first."""
 def peak_f32_flops(isa: str, threads: int = 1, iterations: int = 200_000_000) -> float:
-    """Measured float32 FLOP/s of a pure-FMA loop ('avx512' or 'avx2') on ``threads`` threads:
+    """Measured float32 FLOP/s of a pure-FMA loop ('avx512', 'avx2' or 'neon') on ``threads`` threads:
     the machine's peak, the yardstick of the benchmarks."""
 
 # ------------------------------------------------------------------ convolutions

@@ -7,7 +7,7 @@
 //! those of `np.multiply(x, scale) + shift`. One thread: the pass is memory-bound.
 
 use crate::error::{Error, Result};
-use crate::kernels::{active_isa, Isa};
+use crate::kernels::active_isa;
 
 /// `out[i] = x[i] * scale[i % channels] + shift[i % channels]` with
 /// `channels = scale.len()`; `x` and `out` hold whole rows of `channels`.
@@ -28,9 +28,9 @@ pub fn scale_shift_f32(x: &[f32], scale: &[f32], shift: &[f32], out: &mut [f32])
     }
     match active_isa() {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { rows_avx512(x, scale, shift, out) },
+        crate::kernels::Isa::Avx512 => unsafe { rows_avx512(x, scale, shift, out) },
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { rows_avx2(x, scale, shift, out) },
+        crate::kernels::Isa::Avx2 => unsafe { rows_avx2(x, scale, shift, out) },
         _ => rows(x, scale, shift, out),
     }
     Ok(())

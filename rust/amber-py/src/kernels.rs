@@ -308,7 +308,7 @@ fn dense_grad<'py>(x: &Bound<'py, PyAny>, w: &Bound<'py, PyAny>, dz: &Bound<'py,
     }
 }
 
-/// Force a kernel path ('avx512', 'avx2', 'generic'), or `None` for the default.
+/// Force a kernel path ('avx512', 'avx2', 'neon', 'generic'), or `None` for the default.
 #[pyfunction]
 #[pyo3(signature = (name=None))]
 fn set_isa(name: Option<&str>) -> PyResult<()> {

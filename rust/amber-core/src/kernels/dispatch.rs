@@ -16,6 +16,8 @@ pub enum Isa {
     Avx2,
     /// x86-64 AVX-512F.
     Avx512,
+    /// aarch64 Advanced SIMD (NEON), with its fused multiply-add.
+    Neon,
 }
 
 impl Isa {
@@ -24,6 +26,7 @@ impl Isa {
             Isa::Generic => "generic",
             Isa::Avx2 => "avx2",
             Isa::Avx512 => "avx512",
+            Isa::Neon => "neon",
         }
     }
 
@@ -32,8 +35,9 @@ impl Isa {
             "generic" => Ok(Isa::Generic),
             "avx2" => Ok(Isa::Avx2),
             "avx512" => Ok(Isa::Avx512),
+            "neon" => Ok(Isa::Neon),
             other => Err(Error::invalid(format!(
-                "unknown kernel ISA '{other}' (expected one of: avx512, avx2, generic)"
+                "unknown kernel ISA '{other}' (expected one of: avx512, avx2, neon, generic)"
             ))),
         }
     }
@@ -46,7 +50,9 @@ impl Isa {
             Isa::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => is_x86_feature_detected!("avx512f"),
-            #[cfg(not(target_arch = "x86_64"))]
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
+            #[allow(unreachable_patterns)]
             _ => false,
         }
     }
@@ -56,6 +62,7 @@ impl Isa {
             Isa::Generic => 1,
             Isa::Avx2 => 2,
             Isa::Avx512 => 3,
+            Isa::Neon => 4,
         }
     }
 
@@ -64,6 +71,7 @@ impl Isa {
             1 => Some(Isa::Generic),
             2 => Some(Isa::Avx2),
             3 => Some(Isa::Avx512),
+            4 => Some(Isa::Neon),
             _ => None,
         }
     }
@@ -71,7 +79,7 @@ impl Isa {
 
 /// Every path this CPU can run, best first.
 pub fn supported_isas() -> Vec<Isa> {
-    [Isa::Avx512, Isa::Avx2, Isa::Generic].into_iter().filter(|isa| isa.is_supported()).collect()
+    [Isa::Avx512, Isa::Avx2, Isa::Neon, Isa::Generic].into_iter().filter(|isa| isa.is_supported()).collect()
 }
 
 /// The best path of this CPU.

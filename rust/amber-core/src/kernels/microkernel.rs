@@ -62,6 +62,19 @@ pub struct Kernel<T: 'static> {
     pub backward: SliceBackward<T>,
 }
 
+/// Asks for the cache line holding `p` in L1 (a hint: it never faults, whatever `p` is).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn prefetch_l1(p: *const i8) {
+    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p);
+}
+#[cfg(target_arch = "aarch64")]
+#[inline(always)]
+pub(crate) unsafe fn prefetch_l1(p: *const i8) {
+    // `prfm` is a hint like x86's prefetch; the stable intrinsic for it does not exist yet.
+    std::arch::asm!("prfm pldl1keep, [{0}]", in(reg) p, options(nostack, readonly, preserves_flags));
+}
+
 /// Declares a SIMD microkernel generic over its row count `R` for one ISA. `$nv` vectors of
 /// `$lanes` lanes make up a row of the tile; accumulators stay in registers for all `k` steps.
 /// `load_part`/`store_part` move the first `count` lanes (a tile's last, partial vector).
@@ -86,10 +99,8 @@ macro_rules! simd_microkernel {
             // otherwise miss at the final loads and stores.
             for i in 0..R {
                 let row = out.c.add(i * out.rs_c) as *const i8;
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(row);
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                    row.add(out.cols * std::mem::size_of::<$t>() - 1),
-                );
+                $crate::kernels::microkernel::prefetch_l1(row);
+                $crate::kernels::microkernel::prefetch_l1(row.add(out.cols * std::mem::size_of::<$t>() - 1));
             }
             let mut acc: [[$v; $nv]; R] = [[$zero(); $nv]; R];
             // A read in place: one base pointer per three rows, each row at base + 0, 1 or 2

@@ -4,11 +4,8 @@
 //! - `dispatch`: which ISA path runs (detected, `AMBER_KERNEL_ISA`, or `set_isa`), threads.
 //! - `view`: checked strided matrix views (transposes are stride swaps, never copies).
 //! - `pack`, `gemm`: cache-blocked packing and the blocked, multi-threaded driver.
-//! - `microkernel` and one module per ISA (`avx512`, `avx2`, `generic`): register tiles.
+//! - `microkernel` and one module per ISA (`avx512`, `avx2`, `neon`, `generic`): register tiles.
 //! - `activation`, `element`: the fused epilogue's math.
-//!
-//! NEON (aarch64) is not written: no aarch64 target is installed here to compile-check it, so
-//! aarch64 builds use the portable path.
 
 mod activation;
 #[cfg(target_arch = "x86_64")]
@@ -20,6 +17,8 @@ mod element;
 mod gemm;
 mod generic;
 mod microkernel;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 mod pack;
 mod peak;
 mod pool;
@@ -56,6 +55,8 @@ impl sealed::Sealed for f32 {
             Isa::Avx512 => &avx512::F32,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => &avx2::F32,
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => &neon::F32,
             _ => &generic::F32,
         }
     }
@@ -65,6 +66,8 @@ impl sealed::Sealed for f32 {
             Isa::Avx512 => &avx512::F32_TILES,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => &avx2::F32_TILES,
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => &neon::F32_TILES,
             _ => &generic::F32_TILES,
         }
     }
@@ -77,6 +80,8 @@ impl sealed::Sealed for f64 {
             Isa::Avx512 => &avx512::F64,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => &avx2::F64,
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => &neon::F64,
             _ => &generic::F64,
         }
     }
@@ -86,6 +91,8 @@ impl sealed::Sealed for f64 {
             Isa::Avx512 => &avx512::F64_TILES,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => &avx2::F64_TILES,
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => &neon::F64_TILES,
             _ => &generic::F64_TILES,
         }
     }

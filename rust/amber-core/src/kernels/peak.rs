@@ -6,7 +6,7 @@ use std::time::Instant;
 use super::dispatch::Isa;
 
 /// f32 FLOP/s of `threads` threads each running `iterations` rounds of 12 independent
-/// vector FMAs on `isa` (AVX-512 or AVX2; other paths report 0).
+/// vector FMAs on `isa` (AVX-512, AVX2 or NEON; the portable path reports 0).
 pub fn peak_f32_flops(isa: Isa, threads: usize, iterations: u64) -> f64 {
     if !isa.is_supported() {
         return 0.0;
@@ -26,8 +26,13 @@ fn one_thread(isa: Isa, iterations: u64) -> f64 {
         match isa {
             Isa::Avx512 => return unsafe { fma_loop_avx512(iterations) },
             Isa::Avx2 => return unsafe { fma_loop_avx2(iterations) },
-            Isa::Generic => {}
+            Isa::Generic | Isa::Neon => {}
         }
+    }
+    #[cfg(target_arch = "aarch64")]
+    if isa == Isa::Neon {
+        // Safety: as above.
+        return unsafe { fma_loop_neon(iterations) };
     }
     let _ = (isa, iterations);
     0.0
@@ -36,11 +41,14 @@ fn one_thread(isa: Isa, iterations: u64) -> f64 {
 /// Twelve chains hide the FMA latency (4 cycles) on two pipes; the result is kept alive
 /// through `black_box` so the loop is not removed.
 macro_rules! fma_loop {
-    ($name:ident, $feature:literal, $v:ty, $lanes:expr, $set:path, $fma:path) => {
-        #[cfg(target_arch = "x86_64")]
+    ($name:ident, $arch:literal, $feature:literal, $v:ty, $lanes:expr, $set:path, $fma:path) => {
+        #[cfg(target_arch = $arch)]
         #[target_feature(enable = $feature)]
         unsafe fn $name(iterations: u64) -> f64 {
+            #[cfg(target_arch = "x86_64")]
             use std::arch::x86_64::*;
+            #[cfg(target_arch = "aarch64")]
+            use std::arch::aarch64::*;
             let x = $set(std::hint::black_box(0.999_999));
             let y = $set(std::hint::black_box(1e-7));
             let mut acc: [$v; 12] = [$set(1.0); 12];
@@ -55,5 +63,7 @@ macro_rules! fma_loop {
     };
 }
 
-fma_loop!(fma_loop_avx512, "avx512f", __m512, 16, _mm512_set1_ps, _mm512_fmadd_ps);
-fma_loop!(fma_loop_avx2, "avx2,fma", __m256, 8, _mm256_set1_ps, _mm256_fmadd_ps);
+fma_loop!(fma_loop_avx512, "x86_64", "avx512f", __m512, 16, _mm512_set1_ps, _mm512_fmadd_ps);
+fma_loop!(fma_loop_avx2, "x86_64", "avx2,fma", __m256, 8, _mm256_set1_ps, _mm256_fmadd_ps);
+fma_loop!(fma_loop_neon, "aarch64", "neon", float32x4_t, 4, vdupq_n_f32, super::neon::fma_f32);
+

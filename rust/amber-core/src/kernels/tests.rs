@@ -219,6 +219,28 @@ fn shape_errors_are_reported() {
     set_isa(None).unwrap();
 }
 
+/// Every test that loops over `supported_isas()` runs the SIMD path of the build's
+/// architecture: were detection to fail, they would check only the portable path.
+#[test]
+fn the_architectures_simd_path_is_detected() {
+    assert_eq!(Isa::from_name("NEON").unwrap(), Isa::Neon);
+    let isas = supported_isas();
+    assert_eq!(isas.last(), Some(&Isa::Generic));
+    #[cfg(target_arch = "aarch64")]
+    assert_eq!(isas, vec![Isa::Neon, Isa::Generic]);
+    #[cfg(target_arch = "x86_64")]
+    {
+        assert!(!isas.contains(&Isa::Neon));
+        assert!(set_isa(Some(Isa::Neon)).unwrap_err().to_string().contains("not supported by this CPU"));
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            assert!(isas.contains(&Isa::Avx2));
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            assert_eq!(isas[0], Isa::Avx512);
+        }
+    }
+}
+
 /// `values` copied into a byte buffer at `offset` bytes past an 8-aligned start, so every
 /// element sits at an address that is not a multiple of its alignment (as weights mapped
 /// from a Keras-written file do). Returns the backing buffer, which must outlive the pointer.
