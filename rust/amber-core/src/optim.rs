@@ -426,11 +426,14 @@ unsafe fn run_avx<L: ElementLoop>(step: L) {
 }
 
 /// Sets flush-to-zero and denormals-are-zero for the current thread until dropped, then puts
-/// the caller's MXCSR back. The element loops run in non-inlined functions called between the
-/// two register writes, so no floating-point operation of theirs can move across them.
+/// the caller's float mode back (MXCSR on x86-64, FPCR on aarch64). The element loops run in
+/// non-inlined functions called between the two register writes, so no floating-point
+/// operation of theirs can move across them.
 struct FlushSubnormals {
     #[cfg(target_arch = "x86_64")]
     saved: u32,
+    #[cfg(target_arch = "aarch64")]
+    saved: u64,
 }
 
 impl FlushSubnormals {
@@ -448,7 +451,22 @@ impl FlushSubnormals {
         Self { saved }
     }
 
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    fn enter() -> Self {
+        /// FPCR bit 24 (FZ): subnormal inputs and results of single- and double-precision
+        /// operations are flushed to zero, what FTZ and DAZ do together on x86.
+        const FZ: u64 = 1 << 24;
+        let saved: u64;
+        // Safety: reading and writing FPCR only changes this thread's float mode; it is put
+        // back on drop.
+        unsafe {
+            std::arch::asm!("mrs {}, fpcr", out(reg) saved, options(nostack, preserves_flags));
+            std::arch::asm!("msr fpcr, {}", in(reg) saved | FZ, options(nostack, preserves_flags));
+        }
+        Self { saved }
+    }
+
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     fn enter() -> Self {
         Self {}
     }
@@ -460,6 +478,11 @@ impl Drop for FlushSubnormals {
         // Safety: restores the value read in `enter`.
         unsafe {
             std::arch::asm!("ldmxcsr [{}]", in(reg) &self.saved, options(nostack, preserves_flags));
+        }
+        #[cfg(target_arch = "aarch64")]
+        // Safety: restores the value read in `enter`.
+        unsafe {
+            std::arch::asm!("msr fpcr, {}", in(reg) self.saved, options(nostack, preserves_flags));
         }
     }
 }
