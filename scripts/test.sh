@@ -7,6 +7,10 @@ python3 -m venv .venv
 python -m pip install -q --upgrade pip
 python -m pip install -q -e '.[test]'
 cargo test -p amber-core --release
+# The same tests built for aarch64 and run under emulation: the NEON kernels' only check here.
+if [ "$(uname -s)-$(uname -m)" = "Linux-x86_64" ]; then
+  bash scripts/test-aarch64.sh
+fi
 export KERAS_BACKEND=numpy
 python -m pytest -q tests
 # The guide's workflows, run from where they live. Tests of features that later issues build

@@ -1,4 +1,4 @@
-//! amber's f32 GEMM against the `gemm` and `matrixmultiply` crates on square products
+//! amber's f32 GEMM against the `gemm` (x86-64) and `matrixmultiply` crates on square products
 //! (64 to 2048), the Dense shapes (batch x 784->64, 64->64, 64->10, 4096->4096) and the two
 //! backward products of the guide MLP's first layer at batch 32 (`xᵀ·dz` and `dz·wᵀ`, through
 //! transposed views: strides, no copies), all with their default threading
@@ -52,7 +52,9 @@ fn bench_layout(c: &mut Criterion, group_name: &str, label: String, (m, k, n): (
             black_box(&out);
         })
     });
+    #[cfg(target_arch = "x86_64")]
     let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1);
+    #[cfg(target_arch = "x86_64")]
     group.bench_function(BenchmarkId::new("gemm", &label), |bench| {
         bench.iter(|| unsafe {
             gemm::gemm(
