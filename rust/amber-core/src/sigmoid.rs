@@ -88,6 +88,13 @@ fn mul_add<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
     }
 }
 
+/// One value, without fused multiply-adds (it is inlined into code built for any CPU): the
+/// fused Dense epilogue's sigmoid and silu. As accurate as the FMA form (tested below).
+#[inline(always)]
+pub(crate) fn sigmoid_scalar(x: f32) -> f32 {
+    sigmoid::<false>(x)
+}
+
 #[inline(always)]
 fn sigmoid<const FMA: bool>(x: f32) -> f32 {
     let e = exp_nonpositive::<FMA>(-x.abs());

@@ -72,11 +72,11 @@ impl Activation {
                     z
                 }
             }
-            Activation::Sigmoid => sigmoid(z),
+            Activation::Sigmoid => z.sigmoid(),
             Activation::Tanh => z.tanh(),
             Activation::Gelu => half * z * (T::ONE + (z * T::from_f64(std::f64::consts::FRAC_1_SQRT_2)).erf()),
             Activation::GeluTanh => half * z * (T::ONE + gelu_tanh_inner(z).tanh()),
-            Activation::Silu => z * sigmoid(z),
+            Activation::Silu => z * z.sigmoid(),
         }
     }
 
@@ -94,7 +94,7 @@ impl Activation {
                 }
             }
             Activation::Sigmoid => {
-                let s = sigmoid(z);
+                let s = z.sigmoid();
                 s * (T::ONE - s)
             }
             Activation::Tanh => {
@@ -113,7 +113,7 @@ impl Activation {
                 half * (T::ONE + t) + half * z * (T::ONE - t * t) * du
             }
             Activation::Silu => {
-                let s = sigmoid(z);
+                let s = z.sigmoid();
                 s * (T::ONE + z * (T::ONE - s))
             }
         }
@@ -123,10 +123,6 @@ impl Activation {
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 const GELU_CUBIC: f64 = 0.044_715;
 
-#[inline(always)]
-fn sigmoid<T: Element>(z: T) -> T {
-    T::ONE / (T::ONE + (-z).exp())
-}
 
 #[inline(always)]
 fn gelu_tanh_inner<T: Element>(z: T) -> T {

@@ -27,6 +27,8 @@ pub trait Element:
     fn abs(self) -> Self;
     fn copysign(self, sign: Self) -> Self;
     fn exp(self) -> Self;
+    /// `1 / (1 + e^-x)`, accurate for very negative `x` too (into the subnormals for f32).
+    fn sigmoid(self) -> Self;
     fn tanh(self) -> Self;
     fn erf(self) -> Self;
 }
@@ -133,6 +135,12 @@ impl Element for f32 {
         exp_f32(self)
     }
     #[inline(always)]
+    fn sigmoid(self) -> f32 {
+        // The stable one-pass form of the sigmoid kernel: `exp_f32` clamps at -87, which
+        // would floor outputs for inputs below -87 at e^-87 ~ 1.6e-38.
+        crate::sigmoid::sigmoid_scalar(self)
+    }
+    #[inline(always)]
     fn tanh(self) -> f32 {
         tanh_f32(self)
     }
@@ -164,6 +172,10 @@ impl Element for f64 {
     #[inline(always)]
     fn exp(self) -> f64 {
         f64::exp(self)
+    }
+    #[inline(always)]
+    fn sigmoid(self) -> f64 {
+        1.0 / (1.0 + (-self).exp())
     }
     #[inline(always)]
     fn tanh(self) -> f64 {

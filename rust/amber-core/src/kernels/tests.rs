@@ -378,6 +378,31 @@ fn fused_relu_passes_nan_and_clamps_negatives() {
 }
 
 #[test]
+fn fused_sigmoid_and_silu_keep_their_accuracy_far_below_zero() {
+    // e^z for z < -87 is below f32's normal range: the epilogue must follow it into the
+    // subnormals (as numpy's float32 sigmoid does) rather than floor it at e^-87.
+    let zs = [-30.0f32, -87.5, -95.0, -100.0, -103.0, -110.0];
+    for isa in supported_isas() {
+        let n = zs.len();
+        let x = [1.0f32];
+        let mut out = vec![0.0f32; n];
+        let xv = MatRef::row_major(&x, 1, 1).unwrap();
+        let wv = MatRef::row_major(&zs, 1, n).unwrap();
+        gemm_on(isa, xv, wv, None, Activation::Sigmoid, MatMut::row_major(&mut out, 1, n).unwrap()).unwrap();
+        let mut silu = vec![0.0f32; n];
+        gemm_on(isa, xv, wv, None, Activation::Silu, MatMut::row_major(&mut silu, 1, n).unwrap()).unwrap();
+        for (j, &z) in zs.iter().enumerate() {
+            let want = 1.0 / (1.0 + (-(z as f64)).exp());
+            // a subnormal keeps fewer bits: compare within one unit of the smallest subnormal
+            let tolerance = (want * 1e-6).max(f32::from_bits(1) as f64);
+            assert!((out[j] as f64 - want).abs() <= tolerance, "{isa:?}: sigmoid({z}) = {:e}, want {want:e}", out[j]);
+            let want_silu = z as f64 * (out[j] as f64);
+            assert!((silu[j] as f64 - want_silu).abs() <= (want_silu.abs() * 1e-6).max(f32::from_bits(1) as f64), "{isa:?}: silu({z})");
+        }
+    }
+}
+
+#[test]
 fn results_are_identical_call_to_call() {
     // Training relies on it: same shape, ISA and thread count give the same bits, including
     // products split across threads (which may take their chunks in any order).
