@@ -376,7 +376,7 @@ def test_sigmoid_is_bitwise_the_two_branch_stable_form(dtype):
     # Below the size where float32 goes native (tests/test_sigmoid_native.py checks that
     # path against float64 within a few ulp: another exp, so not bitwise this form).
     from amber import ops
-    from amber.ops.nn import _NATIVE_MIN_SIZE
+    from amber.backend.logistic import NATIVE_MIN_SIZE as _NATIVE_MIN_SIZE
 
     x = (np.random.default_rng(3).standard_normal(_NATIVE_MIN_SIZE - 1) * 30).astype(dtype)
     x[:6] = [np.inf, -np.inf, np.nan, 0.0, -0.0, 1e-30]

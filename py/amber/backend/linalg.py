@@ -9,6 +9,7 @@ except ImportError:  # pragma: no cover - the extension is part of the wheel
     _native = None
 
 from amber.backend import blas
+from amber.backend.logistic import stable_sigmoid
 
 # direct handles: this runs for every product, a context manager would cost more than it saves
 _blas_set, _blas_get = blas._set_threads, blas._get_threads
@@ -52,15 +53,9 @@ def matmul(a, b):
 _ACTIVATIONS = {
     "linear": lambda y: y,
     "relu": lambda y: np.maximum(y, 0, out=y),
-    "sigmoid": lambda y: _sigmoid(y),
+    "sigmoid": stable_sigmoid,
     "tanh": lambda y: np.tanh(y, out=y),
 }
-
-
-def _sigmoid(y):
-    # 1 / (1 + exp(-y)) written to avoid overflow warnings for large negative y
-    out = np.exp(-np.abs(y))
-    return np.where(y >= 0, 1.0 / (1.0 + out), out / (1.0 + out)).astype(y.dtype, copy=False)
 
 
 def dense(x, w, b=None, activation="linear"):

@@ -277,10 +277,6 @@ def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, 
     return ops.mean(_elementwise_binary_crossentropy(y_true, y_pred, from_logits), axis=axis)
 
 
-def _sigmoid(x):
-    return 1.0 / (1.0 + ops.exp(-x))
-
-
 def binary_focal_crossentropy(y_true, y_pred, apply_class_balancing=False, alpha=0.25,
                               gamma=2.0, from_logits=False, label_smoothing=0.0, axis=-1):
     y_pred = _pred(y_pred)
@@ -288,7 +284,7 @@ def binary_focal_crossentropy(y_true, y_pred, apply_class_balancing=False, alpha
     if label_smoothing:
         y_true = y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing
     if from_logits:
-        y_pred = _sigmoid(y_pred)
+        y_pred = ops.sigmoid(y_pred)
     bce = _elementwise_binary_crossentropy(y_true, y_pred, from_logits=False)
     p_t = y_true * y_pred + (1 - y_true) * (1 - y_pred)
     focal = ops.power(1.0 - p_t, gamma) * bce
