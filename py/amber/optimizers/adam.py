@@ -7,6 +7,7 @@ from amber.optimizers import fused
 from amber.optimizers.base_optimizer import Optimizer
 
 f32 = np.float32
+_ONE = f32(1)
 
 
 class Adam(Optimizer):
@@ -33,12 +34,22 @@ class Adam(Optimizer):
         if self.amsgrad:
             self._velocity_hats = self.add_optimizer_variables(var_list, "velocity_hat")
 
+    def _constants(self):
+        """The float32 forms of the hyperparameters: beta_1, beta_2, 1 - beta_1, 1 - beta_2,
+        epsilon (converted again only when one of them is set to something else)."""
+        return fused.cached(self, "constants", (self.beta_1, self.beta_2, self.epsilon), lambda: (
+            f32(self.beta_1), f32(self.beta_2), f32(1 - self.beta_1), f32(1 - self.beta_2),
+            f32(self.epsilon)))
+
     def _step_size(self, learning_rate):
-        # The bias-corrected step size is the same for every variable of a step.
+        # The bias-corrected step size is the same for every variable of a step. It changes
+        # every step, so it is computed each time: np.power as always (its float32 results
+        # are the reference's), only the constants come converted.
+        beta_1, beta_2 = self._constants()[:2]
         step = f32(self._step_count() + 1)
-        beta_1_power = np.power(f32(self.beta_1), step)
-        beta_2_power = np.power(f32(self.beta_2), step)
-        return learning_rate * np.sqrt(f32(1) - beta_2_power) / (f32(1) - beta_1_power)
+        beta_1_power = np.power(beta_1, step)
+        beta_2_power = np.power(beta_2, step)
+        return learning_rate * np.sqrt(_ONE - beta_2_power) / (_ONE - beta_1_power)
 
     def _slot_lists(self):
         return [self._momentums, self._velocities, self._velocity_hats if self.amsgrad else None]
@@ -48,16 +59,16 @@ class Adam(Optimizer):
         kernel = self._kernel(alpha)
         if not fused.step_all(self, grads, trainable_variables, self._slot_lists(), kernel):
             for gradient, variable in zip(grads, trainable_variables):
-                self._update_variable(gradient, variable, alpha)
+                self._update_variable(gradient, variable, alpha, kernel)
 
     def update_step(self, gradient, variable, learning_rate):
         self._update_variable(gradient, variable, self._step_size(learning_rate))
 
-    def _update_variable(self, gradient, variable, alpha):
+    def _update_variable(self, gradient, variable, alpha, kernel=None):
         index = self._get_variable_index(variable)
         if fused.is_float32(variable):
             slots = [None if slots is None else slots[index] for slots in self._slot_lists()]
-            fused.step_one(self, gradient, variable, slots, self._kernel(alpha))
+            fused.step_one(self, gradient, variable, slots, kernel or self._kernel(alpha))
             return
         # Other dtypes: the rule as numpy expressions (the kernel's float32 twin).
         m = self._momentums[index]
@@ -78,7 +89,7 @@ class Adam(Optimizer):
     def _kernel(self, alpha):
         """Keras's float32 Adam step with step size `alpha`, fused into one pass with the
         same float32 roundings as the expressions in `_update_variable` (see `fused`)."""
-        coefficients = (f32(alpha), f32(1 - self.beta_1), f32(1 - self.beta_2), f32(self.epsilon))
+        coefficients = (f32(alpha), *self._constants()[2:])
 
         def adam(gradient, value, m, v, v_hat):
             new_value = np.empty(value.shape, f32)

@@ -13,6 +13,7 @@ slot value they did not allocate (see `_private_slot_value` and `flat_state`), s
 slot's `.value` gives the live state, not a snapshot: copy it to keep one.
 """
 
+import operator
 import re
 import warnings
 
@@ -25,6 +26,7 @@ from amber.optimizers.schedules import learning_rate_schedule as lr_schedules
 # Keras creates the step counter with dtype "int", which it resolves to int32 on the JAX and
 # numpy backends; the files in the wild (Keras 3 on JAX) store int32.
 ITERATION_DTYPE = "int32"
+_ONE_STEP = np.int32(1)
 FLOATX = "float32"
 
 _BASE_CONFIG_DEFAULTS = {
@@ -67,7 +69,13 @@ def _f32(x):
     return np.float32(x)
 
 
+def _has_constraint(variable):
+    return getattr(variable, "constraint", None) is not None
+
+
 def _as_array(value):
+    if type(value) is np.ndarray:  # the common case, without the attribute probe
+        return value
     if hasattr(value, "numpy") and not isinstance(value, np.ndarray):
         return np.asarray(value.numpy())
     return np.asarray(value)
@@ -221,7 +229,14 @@ class Optimizer:
         return self._iterations
 
     def _step_count(self):
-        return int(_as_array(self.iterations))
+        if self.gradient_accumulation_steps:
+            return int(_as_array(self.iterations))
+        return int(self._iterations.value)  # what the line above gives, without the probes
+
+    def _increment_iterations(self):
+        # A fresh 0-d array, as `assign` would make, without its conversions and checks.
+        iterations = self._iterations
+        iterations._replace(np.array(iterations.value + _ONE_STEP))
 
     @property
     def variables(self):
@@ -364,16 +379,17 @@ class Optimizer:
                 finally:
                     self._building_in_scope = False
                 self.built = True
-            for variable in trainable_variables:
-                if id(variable) not in self._index_by_id:
-                    raise ValueError(
-                        f"Unknown variable: {getattr(variable, 'path', variable)}. Optimizer "
-                        f"'{self.name}' can only update the variables it was built with; "
-                        "create a new optimizer for a new set of variables."
-                    )
+            known = self._index_by_id
+            if not all(map(known.__contains__, map(id, trainable_variables))):
+                unknown = next(v for v in trainable_variables if id(v) not in known)
+                raise ValueError(
+                    f"Unknown variable: {getattr(unknown, 'path', unknown)}. Optimizer "
+                    f"'{self.name}' can only update the variables it was built with; "
+                    "create a new optimizer for a new set of variables."
+                )
 
         grads, trainable_variables = self._filter_empty_gradients(grads, trainable_variables)
-        grads = [_as_array(g) for g in grads]
+        grads = list(map(_as_array, grads))
         if self.loss_scale_factor is not None:
             grads = [g / _f32(self.loss_scale_factor) for g in grads]
         self._apply_with_accumulation(grads, trainable_variables)
@@ -381,7 +397,7 @@ class Optimizer:
             constraint = getattr(variable, "constraint", None)
             if constraint is not None:
                 variable.assign(_as_array(constraint(variable)))
-        self._iterations.assign(self._iterations.value + np.int32(1))
+        self._increment_iterations()
 
     def apply_compiled_step(self, grads, trainable_variables):
         """The update of a compiled training step: what ``apply(grads, trainable_variables)``
@@ -395,11 +411,11 @@ class Optimizer:
         if (not self.built or self.gradient_accumulation_steps or self.use_ema
                 or self.loss_scale_factor is not None or self.weight_decay is not None
                 or self.clipnorm or self.clipvalue or self.global_clipnorm
-                or any(getattr(v, "constraint", None) is not None for v in trainable_variables)):
+                or any(map(_has_constraint, trainable_variables))):
             self.apply(list(grads), trainable_variables)
             return
         self._update_all(grads, trainable_variables, self._learning_rate_value())
-        self._iterations.assign(self._iterations.value + np.int32(1))
+        self._increment_iterations()
 
     def _apply_with_accumulation(self, grads, trainable_variables):
         if self.gradient_accumulation_steps:
@@ -444,6 +460,8 @@ class Optimizer:
         )
 
     def _filter_empty_gradients(self, grads, variables):
+        if not any(map(operator.is_, grads, [None] * len(grads))):
+            return list(grads), list(variables)
         kept = [(g, v) for g, v in zip(grads, variables) if g is not None]
         if not kept:
             raise ValueError("No gradients provided for any variable.")
@@ -498,16 +516,25 @@ class Optimizer:
             return False
         return True
 
+    def _decays_all(self, state, variables):
+        """Whether no variable of ``state`` (laid out for ``variables``) is excluded from weight
+        decay, kept on the state: names are fixed and exclusions are set before building, so
+        the answer changes only if the exclusions are replaced."""
+        exclusions = (self._exclude_ids, self._exclude_pattern)
+        held = state.decays_all
+        if held is None or held[0] is not exclusions[0] or held[1] is not exclusions[1]:
+            held = (*exclusions, all(self._use_weight_decay(v) for v in variables))
+            state.decays_all = held
+        return held[2]
+
     def _apply_weight_decay(self, variables):
         # Decoupled weight decay (Loshchilov & Hutter), applied before the gradient step.
         if self.weight_decay is None:
             return
         lr = self._learning_rate_value()
         wd = _f32(self.weight_decay)
-        state = None
-        if all(self._use_weight_decay(v) for v in variables):
-            state = flat_state.existing(self, variables)
-        if state is not None:
+        state = flat_state.existing(self, variables)
+        if state is not None and self._decays_all(state, variables):
             # The variables are laid end to end for the update rule's flat kernel: decay them
             # in one pass into a fresh flat array, which the rule then reads without gathering.
             values = state.values(variables)

@@ -9,9 +9,18 @@ still holds) stay untouched. Elementwise float32 arithmetic rounds each element 
 whatever the layout, so the results are bitwise those of the per-variable rule.
 """
 
+import operator
+
 import numpy as np
 
 f32 = np.float32
+_value_of = operator.attrgetter("value")
+
+
+def _all_bound(variables, arrays):
+    """True when each variable's value is (the very object) its entry in ``arrays``; the
+    common case of every step, checked without a Python-level loop."""
+    return all(map(operator.is_, map(_value_of, variables), arrays))
 
 
 def fits(grads, variables):
@@ -53,6 +62,7 @@ class FlatState:
             bounds.append((offset, offset + size))
             offset += size
         self.bounds = bounds
+        self._slices = [slice(start, stop) for start, stop in bounds]
         self.slots = [np.zeros(offset, f32) for _ in range(slot_count)]
         self._slot_views = [[None] * len(variables) for _ in range(slot_count)]
         self._gradient = np.empty(offset, f32)
@@ -61,12 +71,17 @@ class FlatState:
         self._value_views = ()
         # The optimizer's slot variables for these variables, per slot (its own cache).
         self.slot_variables = None
+        # Whether weight decay covers all these variables, and the exclusions that decided it
+        # (the optimizer's cache, see `Optimizer._decays_all`).
+        self.decays_all = None
 
     def slot(self, index, slot_variables):
         """Flat buffer ``index``, first taking in any slot value this state did not hand out
         (a loaded, assigned or freshly built slot) and giving the slot a view of the buffer."""
         flat = self.slots[index]
         views = self._slot_views[index]
+        if _all_bound(slot_variables, views):
+            return flat
         for i, slot in enumerate(slot_variables):
             if slot.value is not views[i]:
                 start, stop = self.bounds[i]
@@ -79,22 +94,21 @@ class FlatState:
     def gradients(self, grads):
         if type(grads) is FlatGradients and grads.flat.size == self._gradient.size:
             return grads.flat
-        np.concatenate([g.reshape(-1) if type(g) is np.ndarray else np.reshape(g, -1)
-                        for g in grads], out=self._gradient)
+        # axis=None: each gradient is read in C order, as `reshape(-1)` would.
+        np.concatenate(grads, axis=None, out=self._gradient)
         return self._gradient
 
     def values(self, variables):
         """The variables' current values as one vector (only read, never written)."""
-        if self._values is not None and all(
-                v.value is view for v, view in zip(variables, self._value_views)):
+        if self._values is not None and _all_bound(variables, self._value_views):
             return self._values
         np.concatenate([v.value.reshape(-1) for v in variables], out=self._gathered_values)
         return self._gathered_values
 
     def assign_values(self, variables, new_values):
         """Give each variable its view of ``new_values`` (a fresh array from the caller)."""
-        views = [new_values[start:stop].reshape(shape)
-                 for (start, stop), shape in zip(self.bounds, self.shapes)]
+        views = [new_values[piece].reshape(shape)
+                 for piece, shape in zip(self._slices, self.shapes)]
         for variable, view in zip(variables, views):
             variable._replace(view)
         self._values = new_values
@@ -104,7 +118,7 @@ class FlatState:
 def state_for(optimizer, variables, slot_count):
     """The optimizer's FlatState for exactly this list of variables (kept between steps)."""
     state = getattr(optimizer, "_flat_state", None)
-    key = tuple(id(v) for v in variables)
+    key = tuple(map(id, variables))
     if state is None or state.key != key or len(state.slots) != slot_count:
         state = FlatState(variables, slot_count)
         optimizer._flat_state = state
@@ -115,6 +129,6 @@ def existing(optimizer, variables):
     """The optimizer's FlatState if one is laid out for exactly this list of variables (its
     update rule took the flat path before), else None."""
     state = getattr(optimizer, "_flat_state", None)
-    if state is not None and state.key == tuple(id(v) for v in variables):
+    if state is not None and state.key == tuple(map(id, variables)):
         return state
     return None

@@ -4,8 +4,12 @@ A kernel here is ``kernel(gradient, value, *slots) -> new_value``: C-contiguous 
 operands of one shape, the slots (None for an absent optional one) updated in place and the
 new value a fresh array (the old one may be a read-only mapped view or still referenced, so
 it is never written). `step_all` runs it once over all variables laid end to end
-(`flat_state`); `step_one` runs it on one variable, for the per-variable path.
+(`flat_state`); `step_one` runs it on one variable, for the per-variable path. `cached`
+keeps a rule's kernel (and the float32 coefficients it closes over) between steps while
+nothing it was computed from changes.
 """
+
+import math
 
 import numpy as np
 
@@ -32,6 +36,37 @@ def step_all(optimizer, grads, variables, slot_lists, kernel):
         flat_slots[k] = state.slot(buffer, state.slot_variables[buffer])
     new_values = kernel(state.gradients(grads), state.values(variables), *flat_slots)
     state.assign_values(variables, new_values)
+    return True
+
+
+def cached(optimizer, what, inputs, make):
+    """``make()``, reused from the optimizer's previous call for ``what`` while ``inputs`` (a
+    tuple of everything the result is computed from: the float32 learning rate, the
+    hyperparameters as the optimizer holds them) stay the same, so a step does not redo the
+    coefficients' scalar arithmetic (microseconds of numpy scalars) when nothing changed. Any
+    change (a new learning rate from the user, a schedule or a callback, a hyperparameter set
+    on the optimizer) makes a new result."""
+    held = optimizer.__dict__.setdefault("_fused_cache", {}).get(what)
+    if held is not None and _same_inputs(held[0], inputs):
+        return held[1]
+    result = make()
+    optimizer._fused_cache[what] = (inputs, result)
+    return result
+
+
+def _same_inputs(old, new):
+    # Equal is not enough: 0.0 == -0.0 but their float32 products differ in sign, and values
+    # of different types may round differently. An identical object needs no look unless it
+    # is an array (a hyperparameter given as a 0-d array may have been written in place).
+    if len(old) != len(new):
+        return False
+    for a, b in zip(old, new):
+        if a is b and type(a) is not np.ndarray:
+            continue
+        if type(a) is not type(b) or type(a) is np.ndarray or not a == b:
+            return False
+        if a == 0 and math.copysign(1.0, a) != math.copysign(1.0, b):
+            return False
     return True
 
 

@@ -37,8 +37,9 @@ class RMSprop(Optimizer):
                 self._momentums if self.momentum > 0 else None]
 
     def _update_all(self, grads, trainable_variables, learning_rate):
-        if not fused.step_all(self, grads, trainable_variables, self._slot_lists(),
-                              self._kernel(learning_rate)):
+        inputs = (learning_rate, self.rho, self.epsilon, self.momentum)
+        kernel = fused.cached(self, "kernel", inputs, lambda: self._kernel(learning_rate))
+        if not fused.step_all(self, grads, trainable_variables, self._slot_lists(), kernel):
             super()._update_all(grads, trainable_variables, learning_rate)
 
     def update_step(self, gradient, variable, learning_rate):

@@ -29,8 +29,9 @@ class SGD(Optimizer):
         return [self.momentums if self.momentum != 0 else None]
 
     def _update_all(self, grads, trainable_variables, learning_rate):
-        if not fused.step_all(self, grads, trainable_variables, self._slot_lists(),
-                              self._kernel(learning_rate)):
+        kernel = fused.cached(self, "kernel", (learning_rate, self.momentum, self.nesterov),
+                              lambda: self._kernel(learning_rate))
+        if not fused.step_all(self, grads, trainable_variables, self._slot_lists(), kernel):
             super()._update_all(grads, trainable_variables, learning_rate)
 
     def update_step(self, gradient, variable, learning_rate):
