@@ -72,7 +72,16 @@ OPTIMIZERS = {
     "sgd_nesterov": lambda: amber.optimizers.SGD(learning_rate=0.05, momentum=0.9, nesterov=True),
     "adamw": lambda: amber.optimizers.AdamW(learning_rate=0.01),
     "adam_clipnorm": lambda: amber.optimizers.Adam(learning_rate=0.01, clipnorm=0.1),
+    "adamw_bias_excluded": lambda: _excluding_biases(amber.optimizers.AdamW(learning_rate=0.01)),
+    "sgd_weight_decay_global_clipnorm": lambda: amber.optimizers.SGD(
+        learning_rate=0.05, momentum=0.9, weight_decay=0.01, global_clipnorm=0.5),
+    "rmsprop_clipvalue": lambda: amber.optimizers.RMSprop(learning_rate=0.01, clipvalue=0.01),
 }
+
+
+def _excluding_biases(optimizer):
+    optimizer.exclude_from_weight_decay(var_names=["bias"])
+    return optimizer
 
 
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))

@@ -41,11 +41,11 @@ class Adam(Optimizer):
             f32(self.beta_1), f32(self.beta_2), f32(1 - self.beta_1), f32(1 - self.beta_2),
             f32(self.epsilon)))
 
-    def _step_size(self, learning_rate):
+    def _step_size(self, learning_rate, constants=None):
         # The bias-corrected step size is the same for every variable of a step. It changes
         # every step, so it is computed each time: np.power as always (its float32 results
         # are the reference's), only the constants come converted.
-        beta_1, beta_2 = self._constants()[:2]
+        beta_1, beta_2 = (constants or self._constants())[:2]
         step = f32(self._step_count() + 1)
         beta_1_power = np.power(beta_1, step)
         beta_2_power = np.power(beta_2, step)
@@ -55,8 +55,9 @@ class Adam(Optimizer):
         return [self._momentums, self._velocities, self._velocity_hats if self.amsgrad else None]
 
     def _update_all(self, grads, trainable_variables, learning_rate):
-        alpha = self._step_size(learning_rate)
-        kernel = self._kernel(alpha)
+        constants = self._constants()
+        alpha = self._step_size(learning_rate, constants)
+        kernel = self._kernel(alpha, constants)
         if not fused.step_all(self, grads, trainable_variables, self._slot_lists(), kernel):
             for gradient, variable in zip(grads, trainable_variables):
                 self._update_variable(gradient, variable, alpha, kernel)
@@ -86,10 +87,11 @@ class Adam(Optimizer):
             value - (m.value * alpha) / (np.sqrt(v_used) + f32(self.epsilon))
         )
 
-    def _kernel(self, alpha):
+    def _kernel(self, alpha, constants=None):
         """Keras's float32 Adam step with step size `alpha`, fused into one pass with the
-        same float32 roundings as the expressions in `_update_variable` (see `fused`)."""
-        coefficients = (f32(alpha), *self._constants()[2:])
+        same float32 roundings as the expressions in `_update_variable` (see `fused`);
+        `constants` as `_constants` gives them, if the caller has them already."""
+        coefficients = (f32(alpha), *(constants or self._constants())[2:])
 
         def adam(gradient, value, m, v, v_hat):
             new_value = np.empty(value.shape, f32)

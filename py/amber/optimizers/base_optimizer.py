@@ -402,19 +402,20 @@ class Optimizer:
     def apply_compiled_step(self, grads, trainable_variables):
         """The update of a compiled training step: what ``apply(grads, trainable_variables)``
         does, without re-checking per step what cannot change within ``fit`` (the variables
-        are the model's, already checked when the optimizer was built on them). Anything
-        beyond the plain rule (accumulation, clipping, weight decay, EMA, loss scaling,
-        constraints, or a first call that builds the optimizer) goes through ``apply``.
+        are the model's, already checked when the optimizer was built on them, and none of
+        their gradients is missing). Anything beyond the rule, clipping and weight decay
+        (accumulation, EMA, loss scaling, constraints, or a first call that builds the
+        optimizer) goes through ``apply``.
 
         ``grads`` may be a ``flat_state.FlatGradients``: gradients already laid end to end,
-        which the flat update kernels then use without gathering them."""
+        which the flat update kernels then use without gathering them (unless clipping made
+        new ones)."""
         if (not self.built or self.gradient_accumulation_steps or self.use_ema
-                or self.loss_scale_factor is not None or self.weight_decay is not None
-                or self.clipnorm or self.clipvalue or self.global_clipnorm
+                or self.loss_scale_factor is not None
                 or any(map(_has_constraint, trainable_variables))):
             self.apply(list(grads), trainable_variables)
             return
-        self._update_all(grads, trainable_variables, self._learning_rate_value())
+        self._update(grads, trainable_variables)
         self._increment_iterations()
 
     def _apply_with_accumulation(self, grads, trainable_variables):
