@@ -3,9 +3,8 @@
 
 use std::arch::x86_64::*;
 
-use super::activation::{backward_slice, finish_row, Activation};
 use super::pack::pack_b_any;
-use super::microkernel::{kernels_by_rows, simd_microkernel, Kernel, MicroKernel};
+use super::microkernel::{isa_epilogues, kernels_by_rows, simd_microkernel, Kernel, MicroKernel};
 
 /// The first `count` lanes of a partial vector, through a stack buffer (AVX2 has no
 /// per-lane masks for every type; these run once per tile edge, not per step).
@@ -44,22 +43,7 @@ simd_microkernel!(microkernel_f64, "avx2,fma", f64, __m256d, 4, 2,
     splat = _mm256_set1_pd, fma = _mm256_fmadd_pd, add = _mm256_add_pd, max = _mm256_max_pd,
     load_part = load_part_f64, store_part = store_part_f64);
 
-#[target_feature(enable = "avx2,fma")]
-unsafe fn finish_row_f32(act: Activation, row: &mut [f32], bias: Option<&[f32]>) {
-    finish_row(act, row, bias)
-}
-#[target_feature(enable = "avx2,fma")]
-unsafe fn finish_row_f64(act: Activation, row: &mut [f64], bias: Option<&[f64]>) {
-    finish_row(act, row, bias)
-}
-#[target_feature(enable = "avx2,fma")]
-unsafe fn backward_f32(act: Activation, z: &[f32], dy: &[f32], out: &mut [f32]) {
-    backward_slice(act, z, dy, out)
-}
-#[target_feature(enable = "avx2,fma")]
-unsafe fn backward_f64(act: Activation, z: &[f64], dy: &[f64], out: &mut [f64]) {
-    backward_slice(act, z, dy, out)
-}
+isa_epilogues!("avx2,fma");
 
 pub(crate) static F32: Kernel<f32> = Kernel {
     mr: 6,

@@ -7,9 +7,8 @@
 
 use std::arch::x86_64::*;
 
-use super::activation::{backward_slice, finish_row, Activation};
 use super::pack::pack_b_any;
-use super::microkernel::{kernels_by_rows, simd_microkernel, Kernel, MicroKernel};
+use super::microkernel::{isa_epilogues, kernels_by_rows, simd_microkernel, Kernel, MicroKernel};
 
 /// The first `count` lanes (1..=16) of a partial vector; the rest read as zero.
 #[inline(always)]
@@ -59,22 +58,7 @@ simd_microkernel!(microkernel_f64_slim, "avx512f", f64, __m512d, 8, 1,
     splat = _mm512_set1_pd, fma = _mm512_fmadd_pd, add = _mm512_add_pd, max = _mm512_max_pd,
     load_part = load_part_f64, store_part = store_part_f64);
 
-#[target_feature(enable = "avx512f")]
-unsafe fn finish_row_f32(act: Activation, row: &mut [f32], bias: Option<&[f32]>) {
-    finish_row(act, row, bias)
-}
-#[target_feature(enable = "avx512f")]
-unsafe fn finish_row_f64(act: Activation, row: &mut [f64], bias: Option<&[f64]>) {
-    finish_row(act, row, bias)
-}
-#[target_feature(enable = "avx512f")]
-unsafe fn backward_f32(act: Activation, z: &[f32], dy: &[f32], out: &mut [f32]) {
-    backward_slice(act, z, dy, out)
-}
-#[target_feature(enable = "avx512f")]
-unsafe fn backward_f64(act: Activation, z: &[f64], dy: &[f64], out: &mut [f64]) {
-    backward_slice(act, z, dy, out)
-}
+isa_epilogues!("avx512f");
 
 /// Packs B for the f32 tiles. A B with unit row stride (a transposed view, as `w.t()` in
 /// Dense's `dz·wᵀ`) is packed by 16 x 16 in-register transposes: the element-wise copy reads

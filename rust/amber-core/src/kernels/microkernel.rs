@@ -169,3 +169,29 @@ macro_rules! kernels_by_rows {
     };
 }
 pub(crate) use kernels_by_rows;
+
+/// Declares one ISA's epilogue entry points, `finish_row_f32/f64` and `backward_f32/f64`: the
+/// generic `finish_row` / `backward_slice` compiled with the ISA's target feature, so their
+/// loops vectorise for it.
+macro_rules! isa_epilogues {
+    ($feature:literal) => {
+        #[target_feature(enable = $feature)]
+        unsafe fn finish_row_f32(act: $crate::kernels::activation::Activation, row: &mut [f32], bias: Option<&[f32]>) {
+            $crate::kernels::activation::finish_row(act, row, bias)
+        }
+        #[target_feature(enable = $feature)]
+        unsafe fn finish_row_f64(act: $crate::kernels::activation::Activation, row: &mut [f64], bias: Option<&[f64]>) {
+            $crate::kernels::activation::finish_row(act, row, bias)
+        }
+        #[target_feature(enable = $feature)]
+        unsafe fn backward_f32(act: $crate::kernels::activation::Activation, z: &[f32], dy: &[f32], out: &mut [f32]) {
+            $crate::kernels::activation::backward_slice(act, z, dy, out)
+        }
+        #[target_feature(enable = $feature)]
+        unsafe fn backward_f64(act: $crate::kernels::activation::Activation, z: &[f64], dy: &[f64], out: &mut [f64]) {
+            $crate::kernels::activation::backward_slice(act, z, dy, out)
+        }
+    };
+}
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) use isa_epilogues;

@@ -8,8 +8,7 @@
 
 use std::arch::aarch64::*;
 
-use super::activation::{backward_slice, finish_row, Activation};
-use super::microkernel::{kernels_by_rows, simd_microkernel, Kernel, MicroKernel};
+use super::microkernel::{isa_epilogues, kernels_by_rows, simd_microkernel, Kernel, MicroKernel};
 use super::pack::pack_b_any;
 
 /// The first `count` lanes of a partial vector, through a stack buffer (NEON has no lane
@@ -69,22 +68,7 @@ simd_microkernel!(microkernel_f64, "neon", f64, float64x2_t, 2, 3,
     splat = vdupq_n_f64, fma = fma_f64, add = vaddq_f64, max = vmaxq_f64,
     load_part = load_part_f64, store_part = store_part_f64);
 
-#[target_feature(enable = "neon")]
-unsafe fn finish_row_f32(act: Activation, row: &mut [f32], bias: Option<&[f32]>) {
-    finish_row(act, row, bias)
-}
-#[target_feature(enable = "neon")]
-unsafe fn finish_row_f64(act: Activation, row: &mut [f64], bias: Option<&[f64]>) {
-    finish_row(act, row, bias)
-}
-#[target_feature(enable = "neon")]
-unsafe fn backward_f32(act: Activation, z: &[f32], dy: &[f32], out: &mut [f32]) {
-    backward_slice(act, z, dy, out)
-}
-#[target_feature(enable = "neon")]
-unsafe fn backward_f64(act: Activation, z: &[f64], dy: &[f64], out: &mut [f64]) {
-    backward_slice(act, z, dy, out)
-}
+isa_epilogues!("neon");
 
 // Column blocks are whole panels (384 = 32 x 12, 192 = 32 x 6); the A block (128 rows) and a
 // depth block of 256 keep the packed panels within the 1 MB L2 of current aarch64 cores.
