@@ -160,23 +160,31 @@ def test_signed_zero_learning_rate_is_not_the_cached_zero(name, kwargs):
     assert signs.size and not signs.all()
 
 
-def test_hyperparameter_array_written_in_place_between_steps():
-    rho = np.array(0.9, f32)
+@pytest.mark.parametrize("holder", ["array", "variable"])
+@pytest.mark.parametrize("name,attribute", [("RMSprop", "rho"), ("SGD", "momentum"),
+                                            ("Adam", "beta_1")])
+def test_hyperparameter_changed_in_place_between_steps(holder, name, attribute):
+    # The same object all along, its value changed in place: a 0-d array written, a Variable
+    # assigned.
+    kwargs = {"learning_rate": 0.01, "momentum": 0.9} if name == "SGD" else {"learning_rate": 0.01}
 
-    def between(optimizer, step):
-        optimizer.rho = rho
-        if step == 3:
-            rho[...] = 0.5
+    def run(drop_caches=False, change=True):
+        value = np.array(0.9, f32) if holder == "array" else Variable(np.float32(0.9))
 
-    init, grads = _problem(2, 6)
-    cached = _run("RMSprop", {"learning_rate": 0.01}, init, grads, between)
-    rho[...] = 0.9
-    expected = _run("RMSprop", {"learning_rate": 0.01}, init, grads, between, drop_caches=True)
-    _assert_bitwise(cached, expected)
-    rho[...] = 0.9
-    constant = _run("RMSprop", {"learning_rate": 0.01}, init, grads,
-                    lambda optimizer, step: setattr(optimizer, "rho", f32(0.9)))
-    assert not all(np.array_equal(a, b) for a, b in zip(cached, constant))
+        def between(optimizer, step):
+            setattr(optimizer, attribute, value)
+            if step == 3 and change:
+                if holder == "array":
+                    value[...] = 0.5
+                else:
+                    value.assign(0.5)
+
+        init, grads = _problem(2, 6)
+        return _run(name, kwargs, init, grads, between, drop_caches=drop_caches)
+
+    cached = run()
+    _assert_bitwise(cached, run(drop_caches=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(cached, run(change=False)))
 
 
 @pytest.mark.parametrize("name,kwargs", OPTIMIZERS, ids=IDS)

@@ -54,18 +54,23 @@ def cached(optimizer, what, inputs, make):
     return result
 
 
+# Immutable numbers: one that compares equal now gives the same float32 later. Anything else
+# (a 0-d array or a Variable given as a hyperparameter) may be written in place between
+# steps, so it never counts as unchanged.
+_SCALARS = (float, int, np.generic)
+
+
 def _same_inputs(old, new):
     # Equal is not enough: 0.0 == -0.0 but their float32 products differ in sign, and values
-    # of different types may round differently. An identical object needs no look unless it
-    # is an array (a hyperparameter given as a 0-d array may have been written in place).
+    # of different types may round differently.
     if len(old) != len(new):
         return False
     for a, b in zip(old, new):
-        if a is b and type(a) is not np.ndarray:
-            continue
-        if type(a) is not type(b) or type(a) is np.ndarray or not a == b:
+        if type(a) is not type(b) or not isinstance(b, _SCALARS):
             return False
-        if a == 0 and math.copysign(1.0, a) != math.copysign(1.0, b):
+        if a is b:
+            continue
+        if not a == b or (a == 0 and math.copysign(1.0, a) != math.copysign(1.0, b)):
             return False
     return True
 
