@@ -4,34 +4,11 @@
 use std::arch::x86_64::*;
 
 use super::pack::pack_b_any;
-use super::microkernel::{isa_epilogues, kernels_by_rows, simd_microkernel, Kernel, MicroKernel};
+use super::microkernel::{buffered_partial_access, isa_epilogues, kernels_by_rows, simd_microkernel, Kernel, MicroKernel};
 
-/// The first `count` lanes of a partial vector, through a stack buffer (AVX2 has no
-/// per-lane masks for every type; these run once per tile edge, not per step).
-#[inline(always)]
-unsafe fn load_part_f32(p: *const f32, count: usize) -> __m256 {
-    let mut lanes = [0.0f32; 8];
-    std::ptr::copy_nonoverlapping(p, lanes.as_mut_ptr(), count);
-    _mm256_loadu_ps(lanes.as_ptr())
-}
-#[inline(always)]
-unsafe fn store_part_f32(p: *mut f32, v: __m256, count: usize) {
-    let mut lanes = [0.0f32; 8];
-    _mm256_storeu_ps(lanes.as_mut_ptr(), v);
-    std::ptr::copy_nonoverlapping(lanes.as_ptr(), p, count);
-}
-#[inline(always)]
-unsafe fn load_part_f64(p: *const f64, count: usize) -> __m256d {
-    let mut lanes = [0.0f64; 4];
-    std::ptr::copy_nonoverlapping(p, lanes.as_mut_ptr(), count);
-    _mm256_loadu_pd(lanes.as_ptr())
-}
-#[inline(always)]
-unsafe fn store_part_f64(p: *mut f64, v: __m256d, count: usize) {
-    let mut lanes = [0.0f64; 4];
-    _mm256_storeu_pd(lanes.as_mut_ptr(), v);
-    std::ptr::copy_nonoverlapping(lanes.as_ptr(), p, count);
-}
+// AVX2 has no per-lane masks for every type: partial vectors go through a stack buffer.
+buffered_partial_access!(load_part_f32, store_part_f32, f32, __m256, 8, _mm256_loadu_ps, _mm256_storeu_ps);
+buffered_partial_access!(load_part_f64, store_part_f64, f64, __m256d, 4, _mm256_loadu_pd, _mm256_storeu_pd);
 
 simd_microkernel!(microkernel_f32, "avx2,fma", f32, __m256, 8, 2,
     zero = _mm256_setzero_ps, load = _mm256_loadu_ps, store = _mm256_storeu_ps,

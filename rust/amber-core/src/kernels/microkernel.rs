@@ -195,3 +195,25 @@ macro_rules! isa_epilogues {
 }
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub(crate) use isa_epilogues;
+
+/// Declares `$load_part` / `$store_part` for an ISA without lane masks: the first `count`
+/// lanes of a partial vector go through a zeroed stack buffer of `$lanes` values. They run
+/// once per tile edge, not per step.
+macro_rules! buffered_partial_access {
+    ($load_part:ident, $store_part:ident, $t:ty, $v:ty, $lanes:expr, $load:path, $store:path) => {
+        #[inline(always)]
+        unsafe fn $load_part(p: *const $t, count: usize) -> $v {
+            let mut lanes = [0.0 as $t; $lanes];
+            std::ptr::copy_nonoverlapping(p, lanes.as_mut_ptr(), count);
+            $load(lanes.as_ptr())
+        }
+        #[inline(always)]
+        unsafe fn $store_part(p: *mut $t, v: $v, count: usize) {
+            let mut lanes = [0.0 as $t; $lanes];
+            $store(lanes.as_mut_ptr(), v);
+            std::ptr::copy_nonoverlapping(lanes.as_ptr(), p, count);
+        }
+    };
+}
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) use buffered_partial_access;

@@ -3,40 +3,17 @@
 //!
 //! The tile shape follows from the register file (24 accumulators plus three B vectors and
 //! the broadcasts fit in 32; the usual shape of aarch64 BLAS kernels). It is checked for
-//! correctness under emulation (`qemu-aarch64`, see `.ci/run`); no aarch64 machine was at hand
-//! to tune its speed, so the blocking follows the other paths.
+//! correctness under emulation (`qemu-aarch64`, `scripts/test-aarch64.sh`); no aarch64
+//! machine was at hand to tune its speed, so the blocking follows the other paths.
 
 use std::arch::aarch64::*;
 
-use super::microkernel::{isa_epilogues, kernels_by_rows, simd_microkernel, Kernel, MicroKernel};
+use super::microkernel::{buffered_partial_access, isa_epilogues, kernels_by_rows, simd_microkernel, Kernel, MicroKernel};
 use super::pack::pack_b_any;
 
-/// The first `count` lanes of a partial vector, through a stack buffer (NEON has no lane
-/// masks; these run once per tile edge, not per step).
-#[inline(always)]
-unsafe fn load_part_f32(p: *const f32, count: usize) -> float32x4_t {
-    let mut lanes = [0.0f32; 4];
-    std::ptr::copy_nonoverlapping(p, lanes.as_mut_ptr(), count);
-    vld1q_f32(lanes.as_ptr())
-}
-#[inline(always)]
-unsafe fn store_part_f32(p: *mut f32, v: float32x4_t, count: usize) {
-    let mut lanes = [0.0f32; 4];
-    vst1q_f32(lanes.as_mut_ptr(), v);
-    std::ptr::copy_nonoverlapping(lanes.as_ptr(), p, count);
-}
-#[inline(always)]
-unsafe fn load_part_f64(p: *const f64, count: usize) -> float64x2_t {
-    let mut lanes = [0.0f64; 2];
-    std::ptr::copy_nonoverlapping(p, lanes.as_mut_ptr(), count);
-    vld1q_f64(lanes.as_ptr())
-}
-#[inline(always)]
-unsafe fn store_part_f64(p: *mut f64, v: float64x2_t, count: usize) {
-    let mut lanes = [0.0f64; 2];
-    vst1q_f64(lanes.as_mut_ptr(), v);
-    std::ptr::copy_nonoverlapping(lanes.as_ptr(), p, count);
-}
+// NEON has no lane masks: partial vectors go through a stack buffer.
+buffered_partial_access!(load_part_f32, store_part_f32, f32, float32x4_t, 4, vld1q_f32, vst1q_f32);
+buffered_partial_access!(load_part_f64, store_part_f64, f64, float64x2_t, 2, vld1q_f64, vst1q_f64);
 
 /// `acc + a * b` with one rounding (`fmla`); the argument order of the x86 FMA intrinsics,
 /// which the shared microkernel is written for (`vfmaq` takes the addend first).
