@@ -219,6 +219,18 @@ fn shape_errors_are_reported() {
     set_isa(None).unwrap();
 }
 
+#[test]
+fn the_peak_loop_runs_on_every_simd_path() {
+    for isa in supported_isas() {
+        let flops = peak_f32_flops(isa, 1, 20_000);
+        if isa == Isa::Generic {
+            assert_eq!(flops, 0.0, "the portable path has no FMA loop");
+        } else {
+            assert!(flops.is_finite() && flops > 0.0, "{isa:?}: {flops}");
+        }
+    }
+}
+
 /// Every test that loops over `supported_isas()` runs the SIMD path of the build's
 /// architecture: were detection to fail, they would check only the portable path.
 #[test]
