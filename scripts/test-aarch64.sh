@@ -16,8 +16,11 @@ for p in "${packages[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
-    echo "aarch64 tests: need Debian packages ${missing[*]} (run as root with apt-get, or install them)" >&2
-    exit 1
+    echo "aarch64 tests NOT RUN: they need the Debian packages ${missing[*]} (run as root with apt-get, or install them)" >&2
+    # In CI a missing package is a failure; on a developer's machine the rest of the suite
+    # still runs, with the message above.
+    if [ -n "${CI:-}" ]; then exit 1; fi
+    exit 0
   fi
   echo "aarch64 tests: installing ${missing[*]}"
   dpkg --add-architecture arm64
