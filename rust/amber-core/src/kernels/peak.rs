@@ -20,22 +20,16 @@ pub fn peak_f32_flops(isa: Isa, threads: usize, iterations: u64) -> f64 {
 }
 
 fn one_thread(isa: Isa, iterations: u64) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // Safety: `peak_f32_flops` checked that the CPU supports `isa`.
-        match isa {
-            Isa::Avx512 => return unsafe { fma_loop_avx512(iterations) },
-            Isa::Avx2 => return unsafe { fma_loop_avx2(iterations) },
-            Isa::Generic | Isa::Neon => {}
-        }
+    // Safety: `peak_f32_flops` checked that the CPU supports `isa`.
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { fma_loop_avx512(iterations) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { fma_loop_avx2(iterations) },
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => unsafe { fma_loop_neon(iterations) },
+        _ => 0.0,
     }
-    #[cfg(target_arch = "aarch64")]
-    if isa == Isa::Neon {
-        // Safety: as above.
-        return unsafe { fma_loop_neon(iterations) };
-    }
-    let _ = (isa, iterations);
-    0.0
 }
 
 /// Twelve chains hide the FMA latency (4 cycles) on two pipes; the result is kept alive
