@@ -158,6 +158,8 @@ def reference_activation(name, z):
         return z
     if name == "relu":
         return np.maximum(z, 0)
+    if name == "relu6":
+        return np.clip(z, 0, 6)
     if name == "sigmoid":
         return 1 / (1 + np.exp(-z))
     if name == "tanh":
@@ -171,7 +173,7 @@ def reference_activation(name, z):
     raise AssertionError(name)
 
 
-ACTIVATIONS = ["linear", "relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu"]
+ACTIVATIONS = ["linear", "relu", "relu6", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu"]
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
@@ -187,6 +189,19 @@ def test_dense_equals_numpy_ops(isa, activation, dtype, batch, din, dout):
     want = reference_activation(activation, x.astype(np.float64) @ w.astype(np.float64) + b)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+def test_relu6_clips_both_ends_and_passes_nan(isa):
+    rng = np.random.default_rng(12)
+    x = (rng.standard_normal((40, 30)) * 6).astype(np.float32)
+    w = rng.standard_normal((30, 20)).astype(np.float32) / 3
+    b = np.linspace(-8, 8, 20).astype(np.float32)
+    x[3, 4] = np.nan
+    got = native.dense(x, w, b, "relu6")
+    z = x.astype(np.float64) @ w.astype(np.float64) + b
+    assert (z > 6).sum() > 50 and (z < 0).sum() > 50  # both ends clip
+    np.testing.assert_allclose(got, np.clip(z, 0, 6), rtol=1e-5, atol=1e-5)
+    assert np.isnan(got[3]).all() and not np.isnan(np.delete(got, 3, axis=0)).any()
 
 
 def test_dense_without_bias_and_strided_weights(isa):
@@ -206,7 +221,7 @@ def test_activation_and_its_gradient(activation):
     h = 1e-6
     numeric = (reference_activation(activation, z + h) - reference_activation(activation, z - h)) / (2 * h)
     got = native.activation_grad(activation, z, dy)
-    mask = np.abs(z) > 1e-4  # relu's kink
+    mask = (np.abs(z) > 1e-4) & (np.abs(z - 6) > 1e-4)  # the kinks of relu and relu6
     np.testing.assert_allclose(got[mask], (dy * numeric)[mask], rtol=1e-5, atol=1e-6)
     got32 = native.activation_grad(activation, z.astype(np.float32), dy.astype(np.float32))
     assert got32.dtype == np.float32

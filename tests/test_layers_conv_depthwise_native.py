@@ -84,6 +84,39 @@ def test_native_kernel_equals_the_per_tap_numpy_rule_bit_for_bit(case):
     np.testing.assert_array_equal((out + 0.0).view(np.int32), (expected + 0.0).view(np.int32))
 
 
+@pytest.mark.parametrize("activation", ["linear", "relu", "relu6", "silu"])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_bias_and_activation_epilogue(activation, with_bias):
+    rng = np.random.default_rng(21)
+    channels, multiplier = 19, 2
+    x = (rng.normal(size=(2, 12, 11, channels)) * 3).astype("float32")
+    k = rng.normal(size=(3, 3, channels, multiplier)).astype("float32")
+    bias = rng.normal(size=channels * multiplier).astype("float32") * 4 if with_bias else None
+    strides, dilation, pads = (2, 1), (1, 1), ((1, 1), (0, 1))
+    plain = _per_tap_numpy(x, k, strides, dilation, pads)
+    z = plain + bias if with_bias else plain  # float32 sums, as the epilogue adds
+    out = np.full(plain.shape, np.nan, np.float32)
+    _native.depthwise_conv2d_f32(x, k, out, strides, dilation, pads, bias, activation)
+    if activation == "silu":
+        z64 = z.astype(np.float64)
+        np.testing.assert_allclose(out, z64 / (1 + np.exp(-z64)), rtol=1e-6, atol=1e-6)
+    else:
+        want = {"linear": z, "relu": np.maximum(z, 0), "relu6": np.clip(z, 0, 6)}[activation]
+        if activation == "relu6":
+            assert (z > 6).any() and (z < 0).any()
+        np.testing.assert_array_equal((out + 0.0).view(np.int32), (want + 0.0).view(np.int32))
+
+
+def test_epilogue_rejects_a_bias_of_the_wrong_length():
+    x = np.zeros((1, 5, 5, 4), np.float32)
+    k = np.zeros((3, 3, 4, 1), np.float32)
+    out = np.zeros((1, 3, 3, 4), np.float32)
+    with pytest.raises(ValueError, match="bias has 3 values, expected one per output channel"):
+        _native.depthwise_conv2d_f32(x, k, out, (1, 1), (1, 1), ((0, 0), (0, 0)), np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="unknown activation 'relu7'"):
+        _native.depthwise_conv2d_f32(x, k, out, (1, 1), (1, 1), ((0, 0), (0, 0)), None, "relu7")
+
+
 def test_large_feature_map_split_over_threads_matches_keras(keras):
     rng = np.random.default_rng(11)
     x = rng.normal(size=(4, 57, 57, 96)).astype("float32")

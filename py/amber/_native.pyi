@@ -123,7 +123,7 @@ def safetensors_save(path: str, tensors: Mapping[str, np.ndarray], metadata: Opt
 # other dtypes raise TypeError. Large products run on several threads (``AMBER_NUM_THREADS``,
 # read once, caps them); the GIL is released while computing.
 #
-# Activations: 'linear', 'relu', 'sigmoid', 'tanh', 'gelu' (the erf form: Keras 3's
+# Activations: 'linear', 'relu', 'relu6' (``min(max(z, 0), 6)``), 'sigmoid', 'tanh', 'gelu' (the erf form: Keras 3's
 # ``keras.activations.gelu`` default, approximate=False), 'gelu_tanh' (the tanh approximation,
 # approximate=True), 'silu' (alias 'swish').
 
@@ -157,13 +157,16 @@ def peak_f32_flops(isa: str, threads: int = 1, iterations: int = 200_000_000) ->
 # Arrays must be aligned, C-contiguous float32 (ValueError otherwise, TypeError for another
 # dtype); ``out`` is written in place. The GIL is released while computing.
 
-def depthwise_conv2d_f32(x: np.ndarray, kernel: np.ndarray, out: np.ndarray, strides: tuple[int, int], dilation: tuple[int, int], pads: tuple[tuple[int, int], tuple[int, int]]) -> None:
+def depthwise_conv2d_f32(x: np.ndarray, kernel: np.ndarray, out: np.ndarray, strides: tuple[int, int], dilation: tuple[int, int], pads: tuple[tuple[int, int], tuple[int, int]], bias: Optional[np.ndarray] = None, activation: str = "linear") -> None:
     """Depthwise 2-D convolution (NHWC): ``x`` (batch, height, width, channels) with ``kernel``
     (kh, kw, channels, multiplier) into ``out`` (batch, out_h, out_w, channels * multiplier),
     output channel ``c * multiplier + m``. ``pads`` is ((top, bottom), (left, right)) of zeros
     read without building a padded copy. Per output, one float32 multiply and add per tap in
-    row-major tap order (no FMA): the per-tap numpy loop's values. A window that does not fit
-    the padded input, or an ``out`` of the wrong shape, raises ValueError."""
+    row-major tap order (no FMA): the per-tap numpy loop's values. With ``bias`` (one float32
+    value per output channel) and/or ``activation`` (a name as for ``dense``, ``relu6``
+    included), each output becomes ``activation(y + bias)`` while its row is in cache. A
+    window that does not fit the padded input, an ``out`` of the wrong shape or a bias of the
+    wrong length raises ValueError."""
 def depthwise_conv2d_backward_f32(x: np.ndarray, kernel: np.ndarray, grad: np.ndarray, dx: Optional[np.ndarray], dkernel: Optional[np.ndarray], strides: tuple[int, int], dilation: tuple[int, int], pads: tuple[tuple[int, int], tuple[int, int]]) -> None:
     """The gradients of ``depthwise_conv2d_f32`` for ``grad`` (the output's shape): the
     input's into ``dx`` (shape of ``x``) and the kernel's into ``dkernel`` (shape of

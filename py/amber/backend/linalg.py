@@ -53,14 +53,16 @@ def matmul(a, b):
 _ACTIVATIONS = {
     "linear": lambda y: y,
     "relu": lambda y: np.maximum(y, 0, out=y),
+    "relu6": lambda y: np.clip(y, 0, 6, out=y),
     "sigmoid": stable_sigmoid,
     "tanh": lambda y: np.tanh(y, out=y),
+    "silu": lambda y: np.multiply(y, stable_sigmoid(y), out=y),
 }
 
 
 def dense(x, w, b=None, activation="linear"):
     """``activation(x @ w + b)`` for a 2-D (or batched) ``x``; ``activation`` is one of
-    linear, relu, sigmoid, tanh (others are applied by the caller)."""
+    linear, relu, relu6, sigmoid, tanh, silu (others are applied by the caller)."""
     if activation not in _ACTIVATIONS:
         raise ValueError(f"dense: unsupported fused activation {activation!r}")
     if (_native_dense is not None and _kernel_fits(x, w)

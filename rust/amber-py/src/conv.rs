@@ -1,11 +1,12 @@
 //! Bindings of `amber_core::conv`: C-ordered, aligned float32 numpy arrays (the caller makes
 //! them so), the output written in place, the GIL released while computing.
 
-use numpy::{PyArray4, PyReadonlyArray4, PyReadwriteArray4, PyUntypedArrayMethods};
+use numpy::{PyArray4, PyReadonlyArray1, PyReadonlyArray4, PyReadwriteArray4, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use amber_core::conv::{self as core, DepthwiseGeometry};
+use amber_core::kernels::Activation;
 
 use crate::layout::check_flat_f32;
 use crate::to_py_err;
@@ -33,8 +34,11 @@ fn gradient_target<'a>(
 
 /// Depthwise 2-D convolution: `x` (batch, height, width, channels), `kernel`
 /// (kh, kw, channels, multiplier), written to `out` (batch, out_h, out_w, channels * multiplier).
-/// `pads` is ((top, bottom), (left, right)).
+/// `pads` is ((top, bottom), (left, right)). With `bias` (one value per output channel)
+/// and/or an `activation`, each output is `activation(y + bias)`.
 #[pyfunction]
+#[pyo3(signature = (x, kernel, out, strides, dilation, pads, bias=None, activation="linear"))]
+#[allow(clippy::too_many_arguments)]
 fn depthwise_conv2d_f32(
     py: Python<'_>,
     x: PyReadonlyArray4<'_, f32>,
@@ -43,15 +47,22 @@ fn depthwise_conv2d_f32(
     strides: [usize; 2],
     dilation: [usize; 2],
     pads: [[usize; 2]; 2],
+    bias: Option<PyReadonlyArray1<'_, f32>>,
+    activation: &str,
 ) -> PyResult<()> {
+    let act = Activation::from_name(activation).map_err(to_py_err)?;
     let x_shape = check_layout(&x, "x")?;
     let kernel_shape = check_layout(&kernel, "kernel")?;
     let out_shape = check_layout(&out, "out")?;
+    if let Some(bias) = &bias {
+        check_flat_f32(bias, "bias")?;
+    }
     let x = x.as_slice()?;
     let kernel = kernel.as_slice()?;
+    let bias = bias.as_ref().map(|b| b.as_slice()).transpose()?;
     let out = out.as_slice_mut()?;
     let geometry = DepthwiseGeometry { strides, dilation, pads };
-    py.detach(|| core::depthwise_conv2d_f32(x, x_shape, kernel, kernel_shape, geometry, out, out_shape))
+    py.detach(|| core::depthwise_conv2d_f32_fused(x, x_shape, kernel, kernel_shape, geometry, bias, act, out, out_shape))
         .map_err(to_py_err)
 }
 

@@ -10,6 +10,8 @@ use crate::error::{Error, Result};
 pub enum Activation {
     Linear,
     Relu,
+    /// `min(max(z, 0), 6)` (Keras's `relu6`, and `ReLU(max_value=6)`).
+    Relu6,
     Sigmoid,
     Tanh,
     Gelu,
@@ -18,9 +20,10 @@ pub enum Activation {
 }
 
 impl Activation {
-    pub const ALL: [Activation; 7] = [
+    pub const ALL: [Activation; 8] = [
         Activation::Linear,
         Activation::Relu,
+        Activation::Relu6,
         Activation::Sigmoid,
         Activation::Tanh,
         Activation::Gelu,
@@ -32,6 +35,7 @@ impl Activation {
         match self {
             Activation::Linear => "linear",
             Activation::Relu => "relu",
+            Activation::Relu6 => "relu6",
             Activation::Sigmoid => "sigmoid",
             Activation::Tanh => "tanh",
             Activation::Gelu => "gelu",
@@ -45,6 +49,7 @@ impl Activation {
         Ok(match name {
             "linear" | "none" | "None" | "" => Activation::Linear,
             "relu" => Activation::Relu,
+            "relu6" => Activation::Relu6,
             "sigmoid" => Activation::Sigmoid,
             "tanh" => Activation::Tanh,
             "gelu" => Activation::Gelu,
@@ -52,7 +57,7 @@ impl Activation {
             "silu" | "swish" => Activation::Silu,
             other => {
                 return Err(Error::invalid(format!(
-                    "unknown activation '{other}' (expected one of: linear, relu, sigmoid, tanh, gelu, gelu_tanh, silu)"
+                    "unknown activation '{other}' (expected one of: linear, relu, relu6, sigmoid, tanh, gelu, gelu_tanh, silu)"
                 )))
             }
         })
@@ -68,6 +73,17 @@ impl Activation {
             Activation::Relu => {
                 if z < T::ZERO {
                     T::ZERO
+                } else {
+                    z
+                }
+            }
+            // Both comparisons false for NaN, which passes through as with numpy's clip.
+            Activation::Relu6 => {
+                let six = T::from_f64(6.0);
+                if z < T::ZERO {
+                    T::ZERO
+                } else if z > six {
+                    six
                 } else {
                     z
                 }
@@ -88,6 +104,14 @@ impl Activation {
             Activation::Linear => T::ONE,
             Activation::Relu => {
                 if z > T::ZERO {
+                    T::ONE
+                } else {
+                    T::ZERO
+                }
+            }
+            // As `minimum(relu(z), 6)`: relu passes nothing at 0, minimum passes a tie at 6.
+            Activation::Relu6 => {
+                if z > T::ZERO && z <= T::from_f64(6.0) {
                     T::ONE
                 } else {
                     T::ZERO
@@ -149,6 +173,7 @@ pub(crate) fn finish_row<T: Element>(act: Activation, row: &mut [T], bias: Optio
             }
         }
         Activation::Relu => each!(Activation::Relu),
+        Activation::Relu6 => each!(Activation::Relu6),
         Activation::Sigmoid => each!(Activation::Sigmoid),
         Activation::Tanh => each!(Activation::Tanh),
         Activation::Gelu => each!(Activation::Gelu),
@@ -177,6 +202,7 @@ pub(crate) fn backward_slice<T: Element>(act: Activation, z: &[T], dy: &[T], out
     match act {
         Activation::Linear => each!(Activation::Linear),
         Activation::Relu => each!(Activation::Relu),
+        Activation::Relu6 => each!(Activation::Relu6),
         Activation::Sigmoid => each!(Activation::Sigmoid),
         Activation::Tanh => each!(Activation::Tanh),
         Activation::Gelu => each!(Activation::Gelu),
@@ -197,7 +223,12 @@ mod tests {
                 let h = 1e-6;
                 let numeric = (act.apply(z + h) - act.apply(z - h)) / (2.0 * h);
                 let analytic = act.derivative(z);
-                if !(act == Activation::Relu && z.abs() < 1e-5) {
+                let kink = match act {
+                    Activation::Relu => z.abs() < 1e-5,
+                    Activation::Relu6 => z.abs() < 1e-5 || (z - 6.0).abs() < 1e-5,
+                    _ => false,
+                };
+                if !kink {
                     assert!((numeric - analytic).abs() < 1e-6, "{} at {z}: {numeric} vs {analytic}", act.name());
                 }
                 z += 0.037;
@@ -214,6 +245,13 @@ mod tests {
         assert!((Activation::Gelu.apply(1.0f64) - 0.841_344_746_068_542_9).abs() < 1e-14);
         // the tanh approximation differs from the erf form in the 4th digit
         assert!((Activation::GeluTanh.apply(1.0f64) - 0.841_191_990_607_477_2).abs() < 1e-12);
+        assert_eq!(Activation::Relu6.apply(-2.0f64), 0.0);
+        assert_eq!(Activation::Relu6.apply(2.5f64), 2.5);
+        assert_eq!(Activation::Relu6.apply(7.0f32), 6.0);
+        assert!(Activation::Relu6.apply(f32::NAN).is_nan());
+        assert_eq!(Activation::Relu6.derivative(6.0f64), 1.0);
+        assert_eq!(Activation::Relu6.derivative(6.5f64), 0.0);
+        assert_eq!(Activation::Relu6.derivative(0.0f64), 0.0);
         assert!(Activation::from_name("softmax").is_err());
     }
 }

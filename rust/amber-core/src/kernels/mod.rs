@@ -26,6 +26,7 @@ mod scratch;
 mod view;
 
 pub use activation::Activation;
+pub(crate) use activation::finish_row;
 pub use dispatch::{active_isa, detected_isa, max_threads, set_isa, supported_isas, Isa};
 pub use element::Element;
 pub use peak::peak_f32_flops;
