@@ -3,7 +3,9 @@ in one process on the same loaded models: the native float32 depthwise convoluti
 one-pass BatchNormalization scale/shift, the one-pass ReLU(max_value) and the one-pass float32
 sigmoid/silu against the numpy paths they replaced (restored here by patching: the per-tap
 depthwise loop over an `np.pad` copy, multiply-then-add, relu-then-minimum, numpy's stable
-sigmoid). `--restore sigmoid` restores only the numpy sigmoid/silu, to time that path alone.
+sigmoid), and with the Conv/BatchNormalization/activation folds of `models.inference_fold`
+against running those layers one by one. `--restore sigmoid` restores only the numpy
+sigmoid/silu, `--restore fold` only the layer-by-layer execution, to time one change alone.
 
 Real Keras builds each `keras.applications` architecture (see `tests/applications_reference.py`)
 and saves it; amber loads the file, and both variants' batch-8 outputs are checked against
@@ -11,7 +13,7 @@ Keras's predictions before their times count. `model(x)` wall time, median of `-
 calls after one warm-up, the two variants interleaved so that load changes hit both alike.
 
 Usage: python benches/bench_conv_inference.py [NAME ...] [--repeats 7] [--batches 1 8] [--side 96]
-       [--restore all|sigmoid]
+       [--restore all|sigmoid|fold]
 """
 
 import argparse
@@ -49,6 +51,18 @@ def numpy_sigmoid():
 
 
 @contextlib.contextmanager
+def unfolded():
+    """Each layer on its own: no Conv/BatchNormalization/activation folds."""
+    fold = importlib.import_module("amber.models.inference_fold")
+    saved = fold.is_inference
+    fold.is_inference = lambda context: False
+    try:
+        yield
+    finally:
+        fold.is_inference = saved
+
+
+@contextlib.contextmanager
 def numpy_paths():
     """The previous numpy implementations in place of the native inference paths."""
     conv = importlib.import_module("amber.ops.conv")  # `amber.ops.conv` is also the op
@@ -69,7 +83,7 @@ def numpy_paths():
     fused.channel_scale_shift = lambda *args: None
     fused.clipped_relu = lambda *args: None
     try:
-        with numpy_sigmoid():
+        with numpy_sigmoid(), unfolded():
             yield
     finally:
         conv._depthwise_native, fused.channel_scale_shift, fused.clipped_relu = saved
@@ -90,10 +104,12 @@ def main():
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--side", type=int, default=96, help="input height and width")
-    parser.add_argument("--restore", choices=["all", "sigmoid"], default="all",
-                        help="which numpy paths the 'numpy' variant restores")
+    parser.add_argument("--restore", choices=["all", "sigmoid", "fold"], default="all",
+                        help="what the 'before' variant restores: every numpy path (and no folds), the "
+                             "numpy sigmoid only, or layer-by-layer execution only (no "
+                             "Conv/BatchNormalization/activation folds)")
     args = parser.parse_args()
-    numpy_variant = numpy_paths if args.restore == "all" else numpy_sigmoid
+    numpy_variant = {"all": numpy_paths, "sigmoid": numpy_sigmoid, "fold": unfolded}[args.restore]
     import amber
 
     for name in args.names:
@@ -127,7 +143,7 @@ def main():
                 rows.append((name, batch, statistics.median(times["native"]), statistics.median(times["numpy"])))
     print(f"model(x) wall ms, {args.side}x{args.side} input, median of {args.repeats}, "
           f"load average {os.getloadavg()[0]:.1f}, numpy variant restores: {args.restore}")
-    print(f"{'architecture':18} {'batch':>5} {'numpy paths':>12} {'native':>9} {'speedup':>8}")
+    print(f"{'architecture':18} {'batch':>5} {'before':>12} {'native':>9} {'speedup':>8}")
     for name, batch, native, before in rows:
         print(f"{name:18} {batch:>5} {before * 1e3:10.1f}ms {native * 1e3:7.1f}ms {before / native:7.2f}x")
 

@@ -15,6 +15,7 @@ from amber.layers.graph_ops import GraphOp
 from amber.layers.input_layer import InputLayer
 from amber.layers.keras_tensor import KerasTensor
 from amber.layers.layer import CALL_CONTEXT, Layer
+from amber.models import inference_fold
 from amber.models.model import Model
 
 
@@ -148,6 +149,7 @@ class Functional(Model):
                       and all(value is None for value in run_kwargs.values()))
             plan.append([node.layer, node.call_args, run_kwargs, [id(t) for t in node.output_tensors], single])
         object.__setattr__(self, "_plan", plan)
+        object.__setattr__(self, "_folded_plan", None)
         self.built = True
         self._build_input_shape = None
 
@@ -230,47 +232,71 @@ class Functional(Model):
             values[id(tensor)] = value
         context = CALL_CONTEXT
         masks = {}
-        for layer, args, kwargs, out_ids, single in self._plan:
-            x = values[id(args[0])] if single else None
-            mask = masks.get(id(args[0])) if single and masks else None
-            if mask is not None:
-                # Keras-style mask propagation (e.g. from Embedding(mask_zero=True)).
-                outputs = layer(x, mask=mask) if layer._call_params()[2] else layer(x)
-            elif single and layer.built and getattr(x, "dtype", None) == layer._dtype_name and _is_leaf_layer(layer):
-                # A built layer without sublayers or activity regularizer, input already in its
-                # dtype: call it directly (the outer __call__ set the training context).
-                _, takes_training, _, training_default = layer._call_params()
-                if takes_training:
-                    training = context.training if context.training is not None else training_default
-                    outputs = layer.call(x, training=training)
-                else:
-                    outputs = layer.call(x)
-            elif single:
-                outputs = layer(values[id(args[0])])
+        plan = self._inference_plan() if inference_fold.is_inference(context) else self._plan
+        for entry in plan:
+            if entry[4] is inference_fold.FOLD:
+                source = id(entry[1][0])
+                outputs = None if masks.get(source) is not None else entry[0](values[source])
+                if outputs is not None:
+                    values[entry[3][0]] = outputs
+                    continue
+                entries = entry[2]  # the fold does not apply to this input: layer by layer
             else:
-                call_args = tree.map_structure(lambda x: values[id(x)] if isinstance(x, KerasTensor) else x,
-                                               list(args))
-                call_kwargs = tree.map_structure(
-                    lambda x: values[id(x)] if isinstance(x, KerasTensor) else x, dict(kwargs))
-                previous_mask = (fill_mask_arguments(layer, args, kwargs, call_kwargs, lambda t: masks.get(id(t)))
-                                 if masks else None)
-                outputs = layer(*call_args, **call_kwargs)
-                if previous_mask is not None and (layer.supports_masking or layer._produces_masks()):
-                    out_masks = tree.flatten(layer.compute_mask(call_args[0] if call_args else None,
-                                                                previous_mask))
-                    for tensor_id, out_mask in zip(out_ids, out_masks):
-                        if out_mask is not None:
-                            masks[tensor_id] = out_mask
-            if single and len(out_ids) == 1 and (mask is not None or layer._produces_masks()):
-                out_mask = layer.compute_mask(x, mask)
-                if out_mask is not None and not tree.is_nested(out_mask):
-                    masks[out_ids[0]] = out_mask
-            if len(out_ids) == 1:
-                values[out_ids[0]] = outputs if not tree.is_nested(outputs) else tree.flatten(outputs)[0]
-            else:
-                for tensor_id, value in zip(out_ids, tree.flatten(outputs)):
-                    values[tensor_id] = value
+                entries = (entry,)
+            for layer, args, kwargs, out_ids, single in entries:
+                self._run_entry(layer, args, kwargs, out_ids, single, values, masks, context)
         return tree.pack_like(self._outputs_struct, [values[id(t)] for t in self._flat_outputs])
+
+    def _inference_plan(self):
+        """``_plan`` with Conv/BatchNormalization/activation chains folded for inference
+        (``models.inference_fold``), worked out on the first inference call."""
+        plan = self.__dict__.get("_folded_plan")
+        if plan is None:
+            plan = inference_fold.fold_plan(self._plan, self._flat_outputs)
+            object.__setattr__(self, "_folded_plan", plan)
+        return plan
+
+    def _run_entry(self, layer, args, kwargs, out_ids, single, values, masks, context):
+        """Runs one node of the plan, storing its outputs (and masks) by tensor id."""
+        x = values[id(args[0])] if single else None
+        mask = masks.get(id(args[0])) if single and masks else None
+        if mask is not None:
+            # Keras-style mask propagation (e.g. from Embedding(mask_zero=True)).
+            outputs = layer(x, mask=mask) if layer._call_params()[2] else layer(x)
+        elif single and layer.built and getattr(x, "dtype", None) == layer._dtype_name and _is_leaf_layer(layer):
+            # A built layer without sublayers or activity regularizer, input already in its
+            # dtype: call it directly (the outer __call__ set the training context).
+            _, takes_training, _, training_default = layer._call_params()
+            if takes_training:
+                training = context.training if context.training is not None else training_default
+                outputs = layer.call(x, training=training)
+            else:
+                outputs = layer.call(x)
+        elif single:
+            outputs = layer(values[id(args[0])])
+        else:
+            call_args = tree.map_structure(lambda x: values[id(x)] if isinstance(x, KerasTensor) else x,
+                                           list(args))
+            call_kwargs = tree.map_structure(
+                lambda x: values[id(x)] if isinstance(x, KerasTensor) else x, dict(kwargs))
+            previous_mask = (fill_mask_arguments(layer, args, kwargs, call_kwargs, lambda t: masks.get(id(t)))
+                             if masks else None)
+            outputs = layer(*call_args, **call_kwargs)
+            if previous_mask is not None and (layer.supports_masking or layer._produces_masks()):
+                out_masks = tree.flatten(layer.compute_mask(call_args[0] if call_args else None,
+                                                            previous_mask))
+                for tensor_id, out_mask in zip(out_ids, out_masks):
+                    if out_mask is not None:
+                        masks[tensor_id] = out_mask
+        if single and len(out_ids) == 1 and (mask is not None or layer._produces_masks()):
+            out_mask = layer.compute_mask(x, mask)
+            if out_mask is not None and not tree.is_nested(out_mask):
+                masks[out_ids[0]] = out_mask
+        if len(out_ids) == 1:
+            values[out_ids[0]] = outputs if not tree.is_nested(outputs) else tree.flatten(outputs)[0]
+        else:
+            for tensor_id, value in zip(out_ids, tree.flatten(outputs)):
+                values[tensor_id] = value
 
     def compute_output_spec(self, *args, **kwargs):
         inputs = args[0] if args else next(iter(kwargs.values()))

@@ -8,7 +8,8 @@ the InputLayer out; the config lists it.
 from amber.layers import tree
 from amber.layers.input_layer import InputLayer
 from amber.layers.keras_tensor import KerasTensor
-from amber.layers.layer import Layer, serialize_dtype_policy
+from amber.layers.layer import CALL_CONTEXT, Layer, serialize_dtype_policy
+from amber.models import inference_fold
 from amber.models.model import Model
 
 
@@ -97,17 +98,41 @@ class Sequential(Model):
 
     def call(self, inputs, training=None, mask=None):
         x = inputs
-        for layer in self._layers:
-            if isinstance(layer, InputLayer):
-                continue
-            if mask is not None and layer._call_params()[2]:
-                y = layer(x, mask=mask)
+        steps = self._layers
+        if mask is None and inference_fold.is_inference(CALL_CONTEXT):
+            steps = self._inference_steps()
+        for step in steps:
+            if type(step) is inference_fold.FoldedConv:
+                y = step(x) if mask is None else None
+                if y is not None:
+                    x = y
+                    continue
+                layers = step.layers  # the fold does not apply to this input: layer by layer
             else:
-                y = layer(x)
-            if mask is not None or layer._produces_masks():
-                mask = layer.compute_mask(x, mask)
-            x = y
+                layers = (step,)
+            for layer in layers:
+                if isinstance(layer, InputLayer):
+                    continue
+                if mask is not None and layer._call_params()[2]:
+                    y = layer(x, mask=mask)
+                else:
+                    y = layer(x)
+                if mask is not None or layer._produces_masks():
+                    mask = layer.compute_mask(x, mask)
+                x = y
         return x
+
+    def _inference_steps(self):
+        """The layers with Conv/BatchNormalization/activation chains folded for inference
+        (``models.inference_fold``), worked out again whenever the layers change."""
+        cached = self.__dict__.get("_folded_steps")
+        layers = tuple(self._layers)
+        if cached is None or cached[0] != layers:
+            if not all(layer.built for layer in layers):
+                return self._layers  # built by this call; folds are found once they are
+            cached = (layers, inference_fold.fold_layers(list(layers)))
+            object.__setattr__(self, "_folded_steps", cached)
+        return cached[1]
 
     def compute_output_spec(self, *args, **kwargs):
         inputs = args[0] if args else next(iter(kwargs.values()))

@@ -116,6 +116,22 @@ def _matmul(a, b):
 # ------------------------------------------------------------------ the convolution core
 
 
+def _patches(xp, window, strides, dilation):
+    """The windows of the padded channels-last input ``xp`` as a (batch, *out, *window,
+    channels) view, in the kernel's own (window, channel) order, and the output's spatial
+    shape ``out``."""
+    rank = xp.ndim - 2
+    if all(k == 1 for k in window):
+        # A 1x1 kernel reads each (strided) pixel once: the patches are the input itself.
+        patches = xp[(slice(None),) + tuple(slice(None, None, s) for s in strides)]
+        return patches, patches.shape[1:rank + 1]
+    span = [(k - 1) * d + 1 for k, d in zip(window, dilation)]
+    view = sliding_window_view(xp, span, axis=tuple(range(1, rank + 1)))
+    view = view[(slice(None),) + tuple(slice(None, None, s) for s in strides) + (slice(None),)
+                + tuple(slice(None, None, d) for d in dilation)]
+    return np.moveaxis(view, rank + 1, -1), view.shape[1:rank + 1]
+
+
 def _conv_core(x, kernel, strides, dilation, pads, groups):
     """Channels-last N-D grouped convolution by im2col.
 
@@ -138,18 +154,7 @@ def _conv_core(x, kernel, strides, dilation, pads, groups):
     if any(n < w for n, w in zip(xp.shape[1:-1], span)):
         raise ValueError(f"conv: the dilated kernel window {tuple(span)} is larger than the input of "
                          f"(padded) spatial shape {xp.shape[1:-1]}")
-    spatial_axes = tuple(range(1, rank + 1))
-    if all(k == 1 for k in window):
-        # A 1x1 kernel reads each (strided) pixel once: the patches are the input itself.
-        patches = xp[(slice(None),) + tuple(slice(None, None, s) for s in strides)]
-        out = patches.shape[1:rank + 1]
-    else:
-        view = sliding_window_view(xp, span, axis=spatial_axes)
-        view = view[(slice(None),) + tuple(slice(None, None, s) for s in strides) + (slice(None),)
-                    + tuple(slice(None, None, d) for d in dilation)]
-        out = view.shape[1:rank + 1]
-        # (batch, *out, *window, channels): the kernel's own (window, channel) order.
-        patches = np.moveaxis(view, rank + 1, -1)
+    patches, out = _patches(xp, window, strides, dilation)
     batch = x.shape[0]
     positions, taps = batch * math.prod(out), math.prod(window)
     per_group, out_per_group = channels // groups, filters // groups
@@ -310,6 +315,57 @@ def _check_ranks(x, kernel, op):
     if x.ndim < 3 or kernel.ndim != x.ndim:
         raise ValueError(f"{op}: expected an input of rank 3-5 and a kernel of the same rank, got input "
                          f"shape {x.shape} and kernel shape {kernel.shape}")
+
+
+def conv_bias_activation(x, kernel, bias, activation, strides, padding, dilation_rate, depthwise=False):
+    """Inference only: ``activation(conv(x, kernel) + bias)`` on channels-last float32 arrays,
+    the bias and activation applied as each block of the output is produced (the Rust GEMM's
+    tile epilogue, the native depthwise kernel's row epilogue) instead of in extra passes over
+    the whole feature map. ``kernel`` is a Conv kernel (*window, channels, filters) with one
+    group, or with ``depthwise`` a DepthwiseConv kernel (*window, channels, multiplier);
+    ``bias`` a float32 vector or None; ``activation`` a fused-kernel name (linear, relu,
+    relu6, sigmoid, tanh, silu). Nothing is recorded for autodiff.
+
+    Returns None when it does not apply (another dtype, grouped kernels, a depthwise rank
+    without the native kernel); the caller then runs the recorded ops."""
+    from amber.backend import linalg
+
+    if (type(x) is not np.ndarray or x.dtype != np.float32 or type(kernel) is not np.ndarray
+            or kernel.dtype != np.float32 or x.ndim != kernel.ndim):
+        return None
+    if bias is not None and (type(bias) is not np.ndarray or bias.dtype != np.float32 or bias.ndim != 1):
+        return None
+    rank = x.ndim - 2
+    window = kernel.shape[:rank]
+    strides = _tuple(strides, rank, "strides")
+    dilation = _tuple(dilation_rate, rank, "dilation_rate")
+    span = [(k - 1) * d + 1 for k, d in zip(window, dilation)]
+    pads = _pads(x.shape[1:-1], span, strides, _padding(padding, ("valid", "same", "causal")))
+    channels = x.shape[-1]
+    if kernel.shape[-2] != channels:
+        return None
+    if depthwise:
+        if rank not in (1, 2) or any(a < 0 or b < 0 for a, b in pads):
+            return None
+        padded = [n + a + b for n, (a, b) in zip(x.shape[1:-1], pads)]
+        if any(n < w for n, w in zip(padded, span)):
+            return None  # the recorded op raises the error
+        out = tuple((n - w) // s + 1 for n, w, s in zip(padded, span, strides))
+        from amber import _native
+
+        xs, weights, strides2, dilation2, pads2 = _native_depthwise_args(x, kernel, strides, dilation, pads)
+        y = np.empty((x.shape[0],) + out + (kernel.shape[-2] * kernel.shape[-1],), np.float32)
+        bias = None if bias is None else np.require(bias, np.float32, ("C", "A"))
+        _native.depthwise_conv2d_f32(xs, weights, y if y.ndim == 4 else y[:, None], strides2, dilation2, pads2,
+                                     bias, activation)
+        return y
+    xp = _pad_spatial(x, pads)
+    if any(n < w for n, w in zip(xp.shape[1:-1], span)):
+        return None
+    patches, out = _patches(xp, window, strides, dilation)
+    cols = patches.reshape(x.shape[0] * math.prod(out), math.prod(window) * channels)
+    y = linalg.dense(cols, kernel.reshape(-1, kernel.shape[-1]), bias, activation)
+    return y.reshape((x.shape[0],) + tuple(out) + (kernel.shape[-1],))
 
 
 @primitive(arity=2)
