@@ -61,10 +61,15 @@ def randomize(model, seed):
 
 def keras_blocks(k, inputs):
     """The blocks MobileNets, ResNets and EfficientNets are built of, one after another."""
-    x = k.layers.Conv2D(8, 3, padding="same", use_bias=False)(inputs)
+    x = k.layers.ZeroPadding2D(((3, 2), (1, 3)))(inputs)         # ResNet's stem
+    x = k.layers.Conv2D(8, 5, strides=2, use_bias=False)(x)
     x = k.layers.BatchNormalization()(x)
     x = k.layers.ReLU(6.0)(x)                                    # MobileNetV2
-    x = k.layers.DepthwiseConv2D(3, strides=2, padding="same", use_bias=False)(x)
+    x = k.layers.ZeroPadding2D(((0, 1), (0, 1)))(x)              # its stride-2 blocks
+    x = k.layers.DepthwiseConv2D(3, strides=2, use_bias=False)(x)
+    x = k.layers.BatchNormalization()(x)
+    x = k.layers.ReLU(6.0)(x)
+    x = k.layers.DepthwiseConv2D(3, padding="same", use_bias=False)(x)
     x = k.layers.BatchNormalization(epsilon=1e-3, momentum=0.999)(x)
     x = k.layers.ReLU()(x)
     x = k.layers.Conv2D(12, 1, use_bias=True)(x)                 # bias folded too
@@ -89,11 +94,12 @@ def assert_amber_predicts_as_keras(reference, path, x):
 
 
 def test_folded_blocks_match_keras_predictions(keras, tmp_path, fold_calls):
-    inputs = keras.Input((13, 11, 3))
-    x = np.random.default_rng(2).normal(size=(4, 13, 11, 3)).astype("float32")
+    inputs = keras.Input((23, 21, 3))
+    x = np.random.default_rng(2).normal(size=(4, 23, 21, 3)).astype("float32")
     assert_amber_predicts_as_keras(keras.Model(inputs, keras_blocks(keras, inputs)), tmp_path / "blocks.keras", x)
     assert fold_calls == [
-        ["Conv2D", "BatchNormalization", "ReLU"],
+        ["ZeroPadding2D", "Conv2D", "BatchNormalization", "ReLU"],
+        ["ZeroPadding2D", "DepthwiseConv2D", "BatchNormalization", "ReLU"],
         ["DepthwiseConv2D", "BatchNormalization", "ReLU"],
         ["Conv2D", "BatchNormalization", "Activation"],
         ["DepthwiseConv2D", "BatchNormalization", "Activation"],

@@ -4,9 +4,10 @@ In inference a BatchNormalization is a per-channel affine map, ``(z - mean) * in
 ``inv = gamma / sqrt(variance + epsilon)``. After a convolution ``z = conv(x, W) + b`` it folds
 into the convolution's own weights: ``conv(x, W * inv) + (b - mean) * inv + beta``. The
 activation layer after it (ReLU, ReLU(max_value=6), Activation relu/relu6/silu/sigmoid/tanh)
-then runs in the convolution's epilogue. So ``Conv -> BatchNormalization -> ReLU``, the block
-MobileNets, ResNets and EfficientNets are built of, costs one pass over the feature map
-instead of three (measured: BatchNormalization and ReLU were 46% of MobileNetV2's forward).
+then runs in the convolution's epilogue, and a ZeroPadding layer before it becomes the
+convolution's own padding. So ``Conv -> BatchNormalization -> ReLU``, the block MobileNets,
+ResNets and EfficientNets are built of, costs one pass over the feature map instead of three
+(measured: BatchNormalization and ReLU were 46% of MobileNetV2's forward, ZeroPadding 7%).
 
 A fold runs only when nothing can tell the difference but rounding: no autodiff tape is
 recording, the call is not training, the layers are the stock Keras classes (a subclass may
@@ -25,6 +26,7 @@ from amber.layers.convolutional.base_conv import Conv1D, Conv2D, Conv3D
 from amber.layers.convolutional.depthwise_conv import DepthwiseConv1D, DepthwiseConv2D
 from amber.layers.core import Activation, ReLU
 from amber.layers.normalization import BatchNormalization
+from amber.layers.reshaping.zero_padding import ZeroPadding1D, ZeroPadding2D
 from amber.ops.conv import conv_bias_activation
 
 _CONVOLUTIONS = (Conv1D, Conv2D, Conv3D)
@@ -81,17 +83,20 @@ def _layer_activation(layer):
 
 
 class FoldedConv:
-    """A convolution with the BatchNormalization and activation layer after it (each
-    optional), run as one convolution (see the module docstring)."""
+    """A convolution with the ZeroPadding layer before it and the BatchNormalization and
+    activation layer after it (each optional), run as one convolution (see the module
+    docstring)."""
 
-    __slots__ = ("conv", "batch_norm", "activation_layer", "activation", "layers", "_key", "_folded")
+    __slots__ = ("padding_layer", "conv", "batch_norm", "activation_layer", "activation", "layers", "_key",
+                 "_folded")
 
-    def __init__(self, conv, batch_norm, activation_layer, activation):
+    def __init__(self, padding_layer, conv, batch_norm, activation_layer, activation):
+        self.padding_layer = padding_layer
         self.conv = conv
         self.batch_norm = batch_norm
         self.activation_layer = activation_layer
         self.activation = activation
-        self.layers = [layer for layer in (conv, batch_norm, activation_layer) if layer is not None]
+        self.layers = [layer for layer in (padding_layer, conv, batch_norm, activation_layer) if layer is not None]
         self._key = None
         self._folded = None
 
@@ -102,8 +107,9 @@ class FoldedConv:
             return None
         kernel, bias = self._weights()
         conv = self.conv
+        zero_pads = None if self.padding_layer is None else self.padding_layer.padding
         return conv_bias_activation(x, kernel, bias, self.activation, conv.strides, conv.padding,
-                                    conv.dilation_rate, depthwise=type(conv) in _DEPTHWISE)
+                                    conv.dilation_rate, depthwise=type(conv) in _DEPTHWISE, zero_pads=zero_pads)
 
     def _weights(self):
         conv, bn = self.conv, self.batch_norm
@@ -141,12 +147,28 @@ def _fold(kernel, bias, mean, variance, gamma, beta, epsilon):
     return folded_kernel, shift.astype(np.float32)
 
 
+def _padding_eligible(layer, conv):
+    """A ZeroPadding layer whose zeros the convolution after it can add itself."""
+    return (type(layer) in (ZeroPadding1D, ZeroPadding2D) and _plain_leaf(layer)
+            and layer.data_format == "channels_last" and layer.rank == conv.rank)
+
+
+# The longest chain a fold covers: ZeroPadding, convolution, BatchNormalization, activation.
+LONGEST_CHAIN = 4
+
+
 def fold_chain(layers, consumers_of_output):
     """Finds the fold that starts at ``layers[0]``: ``(FoldedConv, count)`` where ``count``
     is how many of ``layers`` it covers, or None. ``layers`` are consecutive calls, each
     taking the previous one's output; ``consumers_of_output(i)`` says how many calls (and
     model outputs) read the output of ``layers[i]``, which must be 1 for every layer the
     fold swallows the output of."""
+    padding_layer = None
+    if (len(layers) > 1 and type(layers[0]) in (ZeroPadding1D, ZeroPadding2D) and consumers_of_output(0) == 1
+            and _conv_eligible(layers[1]) and _padding_eligible(layers[0], layers[1])):
+        padding_layer, layers = layers[0], layers[1:]
+        inner = consumers_of_output
+        consumers_of_output = lambda i: inner(i + 1)  # noqa: E731
     conv = layers[0]
     if not _conv_eligible(conv):
         return None
@@ -165,7 +187,8 @@ def fold_chain(layers, consumers_of_output):
         if name is not None:
             activation_layer, activation = layers[index], name
             index += 1
-    return FoldedConv(conv, batch_norm, activation_layer, activation), index
+    fold = FoldedConv(padding_layer, conv, batch_norm, activation_layer, activation)
+    return fold, index + (padding_layer is not None)
 
 
 # Marks a Functional plan entry that is a fold: (FoldedConv, args, the entries it replaces,
@@ -198,7 +221,7 @@ def fold_plan(plan, flat_outputs):
             continue
         # Follow the chain of single readers from this entry.
         chain = [index]
-        while len(chain) < 3:
+        while len(chain) < LONGEST_CHAIN:
             last = plan[chain[-1]]
             following = readers.get(last[3][0], []) if len(last[3]) == 1 else []
             if len(following) != 1 or following[0] is None or not plan[following[0]][4]:
@@ -227,7 +250,7 @@ def fold_layers(layers):
     ``layers`` runs them one by one when the fold does not apply)."""
     steps, index = [], 0
     while index < len(layers):
-        found = fold_chain(layers[index:index + 3], lambda i: 1)
+        found = fold_chain(layers[index:index + LONGEST_CHAIN], lambda i: 1)
         if found is None or found[1] == 1 and not _worth_alone(found[0]):
             steps.append(layers[index])
             index += 1

@@ -317,14 +317,17 @@ def _check_ranks(x, kernel, op):
                          f"shape {x.shape} and kernel shape {kernel.shape}")
 
 
-def conv_bias_activation(x, kernel, bias, activation, strides, padding, dilation_rate, depthwise=False):
+def conv_bias_activation(x, kernel, bias, activation, strides, padding, dilation_rate, depthwise=False,
+                         zero_pads=None):
     """Inference only: ``activation(conv(x, kernel) + bias)`` on channels-last float32 arrays,
     the bias and activation applied as each block of the output is produced (the Rust GEMM's
     tile epilogue, the native depthwise kernel's row epilogue) instead of in extra passes over
     the whole feature map. ``kernel`` is a Conv kernel (*window, channels, filters) with one
     group, or with ``depthwise`` a DepthwiseConv kernel (*window, channels, multiplier);
     ``bias`` a float32 vector or None; ``activation`` a fused-kernel name (linear, relu,
-    relu6, sigmoid, tanh, silu). Nothing is recorded for autodiff.
+    relu6, sigmoid, tanh, silu). ``zero_pads`` ((before, after) per spatial axis) are zeros
+    added around ``x`` first, as a ZeroPadding layer would; the depthwise kernel reads them
+    without building the padded copy. Nothing is recorded for autodiff.
 
     Returns None when it does not apply (another dtype, grouped kernels, a depthwise rank
     without the native kernel); the caller then runs the recorded ops."""
@@ -340,7 +343,12 @@ def conv_bias_activation(x, kernel, bias, activation, strides, padding, dilation
     strides = _tuple(strides, rank, "strides")
     dilation = _tuple(dilation_rate, rank, "dilation_rate")
     span = [(k - 1) * d + 1 for k, d in zip(window, dilation)]
-    pads = _pads(x.shape[1:-1], span, strides, _padding(padding, ("valid", "same", "causal")))
+    if zero_pads is not None:
+        spatial = [n + a + b for n, (a, b) in zip(x.shape[1:-1], zero_pads)]
+        pads = [(a + c, b + d) for (a, b), (c, d) in
+                zip(zero_pads, _pads(spatial, span, strides, _padding(padding, ("valid", "same", "causal"))))]
+    else:
+        pads = _pads(x.shape[1:-1], span, strides, _padding(padding, ("valid", "same", "causal")))
     channels = x.shape[-1]
     if kernel.shape[-2] != channels:
         return None
