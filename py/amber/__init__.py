@@ -4,6 +4,9 @@
 """
 
 from amber._native import __version__  # noqa: F401
+from amber.backend import allocator as _allocator
+
+_allocator.tune()  # large arrays freed by a forward pass are reused, not faulted in again
 
 from amber import backend  # noqa: F401
 from amber import ops  # noqa: F401
