@@ -149,6 +149,7 @@ class Functional(Model):
                       and all(value is None for value in run_kwargs.values()))
             plan.append([node.layer, node.call_args, run_kwargs, [id(t) for t in node.output_tensors], single])
         object.__setattr__(self, "_plan", plan)
+        object.__setattr__(self, "_releases", _release_schedule(plan, flat_out))
         object.__setattr__(self, "_folded_plan", None)
         self.built = True
         self._build_input_shape = None
@@ -232,29 +233,33 @@ class Functional(Model):
             values[id(tensor)] = value
         context = CALL_CONTEXT
         masks = {}
-        plan = self._inference_plan() if inference_fold.is_inference(context) else self._plan
-        for entry in plan:
+        plan, releases = (self._inference_plan() if inference_fold.is_inference(context)
+                          else (self._plan, self._releases))
+        for entry, release in zip(plan, releases):
             if entry[4] is inference_fold.FOLD:
                 source = id(entry[1][0])
                 outputs = None if masks.get(source) is not None else entry[0](values[source])
                 if outputs is not None:
                     values[entry[3][0]] = outputs
-                    continue
-                entries = entry[2]  # the fold does not apply to this input: layer by layer
+                else:  # the fold does not apply to this input: layer by layer
+                    for layer, args, kwargs, out_ids, single in entry[2]:
+                        self._run_entry(layer, args, kwargs, out_ids, single, values, masks, context)
             else:
-                entries = (entry,)
-            for layer, args, kwargs, out_ids, single in entries:
-                self._run_entry(layer, args, kwargs, out_ids, single, values, masks, context)
+                self._run_entry(*entry, values, masks, context)
+            for tensor_id in release:
+                values.pop(tensor_id, None)
         return tree.pack_like(self._outputs_struct, [values[id(t)] for t in self._flat_outputs])
 
     def _inference_plan(self):
         """``_plan`` with Conv/BatchNormalization/activation chains folded for inference
-        (``models.inference_fold``), worked out on the first inference call."""
-        plan = self.__dict__.get("_folded_plan")
-        if plan is None:
+        (``models.inference_fold``) and its release schedule, worked out on the first
+        inference call."""
+        folded = self.__dict__.get("_folded_plan")
+        if folded is None:
             plan = inference_fold.fold_plan(self._plan, self._flat_outputs)
-            object.__setattr__(self, "_folded_plan", plan)
-        return plan
+            folded = (plan, _release_schedule(plan, self._flat_outputs))
+            object.__setattr__(self, "_folded_plan", folded)
+        return folded
 
     def _run_entry(self, layer, args, kwargs, out_ids, single, values, masks, context):
         """Runs one node of the plan, storing its outputs (and masks) by tensor id."""
@@ -371,6 +376,26 @@ class Functional(Model):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         return functional_from_config(cls, config, custom_objects=custom_objects)
+
+
+def _release_schedule(plan, flat_outputs):
+    """For each plan entry, the ids of the tensors it is the last reader of: the forward pass
+    drops each intermediate as soon as nothing more needs it, so a deep network holds only
+    its live activations rather than all of them until the end (under a tape, the recorded
+    backward keeps what it needs itself). The model's outputs are kept."""
+    keep = {id(t) for t in flat_outputs}
+    last = {}
+    for index, entry in enumerate(plan):
+        # A fold entry reads only its chain's input (`args`); its third field is the chain.
+        kwargs = {} if entry[4] is inference_fold.FOLD else dict(entry[2])
+        for value in tree.flatten([list(entry[1]), kwargs]):
+            if isinstance(value, KerasTensor):
+                last[id(value)] = index
+    schedule = [[] for _ in plan]
+    for tensor_id, index in last.items():
+        if tensor_id not in keep:
+            schedule[index].append(tensor_id)
+    return [tuple(ids) for ids in schedule]
 
 
 def _is_leaf_layer(layer):
