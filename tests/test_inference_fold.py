@@ -161,6 +161,29 @@ def test_fold_equals_layer_by_layer_and_follows_weight_changes(monkeypatch, fold
     np.testing.assert_allclose(np.asarray(model(x)), layer_by_layer(model, x, monkeypatch), rtol=1e-5, atol=1e-5)
 
 
+def test_folds_read_the_kernels_in_place(monkeypatch):
+    """A fold keeps per-channel vectors only: the convolution reads the variable's own kernel
+    array (mapped from the file when loaded), never a scaled copy."""
+    model = amber_blocks_model()
+    kernels_read = []
+    original = inference_fold.conv_bias_activation
+
+    def spy(x, kernel, *args, **kwargs):
+        kernels_read.append(kernel)
+        return original(x, kernel, *args, **kwargs)
+
+    monkeypatch.setattr(inference_fold, "conv_bias_activation", spy)
+    model(np.zeros((1, 10, 10, 3), "float32"))
+    convolutions = [model.layers[1], model.layers[4]]
+    assert len(kernels_read) == 2
+    assert all(read is conv.kernel.value for read, conv in zip(kernels_read, convolutions))
+    plan, _ = model._inference_plan()
+    for entry in plan:
+        if entry[4] is inference_fold.FOLD:
+            scale, shift = entry[0]._folded
+            assert scale.shape == shift.shape == tuple(entry[0].conv.bias.shape)  # one per output channel
+
+
 def test_training_calls_and_tapes_never_fold(monkeypatch, fold_calls):
     model = amber_blocks_model()
     x = np.random.default_rng(8).normal(size=(4, 10, 10, 3)).astype("float32")

@@ -204,6 +204,21 @@ def test_relu6_clips_both_ends_and_passes_nan(isa):
     assert np.isnan(got[3]).all() and not np.isnan(np.delete(got, 3, axis=0)).any()
 
 
+@pytest.mark.parametrize("activation", ["linear", "relu6", "silu"])
+@pytest.mark.parametrize("batch,din,dout", [(1, 784, 64), (40, 1100, 70), (300, 200, 260)])
+def test_dense_scale_applies_per_column_before_bias_and_activation(isa, activation, batch, din, dout):
+    rng = np.random.default_rng(batch + din)
+    x = rng.standard_normal((batch, din)).astype(np.float32)
+    w = (rng.standard_normal((din, dout)) / math.sqrt(din)).astype(np.float32)
+    b = rng.standard_normal(dout).astype(np.float32)
+    scale = rng.uniform(0.25, 4.0, dout).astype(np.float32)
+    got = native.dense(x, w, b, activation, None, scale)
+    z = (x.astype(np.float64) @ w.astype(np.float64)) * scale + b
+    np.testing.assert_allclose(got, reference_activation(activation, z), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=f"scale has {dout - 1} values, expected {dout}"):
+        native.dense(x, w, b, activation, None, scale[1:])
+
+
 def test_dense_without_bias_and_strided_weights(isa):
     rng = np.random.default_rng(9)
     x = rng.standard_normal((17, 40)).astype(np.float32)

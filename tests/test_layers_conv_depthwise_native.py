@@ -86,17 +86,20 @@ def test_native_kernel_equals_the_per_tap_numpy_rule_bit_for_bit(case):
 
 @pytest.mark.parametrize("activation", ["linear", "relu", "relu6", "silu"])
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_bias_and_activation_epilogue(activation, with_bias):
+@pytest.mark.parametrize("with_scale", [True, False])
+def test_scale_bias_and_activation_epilogue(activation, with_bias, with_scale):
     rng = np.random.default_rng(21)
     channels, multiplier = 19, 2
     x = (rng.normal(size=(2, 12, 11, channels)) * 3).astype("float32")
     k = rng.normal(size=(3, 3, channels, multiplier)).astype("float32")
     bias = rng.normal(size=channels * multiplier).astype("float32") * 4 if with_bias else None
+    scale = rng.uniform(0.25, 3.0, channels * multiplier).astype("float32") if with_scale else None
     strides, dilation, pads = (2, 1), (1, 1), ((1, 1), (0, 1))
     plain = _per_tap_numpy(x, k, strides, dilation, pads)
-    z = plain + bias if with_bias else plain  # float32 sums, as the epilogue adds
+    z = plain * scale if with_scale else plain  # float32 products and sums, as the epilogue rounds
+    z = z + bias if with_bias else z
     out = np.full(plain.shape, np.nan, np.float32)
-    _native.depthwise_conv2d_f32(x, k, out, strides, dilation, pads, bias, activation)
+    _native.depthwise_conv2d_f32(x, k, out, strides, dilation, pads, bias, activation, scale)
     if activation == "silu":
         z64 = z.astype(np.float64)
         np.testing.assert_allclose(out, z64 / (1 + np.exp(-z64)), rtol=1e-6, atol=1e-6)
@@ -113,6 +116,9 @@ def test_epilogue_rejects_a_bias_of_the_wrong_length():
     out = np.zeros((1, 3, 3, 4), np.float32)
     with pytest.raises(ValueError, match="bias has 3 values, expected one per output channel"):
         _native.depthwise_conv2d_f32(x, k, out, (1, 1), (1, 1), ((0, 0), (0, 0)), np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="scale has 5 values, expected one per output channel"):
+        _native.depthwise_conv2d_f32(x, k, out, (1, 1), (1, 1), ((0, 0), (0, 0)), None, "relu",
+                                     np.zeros(5, np.float32))
     with pytest.raises(ValueError, match="unknown activation 'relu7'"):
         _native.depthwise_conv2d_f32(x, k, out, (1, 1), (1, 1), ((0, 0), (0, 0)), None, "relu7")
 

@@ -131,8 +131,9 @@ def matmul(a: np.ndarray, b: np.ndarray, out: Optional[np.ndarray] = None) -> np
     """float32/float64 matrix product of 2-D arrays of any strides (no copies). ``out`` (2-D,
     the product's dtype, writable, any non-negative strides without self-overlap) receives the
     result and is returned; inputs overlapping it are read from a copy."""
-def dense(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = None, activation: str = "linear", out: Optional[np.ndarray] = None) -> np.ndarray:
-    """``act(x @ w + b)`` in one pass: bias and activation are applied to each output tile as
+def dense(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray] = None, activation: str = "linear", out: Optional[np.ndarray] = None, scale: Optional[np.ndarray] = None) -> np.ndarray:
+    """``act(x @ w * scale + b)`` in one pass (``scale``, like ``b``, one value per output
+    column; each optional): scale, bias and activation are applied to each output tile as
     it is finished."""
 def activation(name: str, z: np.ndarray) -> np.ndarray:
     """``act(z)`` elementwise, any shape (a fresh contiguous array)."""
@@ -157,16 +158,16 @@ def peak_f32_flops(isa: str, threads: int = 1, iterations: int = 200_000_000) ->
 # Arrays must be aligned, C-contiguous float32 (ValueError otherwise, TypeError for another
 # dtype); ``out`` is written in place. The GIL is released while computing.
 
-def depthwise_conv2d_f32(x: np.ndarray, kernel: np.ndarray, out: np.ndarray, strides: tuple[int, int], dilation: tuple[int, int], pads: tuple[tuple[int, int], tuple[int, int]], bias: Optional[np.ndarray] = None, activation: str = "linear") -> None:
+def depthwise_conv2d_f32(x: np.ndarray, kernel: np.ndarray, out: np.ndarray, strides: tuple[int, int], dilation: tuple[int, int], pads: tuple[tuple[int, int], tuple[int, int]], bias: Optional[np.ndarray] = None, activation: str = "linear", scale: Optional[np.ndarray] = None) -> None:
     """Depthwise 2-D convolution (NHWC): ``x`` (batch, height, width, channels) with ``kernel``
     (kh, kw, channels, multiplier) into ``out`` (batch, out_h, out_w, channels * multiplier),
     output channel ``c * multiplier + m``. ``pads`` is ((top, bottom), (left, right)) of zeros
     read without building a padded copy. Per output, one float32 multiply and add per tap in
-    row-major tap order (no FMA): the per-tap numpy loop's values. With ``bias`` (one float32
-    value per output channel) and/or ``activation`` (a name as for ``dense``, ``relu6``
-    included), each output becomes ``activation(y + bias)`` while its row is in cache. A
-    window that does not fit the padded input, an ``out`` of the wrong shape or a bias of the
-    wrong length raises ValueError."""
+    row-major tap order (no FMA): the per-tap numpy loop's values. With ``scale`` and/or
+    ``bias`` (one float32 value per output channel each) and/or ``activation`` (a name as for
+    ``dense``, ``relu6`` included), each output becomes ``activation(y * scale + bias)`` while
+    its row is in cache. A window that does not fit the padded input, an ``out`` of the wrong
+    shape or a scale or bias of the wrong length raises ValueError."""
 def depthwise_conv2d_backward_f32(x: np.ndarray, kernel: np.ndarray, grad: np.ndarray, dx: Optional[np.ndarray], dkernel: Optional[np.ndarray], strides: tuple[int, int], dilation: tuple[int, int], pads: tuple[tuple[int, int], tuple[int, int]]) -> None:
     """The gradients of ``depthwise_conv2d_f32`` for ``grad`` (the output's shape): the
     input's into ``dx`` (shape of ``x``) and the kernel's into ``dkernel`` (shape of

@@ -60,15 +60,20 @@ _ACTIVATIONS = {
 }
 
 
-def dense(x, w, b=None, activation="linear"):
-    """``activation(x @ w + b)`` for a 2-D (or batched) ``x``; ``activation`` is one of
-    linear, relu, relu6, sigmoid, tanh, silu (others are applied by the caller)."""
+def dense(x, w, b=None, activation="linear", scale=None):
+    """``activation(x @ w * scale + b)`` for a 2-D (or batched) ``x``; ``scale`` and ``b``
+    are per-column vectors or None; ``activation`` is one of linear, relu, relu6, sigmoid,
+    tanh, silu (others are applied by the caller)."""
     if activation not in _ACTIVATIONS:
         raise ValueError(f"dense: unsupported fused activation {activation!r}")
     if (_native_dense is not None and _kernel_fits(x, w)
-            and (b is None or (b.dtype == x.dtype and b.shape == (w.shape[1],)))):
-        return _native_dense(x, w, b, activation)
+            and all(v is None or (v.dtype == x.dtype and v.shape == (w.shape[1],)) for v in (b, scale))):
+        if scale is None:
+            return _native_dense(x, w, b, activation)
+        return _native_dense(x, w, b, activation, None, scale)
     y = matmul(x, w)
+    if scale is not None:
+        y = y * scale
     if b is not None:
         y = y + b
     if not y.flags.writeable or y is x:

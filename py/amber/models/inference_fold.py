@@ -2,7 +2,9 @@
 
 In inference a BatchNormalization is a per-channel affine map, ``(z - mean) * inv + beta`` with
 ``inv = gamma / sqrt(variance + epsilon)``. After a convolution ``z = conv(x, W) + b`` it folds
-into the convolution's own weights: ``conv(x, W * inv) + (b - mean) * inv + beta``. The
+into the convolution's epilogue: ``conv(x, W) * inv + (b - mean) * inv + beta``, the scale and
+shift applied to each output tile while it is in cache (the kernel is not copied: weights
+mapped from a file stay the only copy). The
 activation layer after it (ReLU, ReLU(max_value=6), Activation relu/relu6/silu/sigmoid/tanh)
 then runs in the convolution's epilogue, and a ZeroPadding layer before it becomes the
 convolution's own padding. So ``Conv -> BatchNormalization -> ReLU``, the block MobileNets,
@@ -12,7 +14,7 @@ ResNets and EfficientNets are built of, costs one pass over the feature map inst
 A fold runs only when nothing can tell the difference but rounding: no autodiff tape is
 recording, the call is not training, the layers are the stock Keras classes (a subclass may
 override ``call``), float32 channels-last, and the intermediate outputs feed nothing else.
-Otherwise the layers run one by one as before. The folded weights are computed in float64 and
+Otherwise the layers run one by one as before. The scale and shift are computed in float64 and
 kept until one of the variables they come from changes: variables are copy-on-write (every
 assignment binds a new array, see ``backend.variable``), so the identity of their arrays says
 whether they did.
@@ -105,35 +107,34 @@ class FoldedConv:
         (the caller then runs ``layers`` one by one)."""
         if type(x) is not np.ndarray or x.dtype != np.float32 or x.ndim != self.conv.rank + 2:
             return None
-        kernel, bias = self._weights()
+        scale, bias = self._epilogue()
         conv = self.conv
         zero_pads = None if self.padding_layer is None else self.padding_layer.padding
-        return conv_bias_activation(x, kernel, bias, self.activation, conv.strides, conv.padding,
-                                    conv.dilation_rate, depthwise=type(conv) in _DEPTHWISE, zero_pads=zero_pads)
+        return conv_bias_activation(x, conv.kernel.value, bias, self.activation, conv.strides, conv.padding,
+                                    conv.dilation_rate, depthwise=type(conv) in _DEPTHWISE, zero_pads=zero_pads,
+                                    scale=scale)
 
-    def _weights(self):
+    def _epilogue(self):
+        """The per-channel ``(scale, bias)`` applied to the convolution's output: the
+        BatchNormalization folded in, or the convolution's own bias (scale None)."""
         conv, bn = self.conv, self.batch_norm
-        sources = [conv.kernel.value, conv.bias.value if conv.use_bias else None]
-        if bn is not None:
-            sources += [bn.moving_mean.value, bn.moving_variance.value,
-                        bn.gamma.value if bn.gamma is not None else None,
-                        bn.beta.value if bn.beta is not None else None, bn.epsilon]
-        key = self._key
-        if key is not None and all(a is b for a, b in zip(key, sources)):
-            return self._folded
+        bias = conv.bias.value if conv.use_bias else None
         if bn is None:
-            folded = (sources[0], sources[1])
-        else:
-            folded = _fold(*sources)
-        self._key, self._folded = sources, folded
-        return folded
+            return None, bias
+        sources = [bias, bn.moving_mean.value, bn.moving_variance.value,
+                   bn.gamma.value if bn.gamma is not None else None,
+                   bn.beta.value if bn.beta is not None else None, bn.epsilon]
+        key = self._key
+        if key is None or not all(a is b for a, b in zip(key, sources)):
+            self._key, self._folded = sources, _fold(*sources)
+        return self._folded
 
 
-def _fold(kernel, bias, mean, variance, gamma, beta, epsilon):
-    """The kernel and bias of a convolution followed by an inference BatchNormalization, in
-    float64 then rounded to float32. The output channel is the kernel's last axis for a
-    convolution; a depthwise kernel (*window, channels, multiplier) orders its outputs
-    ``c * multiplier + m``, which is the same flattening of its last two axes."""
+def _fold(bias, mean, variance, gamma, beta, epsilon):
+    """The per-channel scale and shift of a convolution's output followed by an inference
+    BatchNormalization, ``(z + bias - mean) * inv + beta``, in float64 then rounded to
+    float32. The kernel itself is left as it is (a scaled copy would double the memory of
+    weights mapped from the file); the scale is applied to each output tile instead."""
     inv = 1.0 / np.sqrt(np.asarray(variance, np.float64) + float(epsilon))
     if gamma is not None:
         inv = inv * np.asarray(gamma, np.float64)
@@ -142,9 +143,7 @@ def _fold(kernel, bias, mean, variance, gamma, beta, epsilon):
         shift = shift + np.asarray(bias, np.float64) * inv
     if beta is not None:
         shift = shift + np.asarray(beta, np.float64)
-    scale = inv.reshape(kernel.shape[-2:]) if inv.size != kernel.shape[-1] else inv
-    folded_kernel = (np.asarray(kernel, np.float64) * scale).astype(np.float32)
-    return folded_kernel, shift.astype(np.float32)
+    return inv.astype(np.float32), shift.astype(np.float32)
 
 
 def _padding_eligible(layer, conv):

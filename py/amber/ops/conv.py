@@ -318,13 +318,14 @@ def _check_ranks(x, kernel, op):
 
 
 def conv_bias_activation(x, kernel, bias, activation, strides, padding, dilation_rate, depthwise=False,
-                         zero_pads=None):
-    """Inference only: ``activation(conv(x, kernel) + bias)`` on channels-last float32 arrays,
-    the bias and activation applied as each block of the output is produced (the Rust GEMM's
-    tile epilogue, the native depthwise kernel's row epilogue) instead of in extra passes over
-    the whole feature map. ``kernel`` is a Conv kernel (*window, channels, filters) with one
-    group, or with ``depthwise`` a DepthwiseConv kernel (*window, channels, multiplier);
-    ``bias`` a float32 vector or None; ``activation`` a fused-kernel name (linear, relu,
+                         zero_pads=None, scale=None):
+    """Inference only: ``activation(conv(x, kernel) * scale + bias)`` on channels-last float32
+    arrays, the scale, bias and activation applied as each block of the output is produced
+    (the Rust GEMM's tile epilogue, the native depthwise kernel's row epilogue) instead of in
+    extra passes over the whole feature map. ``kernel`` is a Conv kernel (*window, channels,
+    filters) with one group, or with ``depthwise`` a DepthwiseConv kernel (*window, channels,
+    multiplier); ``scale`` and ``bias`` float32 vectors (one value per output channel) or
+    None; ``activation`` a fused-kernel name (linear, relu,
     relu6, sigmoid, tanh, silu). ``zero_pads`` ((before, after) per spatial axis) are zeros
     added around ``x`` first, as a ZeroPadding layer would; the depthwise kernel reads them
     without building the padded copy. Nothing is recorded for autodiff.
@@ -336,8 +337,9 @@ def conv_bias_activation(x, kernel, bias, activation, strides, padding, dilation
     if (type(x) is not np.ndarray or x.dtype != np.float32 or type(kernel) is not np.ndarray
             or kernel.dtype != np.float32 or x.ndim != kernel.ndim):
         return None
-    if bias is not None and (type(bias) is not np.ndarray or bias.dtype != np.float32 or bias.ndim != 1):
-        return None
+    for vector in (bias, scale):
+        if vector is not None and (type(vector) is not np.ndarray or vector.dtype != np.float32 or vector.ndim != 1):
+            return None
     rank = x.ndim - 2
     window = kernel.shape[:rank]
     strides = _tuple(strides, rank, "strides")
@@ -363,16 +365,16 @@ def conv_bias_activation(x, kernel, bias, activation, strides, padding, dilation
 
         xs, weights, strides2, dilation2, pads2 = _native_depthwise_args(x, kernel, strides, dilation, pads)
         y = np.empty((x.shape[0],) + out + (kernel.shape[-2] * kernel.shape[-1],), np.float32)
-        bias = None if bias is None else np.require(bias, np.float32, ("C", "A"))
+        bias, scale = (None if v is None else np.require(v, np.float32, ("C", "A")) for v in (bias, scale))
         _native.depthwise_conv2d_f32(xs, weights, y if y.ndim == 4 else y[:, None], strides2, dilation2, pads2,
-                                     bias, activation)
+                                     bias, activation, scale)
         return y
     xp = _pad_spatial(x, pads)
     if any(n < w for n, w in zip(xp.shape[1:-1], span)):
         return None
     patches, out = _patches(xp, window, strides, dilation)
     cols = patches.reshape(x.shape[0] * math.prod(out), math.prod(window) * channels)
-    y = linalg.dense(cols, kernel.reshape(-1, kernel.shape[-1]), bias, activation)
+    y = linalg.dense(cols, kernel.reshape(-1, kernel.shape[-1]), bias, activation, scale)
     return y.reshape((x.shape[0],) + tuple(out) + (kernel.shape[-1],))
 
 

@@ -65,12 +65,13 @@ pub fn depthwise_conv2d_f32(
     out: &mut [f32],
     out_shape: [usize; 4],
 ) -> Result<()> {
-    depthwise_conv2d_f32_fused(x, x_shape, kernel, kernel_shape, geometry, None, Activation::Linear, out, out_shape)
+    depthwise_conv2d_f32_fused(x, x_shape, kernel, kernel_shape, geometry, None, None, Activation::Linear, out, out_shape)
 }
 
-/// `depthwise_conv2d_f32` followed by `act(y + bias)` (`bias` one value per output channel),
-/// applied to each output row while it is in cache: an inference pass with a folded
-/// BatchNormalization and its ReLU costs no extra pass over the feature map.
+/// `depthwise_conv2d_f32` followed by `act(y * scale + bias)` (`scale` and `bias` one value
+/// per output channel, each optional), applied to each output row while it is in cache: an
+/// inference pass with a folded BatchNormalization and its ReLU costs no extra pass over the
+/// feature map, and no scaled copy of the kernel.
 #[allow(clippy::too_many_arguments)]
 pub fn depthwise_conv2d_f32_fused(
     x: &[f32],
@@ -78,6 +79,7 @@ pub fn depthwise_conv2d_f32_fused(
     kernel: &[f32],
     kernel_shape: [usize; 4],
     geometry: DepthwiseGeometry,
+    scale: Option<&[f32]>,
     bias: Option<&[f32]>,
     act: Activation,
     out: &mut [f32],
@@ -88,13 +90,15 @@ pub fn depthwise_conv2d_f32_fused(
     check_len("x", x.len(), &x_shape)?;
     check_len("kernel", kernel.len(), &kernel_shape)?;
     check_len("out", out.len(), &out_shape)?;
-    if let Some(bias) = bias {
-        if bias.len() != channels * multiplier {
-            return Err(Error::invalid(format!(
-                "depthwise_conv2d: the bias has {} values, expected one per output channel ({})",
-                bias.len(),
-                channels * multiplier
-            )));
+    for (name, values) in [("bias", bias), ("scale", scale)] {
+        if let Some(values) = values {
+            if values.len() != channels * multiplier {
+                return Err(Error::invalid(format!(
+                    "depthwise_conv2d: the {name} has {} values, expected one per output channel ({})",
+                    values.len(),
+                    channels * multiplier
+                )));
+            }
         }
     }
     let expected = output_shape(x_shape, kernel_shape, geometry)?;
@@ -107,7 +111,7 @@ pub fn depthwise_conv2d_f32_fused(
     if out.is_empty() {
         return Ok(());
     }
-    let problem = Problem { x, x_shape, kernel, kernel_shape, geometry, out_spatial: [out_h, out_w], bias, act };
+    let problem = Problem { x, x_shape, kernel, kernel_shape, geometry, out_spatial: [out_h, out_w], scale, bias, act };
     let row_len = out_w * channels * multiplier;
     let rows = batch * out_h;
     // Split output rows over threads only when each gets ~2M multiply-adds (a few hundred
@@ -169,7 +173,7 @@ pub fn depthwise_conv2d_backward_f32(
     if let Some(dkernel) = dkernel.as_deref_mut() {
         dkernel.fill(0.0);
     }
-    let problem = Problem { x, x_shape, kernel, kernel_shape, geometry, out_spatial: [out_h, out_w], bias: None, act: Activation::Linear };
+    let problem = Problem { x, x_shape, kernel, kernel_shape, geometry, out_spatial: [out_h, out_w], scale: None, bias: None, act: Activation::Linear };
     match active_isa() {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => unsafe { backward_avx512(&problem, grad, dx, dkernel) },
@@ -282,7 +286,8 @@ struct Problem<'a> {
     kernel_shape: [usize; 4],
     geometry: DepthwiseGeometry,
     out_spatial: [usize; 2],
-    /// The epilogue of each output pixel: `act(y + bias)`.
+    /// The epilogue of each output pixel: `act(y * scale + bias)`.
+    scale: Option<&'a [f32]>,
     bias: Option<&'a [f32]>,
     act: Activation,
 }
@@ -389,9 +394,9 @@ fn rows_generic<const LANES: usize>(problem: &Problem<'_>, first_row: usize, out
             }
             ow += 1;
         }
-        if problem.bias.is_some() || problem.act != Activation::Linear {
+        if problem.scale.is_some() || problem.bias.is_some() || problem.act != Activation::Linear {
             for pixel in row.chunks_exact_mut(depth) {
-                finish_row(problem.act, pixel, problem.bias);
+                finish_row(problem.act, pixel, problem.scale, problem.bias);
             }
         }
     }
@@ -601,7 +606,7 @@ mod tests {
                 // Through the checks once, then each instruction set on the whole output.
                 depthwise_conv2d_f32(&x, x_shape, &kernel, kernel_shape, g, &mut out, out_shape).unwrap();
                 out.fill(f32::NAN);
-                let problem = Problem { x: &x, x_shape, kernel: &kernel, kernel_shape, geometry: g, out_spatial: [oh, ow], bias: None, act: Activation::Linear };
+                let problem = Problem { x: &x, x_shape, kernel: &kernel, kernel_shape, geometry: g, out_spatial: [oh, ow], scale: None, bias: None, act: Activation::Linear };
                 run_rows(&problem, 0, &mut out, isa);
                 let expected = reference(&x, x_shape, &kernel, kernel_shape, g, [oh, ow]);
                 for (k, (&got, &want)) in out.iter().zip(&expected).enumerate() {
@@ -612,7 +617,7 @@ mod tests {
     }
 
     #[test]
-    fn bias_and_activation_epilogue_on_every_isa() {
+    fn scale_bias_and_activation_epilogue_on_every_isa() {
         let x_shape = [2, 9, 23, 37];
         let (window, multiplier) = ([3, 3], 2);
         let kernel_shape = [window[0], window[1], x_shape[3], multiplier];
@@ -620,6 +625,7 @@ mod tests {
         let x: Vec<f32> = values(x_shape.iter().product(), 3).iter().map(|v| v * 4.0).collect();
         let kernel = values(kernel_shape.iter().product(), 4);
         let bias: Vec<f32> = values(depth, 5).iter().map(|v| v * 3.0).collect();
+        let scale: Vec<f32> = values(depth, 6).iter().map(|v| 0.5 + v.abs() * 2.0).collect();
         let g = DepthwiseGeometry { strides: [1, 2], dilation: [1, 1], pads: [[1, 1], [1, 1]] };
         let [oh, ow] = g.output_spatial([x_shape[1], x_shape[2]], window).unwrap();
         let out_shape = [x_shape[0], oh, ow, depth];
@@ -627,13 +633,13 @@ mod tests {
         for isa in supported_isas() {
             for act in [Activation::Relu6, Activation::Relu, Activation::Silu, Activation::Linear] {
                 let mut out = vec![f32::NAN; out_shape.iter().product()];
-                depthwise_conv2d_f32_fused(&x, x_shape, &kernel, kernel_shape, g, Some(&bias), act, &mut out, out_shape).unwrap();
+                depthwise_conv2d_f32_fused(&x, x_shape, &kernel, kernel_shape, g, Some(&scale), Some(&bias), act, &mut out, out_shape).unwrap();
                 out.fill(f32::NAN);
-                let problem = Problem { x: &x, x_shape, kernel: &kernel, kernel_shape, geometry: g, out_spatial: [oh, ow], bias: Some(&bias), act };
+                let problem = Problem { x: &x, x_shape, kernel: &kernel, kernel_shape, geometry: g, out_spatial: [oh, ow], scale: Some(&scale), bias: Some(&bias), act };
                 run_rows(&problem, 0, &mut out, isa);
                 let (mut below, mut above) = (0, 0);
                 for (k, (&got, &sum)) in out.iter().zip(&expected).enumerate() {
-                    let z = sum + bias[k % depth] as f64;
+                    let z = sum * scale[k % depth] as f64 + bias[k % depth] as f64;
                     below += usize::from(z < 0.0);
                     above += usize::from(z > 6.0);
                     let want = act.apply(z);
@@ -643,7 +649,7 @@ mod tests {
             }
         }
         let mut out = vec![0f32; out_shape.iter().product()];
-        let error = depthwise_conv2d_f32_fused(&x, x_shape, &kernel, kernel_shape, g, Some(&bias[1..]), Activation::Relu, &mut out, out_shape)
+        let error = depthwise_conv2d_f32_fused(&x, x_shape, &kernel, kernel_shape, g, None, Some(&bias[1..]), Activation::Relu, &mut out, out_shape)
             .unwrap_err();
         assert!(error.to_string().contains("bias has 73 values, expected one per output channel (74)"), "{error}");
     }
@@ -688,7 +694,7 @@ mod tests {
         let out_shape = [4, 60, 60, 64];
         let mut out = vec![0f32; out_shape.iter().product()];
         depthwise_conv2d_f32(&x, x_shape, &kernel, kernel_shape, g, &mut out, out_shape).unwrap();
-        let problem = Problem { x: &x, x_shape, kernel: &kernel, kernel_shape, geometry: g, out_spatial: [60, 60], bias: None, act: Activation::Linear };
+        let problem = Problem { x: &x, x_shape, kernel: &kernel, kernel_shape, geometry: g, out_spatial: [60, 60], scale: None, bias: None, act: Activation::Linear };
         let mut single = vec![0f32; out.len()];
         rows_generic::<16>(&problem, 0, &mut single);
         assert_eq!(out, single);

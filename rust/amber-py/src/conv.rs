@@ -34,10 +34,10 @@ fn gradient_target<'a>(
 
 /// Depthwise 2-D convolution: `x` (batch, height, width, channels), `kernel`
 /// (kh, kw, channels, multiplier), written to `out` (batch, out_h, out_w, channels * multiplier).
-/// `pads` is ((top, bottom), (left, right)). With `bias` (one value per output channel)
-/// and/or an `activation`, each output is `activation(y + bias)`.
+/// `pads` is ((top, bottom), (left, right)). With `scale` and/or `bias` (one value per
+/// output channel each) and/or an `activation`, each output is `activation(y * scale + bias)`.
 #[pyfunction]
-#[pyo3(signature = (x, kernel, out, strides, dilation, pads, bias=None, activation="linear"))]
+#[pyo3(signature = (x, kernel, out, strides, dilation, pads, bias=None, activation="linear", scale=None))]
 #[allow(clippy::too_many_arguments)]
 fn depthwise_conv2d_f32(
     py: Python<'_>,
@@ -49,20 +49,24 @@ fn depthwise_conv2d_f32(
     pads: [[usize; 2]; 2],
     bias: Option<PyReadonlyArray1<'_, f32>>,
     activation: &str,
+    scale: Option<PyReadonlyArray1<'_, f32>>,
 ) -> PyResult<()> {
     let act = Activation::from_name(activation).map_err(to_py_err)?;
     let x_shape = check_layout(&x, "x")?;
     let kernel_shape = check_layout(&kernel, "kernel")?;
     let out_shape = check_layout(&out, "out")?;
-    if let Some(bias) = &bias {
-        check_flat_f32(bias, "bias")?;
+    for (name, values) in [("bias", &bias), ("scale", &scale)] {
+        if let Some(values) = values {
+            check_flat_f32(values, name)?;
+        }
     }
     let x = x.as_slice()?;
     let kernel = kernel.as_slice()?;
     let bias = bias.as_ref().map(|b| b.as_slice()).transpose()?;
+    let scale = scale.as_ref().map(|s| s.as_slice()).transpose()?;
     let out = out.as_slice_mut()?;
     let geometry = DepthwiseGeometry { strides, dilation, pads };
-    py.detach(|| core::depthwise_conv2d_f32_fused(x, x_shape, kernel, kernel_shape, geometry, bias, act, out, out_shape))
+    py.detach(|| core::depthwise_conv2d_f32_fused(x, x_shape, kernel, kernel_shape, geometry, scale, bias, act, out, out_shape))
         .map_err(to_py_err)
 }
 

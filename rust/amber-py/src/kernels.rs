@@ -137,9 +137,11 @@ fn any_shape<'py, T: Float + NpElement>(obj: &Bound<'py, PyAny>) -> PyResult<Bou
 
 use pyo3::types::IntoPyDict;
 
+#[allow(clippy::too_many_arguments)]
 fn product<'py, T: Float + NpElement>(
     a: &Bound<'py, PyAny>,
     b: &Bound<'py, PyAny>,
+    scale: Option<&Bound<'py, PyAny>>,
     bias: Option<&Bound<'py, PyAny>>,
     act: Activation,
     out: Option<&Bound<'py, PyAny>>,
@@ -149,6 +151,7 @@ fn product<'py, T: Float + NpElement>(
     let mut a = operand::<T>(a, what)?;
     let mut b = operand::<T>(b, what)?;
     let bias = bias.map(vector::<T>).transpose()?;
+    let scale = scale.map(vector::<T>).transpose()?;
     let (m, n) = (a.shape()[0], b.shape()[1]);
     // A misaligned `out` cannot be written through a slice: compute into a fresh array and
     // let numpy copy the result over.
@@ -182,6 +185,7 @@ fn product<'py, T: Float + NpElement>(
         None => PyArray2::<T>::zeros(py, [m, n], false),
     };
     let bias_guard = bias.as_ref().map(|b| b.readonly());
+    let scale_guard = scale.as_ref().map(|s| s.readonly());
     // Safety: the arrays live until the end of this function and the output's memory is
     // disjoint from both inputs (copied above when not).
     let (av, bv, ov) = unsafe { (read_view(&a)?, read_view(&b)?, write_view(&out)?) };
@@ -189,8 +193,12 @@ fn product<'py, T: Float + NpElement>(
         Some(g) => Some(g.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?),
         None => None,
     };
+    let scale_slice = match &scale_guard {
+        Some(g) => Some(g.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?),
+        None => None,
+    };
     let isa = core::active_isa();
-    py.detach(|| core::gemm_on(isa, av, bv, bias_slice, act, ov)).map_err(to_py_err)?;
+    py.detach(|| core::gemm_scaled_on(isa, av, bv, scale_slice, bias_slice, act, ov)).map_err(to_py_err)?;
     if let Some(target) = misaligned_out {
         numpy(py)?.call_method1("copyto", (&target, &out))?;
         return Ok(target.into_any());
@@ -203,25 +211,26 @@ fn product<'py, T: Float + NpElement>(
 #[pyo3(signature = (a, b, out=None))]
 fn matmul<'py>(a: &Bound<'py, PyAny>, b: &Bound<'py, PyAny>, out: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
     match precision("matmul", &[a, b])? {
-        Precision::F32 => product::<f32>(a, b, None, Activation::Linear, out, "matmul"),
-        Precision::F64 => product::<f64>(a, b, None, Activation::Linear, out, "matmul"),
+        Precision::F32 => product::<f32>(a, b, None, None, Activation::Linear, out, "matmul"),
+        Precision::F64 => product::<f64>(a, b, None, None, Activation::Linear, out, "matmul"),
     }
 }
 
-/// `act(x @ w + b)` in one pass over the output.
+/// `act(x @ w * scale + b)` in one pass over the output.
 #[pyfunction]
-#[pyo3(signature = (x, w, b=None, activation="linear", out=None))]
+#[pyo3(signature = (x, w, b=None, activation="linear", out=None, scale=None))]
 fn dense<'py>(
     x: &Bound<'py, PyAny>,
     w: &Bound<'py, PyAny>,
     b: Option<&Bound<'py, PyAny>>,
     activation: &str,
     out: Option<&Bound<'py, PyAny>>,
+    scale: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let act = Activation::from_name(activation).map_err(to_py_err)?;
     match precision("dense", &[x, w])? {
-        Precision::F32 => product::<f32>(x, w, b, act, out, "dense"),
-        Precision::F64 => product::<f64>(x, w, b, act, out, "dense"),
+        Precision::F32 => product::<f32>(x, w, scale, b, act, out, "dense"),
+        Precision::F64 => product::<f64>(x, w, scale, b, act, out, "dense"),
     }
 }
 

@@ -153,11 +153,17 @@ fn gelu_tanh_inner<T: Element>(z: T) -> T {
     T::from_f64(SQRT_2_OVER_PI) * (z + T::from_f64(GELU_CUBIC) * z * z * z)
 }
 
-/// `row[j] = act(row[j] + bias[j])` over a contiguous row. Inlined into each ISA's
-/// target-feature wrapper; the activation is matched once, outside the loop, so each loop
-/// body is straight-line code that vectorises.
+/// `row[j] = act(row[j] * scale[j] + bias[j])` over a contiguous row (no scale: times one;
+/// no bias: plus zero; the product and the sum each rounded, never fused). Inlined into each
+/// ISA's target-feature wrapper; the activation is matched once, outside the loop, so each
+/// loop body is straight-line code that vectorises.
 #[inline(always)]
-pub(crate) fn finish_row<T: Element>(act: Activation, row: &mut [T], bias: Option<&[T]>) {
+pub(crate) fn finish_row<T: Element>(act: Activation, row: &mut [T], scale: Option<&[T]>, bias: Option<&[T]>) {
+    if let Some(scale) = scale {
+        for (v, &s) in row.iter_mut().zip(scale) {
+            *v = *v * s;
+        }
+    }
     macro_rules! each {
         ($variant:expr) => {
             match bias {

@@ -38,7 +38,7 @@ unsafe impl<T: Sync> Sync for Strided<T> {}
 unsafe impl<T: Send> Send for StridedMut<T> {}
 unsafe impl<T: Sync> Sync for StridedMut<T> {}
 
-/// One product to compute: `C[m x n] = act(A[m x k] · B[k x n] + bias[n])`.
+/// One product to compute: `C[m x n] = act(A[m x k] · B[k x n] * scale[n] + bias[n])`.
 #[derive(Clone, Copy)]
 pub(crate) struct Problem<T> {
     pub m: usize,
@@ -47,7 +47,8 @@ pub(crate) struct Problem<T> {
     pub a: Strided<T>,
     pub b: Strided<T>,
     pub c: StridedMut<T>,
-    /// `n` contiguous values, or null.
+    /// `n` contiguous values each, or null.
+    pub scale: *const T,
     pub bias: *const T,
     pub act: Activation,
 }
@@ -218,6 +219,9 @@ unsafe fn parallel<T: Element>(
             if !problem.bias.is_null() {
                 part.bias = problem.bias.add(j0);
             }
+            if !problem.scale.is_null() {
+                part.scale = problem.scale.add(j0);
+            }
             let prepacked = shared.map(|s| Prepacked { ptr: s.ptr as *const T, n_pad: s.n_pad, col0: j0 });
             serial(kernel, part, streamed_b, prepacked);
         }
@@ -368,7 +372,8 @@ unsafe fn blocked<T: Element>(kernel: &Kernel<T>, p: &Problem<T>, plan: BlockPla
     let (mr, nr) = (kernel.mr, kernel.nr);
     let (m, n, k) = (p.m, p.n, p.k);
     let BlockPlan { kc, mc, nc, pack_whole_b, packed_a, micro_by_rows, a_buf, b_buf, tile, prepacked } = plan;
-    let fused_epilogue = matches!(p.act, Activation::Linear | Activation::Relu);
+    // A scale goes through the row epilogue, on the tile while it is still in L1.
+    let fused_epilogue = matches!(p.act, Activation::Linear | Activation::Relu) && p.scale.is_null();
     let mut jc = 0;
     while jc < n {
         let nb = nc.min(n - jc);
@@ -455,23 +460,27 @@ unsafe fn blocked<T: Element>(kernel: &Kernel<T>, p: &Problem<T>, plan: BlockPla
     }
 }
 
-/// Bias and activation over the `rows x cols` tile of C at (`i0`, `j0`).
+/// Scale, bias and activation over the `rows x cols` tile of C at (`i0`, `j0`).
 unsafe fn epilogue<T: Element>(kernel: &Kernel<T>, p: &Problem<T>, i0: usize, j0: usize, rows: usize, cols: usize) {
-    if p.act == Activation::Linear && p.bias.is_null() {
+    if p.act == Activation::Linear && p.bias.is_null() && p.scale.is_null() {
         return;
     }
     let bias = if p.bias.is_null() { None } else { Some(std::slice::from_raw_parts(p.bias.add(j0), cols)) };
+    let scale = if p.scale.is_null() { None } else { Some(std::slice::from_raw_parts(p.scale.add(j0), cols)) };
     for i in 0..rows {
         let row = p.c.ptr.add((i0 + i) * p.c.rs + j0 * p.c.cs);
         if p.c.cs == 1 {
-            (kernel.finish_row)(p.act, std::slice::from_raw_parts_mut(row, cols), bias);
+            (kernel.finish_row)(p.act, std::slice::from_raw_parts_mut(row, cols), scale, bias);
         } else {
             for j in 0..cols {
                 let dst = row.add(j * p.c.cs);
-                let z = match bias {
-                    Some(b) => *dst + *b.get_unchecked(j),
-                    None => *dst,
-                };
+                let mut z = *dst;
+                if let Some(s) = scale {
+                    z = z * *s.get_unchecked(j);
+                }
+                if let Some(b) = bias {
+                    z = z + *b.get_unchecked(j);
+                }
                 *dst = p.act.apply(z);
             }
         }
@@ -490,6 +499,7 @@ unsafe fn depth_halves<T: Element>(kernel: &Kernel<T>, p: Problem<T>, threads: u
         let mut first = p;
         first.k = half;
         first.bias = std::ptr::null();
+        first.scale = std::ptr::null();
         first.act = Activation::Linear;
         let mut rest = first;
         rest.k = k - half;

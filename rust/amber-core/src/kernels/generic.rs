@@ -56,8 +56,8 @@ unsafe fn microkernel_f64<const R: usize, const P: bool>(k: usize, a: *const f64
     microkernel::<f64, R, P>(k, a, rs_a, cs_a, b, rs_b, out)
 }
 
-unsafe fn finish_row_any<T: Element>(act: Activation, row: &mut [T], bias: Option<&[T]>) {
-    finish_row(act, row, bias)
+unsafe fn finish_row_any<T: Element>(act: Activation, row: &mut [T], scale: Option<&[T]>, bias: Option<&[T]>) {
+    finish_row(act, row, scale, bias)
 }
 unsafe fn backward_any<T: Element>(act: Activation, z: &[T], dy: &[T], out: &mut [T]) {
     backward_slice(act, z, dy, out)

@@ -35,8 +35,8 @@ pub type MicroKernel<T> = unsafe fn(usize, *const T, usize, usize, *const T, usi
 /// `(b, rs, cs, kb, nb, nr, dst)`. Safety: as `pack::pack_b`, and the CPU supports the ISA.
 pub type PackB<T> = unsafe fn(*const T, usize, usize, usize, usize, usize, *mut T);
 
-/// `act(row + bias)` over a row, compiled for the ISA. Safety: the CPU supports the ISA.
-pub type RowEpilogue<T> = unsafe fn(Activation, &mut [T], Option<&[T]>);
+/// `act(row * scale + bias)` over a row, compiled for the ISA. Safety: the CPU supports the ISA.
+pub type RowEpilogue<T> = unsafe fn(Activation, &mut [T], Option<&[T]>, Option<&[T]>);
 
 /// `out = dy * act'(z)`, compiled for the ISA. Safety: the CPU supports the ISA.
 pub type SliceBackward<T> = unsafe fn(Activation, &[T], &[T], &mut [T]);
@@ -176,12 +176,12 @@ pub(crate) use kernels_by_rows;
 macro_rules! isa_epilogues {
     ($feature:literal) => {
         #[target_feature(enable = $feature)]
-        unsafe fn finish_row_f32(act: $crate::kernels::activation::Activation, row: &mut [f32], bias: Option<&[f32]>) {
-            $crate::kernels::activation::finish_row(act, row, bias)
+        unsafe fn finish_row_f32(act: $crate::kernels::activation::Activation, row: &mut [f32], scale: Option<&[f32]>, bias: Option<&[f32]>) {
+            $crate::kernels::activation::finish_row(act, row, scale, bias)
         }
         #[target_feature(enable = $feature)]
-        unsafe fn finish_row_f64(act: $crate::kernels::activation::Activation, row: &mut [f64], bias: Option<&[f64]>) {
-            $crate::kernels::activation::finish_row(act, row, bias)
+        unsafe fn finish_row_f64(act: $crate::kernels::activation::Activation, row: &mut [f64], scale: Option<&[f64]>, bias: Option<&[f64]>) {
+            $crate::kernels::activation::finish_row(act, row, scale, bias)
         }
         #[target_feature(enable = $feature)]
         unsafe fn backward_f32(act: $crate::kernels::activation::Activation, z: &[f32], dy: &[f32], out: &mut [f32]) {

@@ -120,6 +120,22 @@ pub fn gemm_on<T: Float>(
     b: MatRef<'_, T>,
     bias: Option<&[T]>,
     act: Activation,
+    out: MatMut<'_, T>,
+) -> Result<()> {
+    gemm_scaled_on(isa, a, b, None, bias, act, out)
+}
+
+/// `out = act(a·b * scale + bias)`, `scale` and `bias` one value per output column: a
+/// convolution with an inference BatchNormalization folded in reads its kernel as it is
+/// (mapped from the file, never copied) and applies the normalization's per-channel scale
+/// and shift to each output tile while it is in cache.
+pub fn gemm_scaled_on<T: Float>(
+    isa: Isa,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    scale: Option<&[T]>,
+    bias: Option<&[T]>,
+    act: Activation,
     mut out: MatMut<'_, T>,
 ) -> Result<()> {
     let (m, k) = (a.rows(), a.cols());
@@ -142,6 +158,11 @@ pub fn gemm_on<T: Float>(
             return Err(Error::invalid(format!("dense: bias has {} values, expected {n}", bias.len())));
         }
     }
+    if let Some(scale) = scale {
+        if scale.len() != n {
+            return Err(Error::invalid(format!("dense: scale has {} values, expected {n}", scale.len())));
+        }
+    }
     let kernel = kernel_for::<T>(isa, n)?;
     let problem = Problem {
         m,
@@ -150,6 +171,7 @@ pub fn gemm_on<T: Float>(
         a: Strided { ptr: a.ptr(), rs: a.row_stride(), cs: a.col_stride() },
         b: Strided { ptr: b.ptr(), rs: b.row_stride(), cs: b.col_stride() },
         c: StridedMut { ptr: out.ptr(), rs: out.row_stride(), cs: out.col_stride() },
+        scale: scale.map_or(std::ptr::null(), |s| s.as_ptr()),
         bias: bias.map_or(std::ptr::null(), |b| b.as_ptr()),
         act,
     };
@@ -178,7 +200,7 @@ pub fn activation_forward<T: Float>(act: Activation, z: &[T], out: &mut [T]) -> 
     out.copy_from_slice(z);
     let kernel = T::kernel(active_isa());
     // Safety: `active_isa` only returns paths this CPU supports.
-    unsafe { (kernel.finish_row)(act, out, None) };
+    unsafe { (kernel.finish_row)(act, out, None, None) };
     Ok(())
 }
 

@@ -463,6 +463,7 @@ fn gemm_threads<T: Float>(isa: Isa, a: MatRef<'_, T>, b: MatRef<'_, T>, bias: Op
         a: gemm::Strided { ptr: a.ptr(), rs: a.row_stride(), cs: a.col_stride() },
         b: gemm::Strided { ptr: b.ptr(), rs: b.row_stride(), cs: b.col_stride() },
         c: gemm::StridedMut { ptr: out.as_mut_ptr(), rs: n, cs: 1 },
+        scale: std::ptr::null(),
         bias: bias.map_or(std::ptr::null(), |b| b.as_ptr()),
         act,
     };
@@ -497,6 +498,7 @@ fn shared_packed_b_gives_the_single_thread_bits() {
                 a: gemm::Strided { ptr: a.ptr(), rs: ars, cs: acs },
                 b: gemm::Strided { ptr: b.ptr(), rs: brs, cs: bcs },
                 c: gemm::StridedMut { ptr: std::ptr::null_mut(), rs: n, cs: 1 },
+                scale: std::ptr::null(),
                 bias: std::ptr::null(),
                 act: Activation::Relu,
             };
@@ -534,6 +536,7 @@ fn a_large_packed_b_is_split_by_columns_only() {
             a: gemm::Strided { ptr: std::ptr::null(), rs: k, cs: 1 },
             b: gemm::Strided { ptr: std::ptr::null(), rs: n, cs: 1 },
             c: gemm::StridedMut { ptr: std::ptr::null_mut(), rs: n, cs: 1 },
+            scale: std::ptr::null(),
             bias: std::ptr::null(),
             act: Activation::Linear,
         };
@@ -563,6 +566,7 @@ fn streamed_products_give_the_same_bits_on_any_thread_count() {
                 a: gemm::Strided { ptr: a.ptr(), rs: k, cs: 1 },
                 b: gemm::Strided { ptr: b.ptr(), rs: n, cs: 1 },
                 c: gemm::StridedMut { ptr: std::ptr::null_mut(), rs: n, cs: 1 },
+                scale: std::ptr::null(),
                 bias: std::ptr::null(),
                 act: Activation::Tanh,
             };
@@ -581,4 +585,58 @@ fn streamed_products_give_the_same_bits_on_any_thread_count() {
             }
         }
     }
+}
+
+/// `act(a·b * scale + bias)` through every driver path: several depth blocks (the scale
+/// applied once, after the last), threaded chunks, a column-strided output (staging tile),
+/// and a streamed B (few rows, B over 1 MB: the depth halves).
+#[test]
+fn per_column_scale_in_the_epilogue() {
+    let cases: &[(usize, usize, usize, bool)] = &[
+        (37, 1100, 70, false),  // three depth blocks of the f32 tiles
+        (300, 200, 260, false), // large enough for two threads
+        (9, 40, 21, true),      // column-strided C
+        (3, 4096, 96, false),   // streamed B (1.5 MB)
+    ];
+    for isa in supported_isas() {
+        for &(m, k, n, strided_c) in cases {
+            let (ad, _, _) = make::<f32>(m, k, Layout::RowMajor, 11);
+            let (bd, _, _) = make::<f32>(k, n, Layout::RowMajor, 12);
+            let a = MatRef::row_major(&ad, m, k).unwrap();
+            let b = MatRef::row_major(&bd, k, n).unwrap();
+            let bias: Vec<f32> = values(n, 13).into_iter().map(|v| v as f32).collect();
+            let scale: Vec<f32> = values(n, 14).into_iter().map(|v| (0.25 + v.abs() * 3.0) as f32).collect();
+            for act in [Activation::Linear, Activation::Relu6, Activation::Silu] {
+                let plain = reference(a, b, None, Activation::Linear);
+                let mut out = vec![f32::NAN; m * n];
+                let view = if strided_c { MatMut::new(&mut out, m, n, 1, m) } else { MatMut::row_major(&mut out, m, n) };
+                gemm_scaled_on(isa, a, b, Some(&scale), Some(&bias), act, view.unwrap()).unwrap();
+                for i in 0..m {
+                    for j in 0..n {
+                        let got = if strided_c { out[j * m + i] } else { out[i * n + j] } as f64;
+                        let z = plain[i * n + j] * scale[j] as f64 + bias[j] as f64;
+                        let want = act.apply(z);
+                        assert!(
+                            (got - want).abs() <= 4e-7 * (k as f64 + 1.0) * (1.0 + z.abs()),
+                            "{isa:?} {m}x{k}x{n} {act:?} strided={strided_c}: C[{i},{j}] = {got}, want {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let (m, k, n) = (2, 3, 4);
+    let (a, b) = ([0f32; 6], [0f32; 12]);
+    let mut out = [0f32; 8];
+    let error = gemm_scaled_on(
+        detected_isa(),
+        MatRef::row_major(&a, m, k).unwrap(),
+        MatRef::row_major(&b, k, n).unwrap(),
+        Some(&[1.0; 3]),
+        None,
+        Activation::Linear,
+        MatMut::row_major(&mut out, m, n).unwrap(),
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("scale has 3 values, expected 4"), "{error}");
 }
