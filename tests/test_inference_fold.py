@@ -180,7 +180,7 @@ def test_folds_read_the_kernels_in_place(monkeypatch):
     plan, _ = model._inference_plan()
     for entry in plan:
         if entry[4] is inference_fold.FOLD:
-            scale, shift = entry[0]._folded
+            scale, shift = entry[0]._cached[1]
             assert scale.shape == shift.shape == tuple(entry[0].conv.bias.shape)  # one per output channel
 
 

@@ -89,8 +89,7 @@ class FoldedConv:
     activation layer after it (each optional), run as one convolution (see the module
     docstring)."""
 
-    __slots__ = ("padding_layer", "conv", "batch_norm", "activation_layer", "activation", "layers", "_key",
-                 "_folded")
+    __slots__ = ("padding_layer", "conv", "batch_norm", "activation_layer", "activation", "layers", "_cached")
 
     def __init__(self, padding_layer, conv, batch_norm, activation_layer, activation):
         self.padding_layer = padding_layer
@@ -99,8 +98,7 @@ class FoldedConv:
         self.activation_layer = activation_layer
         self.activation = activation
         self.layers = [layer for layer in (padding_layer, conv, batch_norm, activation_layer) if layer is not None]
-        self._key = None
-        self._folded = None
+        self._cached = None
 
     def __call__(self, x):
         """The chain's output for ``x``, or None when the fold does not apply to this input
@@ -124,10 +122,13 @@ class FoldedConv:
         sources = [bias, bn.moving_mean.value, bn.moving_variance.value,
                    bn.gamma.value if bn.gamma is not None else None,
                    bn.beta.value if bn.beta is not None else None, bn.epsilon]
-        key = self._key
-        if key is None or not all(a is b for a, b in zip(key, sources)):
-            self._key, self._folded = sources, _fold(*sources)
-        return self._folded
+        # One attribute holding (sources, result): concurrent predict calls from several
+        # threads see either the old pair or the new one, never a new key with an old result.
+        cached = self._cached
+        if cached is None or not all(a is b for a, b in zip(cached[0], sources)):
+            cached = (sources, _fold(*sources))
+            self._cached = cached
+        return cached[1]
 
 
 def _fold(bias, mean, variance, gamma, beta, epsilon):
