@@ -160,6 +160,13 @@ def test_fold_equals_layer_by_layer_and_follows_weight_changes(monkeypatch, fold
     bn.epsilon = 0.5
     np.testing.assert_allclose(np.asarray(model(x)), layer_by_layer(model, x, monkeypatch), rtol=1e-5, atol=1e-5)
 
+    # A setting reassigned after the fold was worked out: the layers run one by one again.
+    folds_so_far = len(fold_calls)
+    model.layers[3].max_value = 1.0
+    capped = np.asarray(model(x))
+    assert len(fold_calls) == folds_so_far + 1  # only the depthwise chain still folds
+    np.testing.assert_allclose(capped, layer_by_layer(model, x, monkeypatch), rtol=1e-5, atol=1e-5)
+
 
 def test_folds_read_the_kernels_in_place(monkeypatch):
     """A fold keeps per-channel vectors only: the convolution reads the variable's own kernel

@@ -89,7 +89,8 @@ class FoldedConv:
     activation layer after it (each optional), run as one convolution (see the module
     docstring)."""
 
-    __slots__ = ("padding_layer", "conv", "batch_norm", "activation_layer", "activation", "layers", "_cached")
+    __slots__ = ("padding_layer", "conv", "batch_norm", "activation_layer", "activation", "layers", "_cached",
+                 "_signature")
 
     def __init__(self, padding_layer, conv, batch_norm, activation_layer, activation):
         self.padding_layer = padding_layer
@@ -99,11 +100,29 @@ class FoldedConv:
         self.activation = activation
         self.layers = [layer for layer in (padding_layer, conv, batch_norm, activation_layer) if layer is not None]
         self._cached = None
+        self._signature = self._settings()
+
+    def _settings(self):
+        """What the fold was worked out from besides the weights: if any of it changes later
+        (a layer's activation or padding reassigned), the fold no longer applies."""
+        conv, norm, act = self.conv, self.batch_norm, self.activation_layer
+        settings = [conv.activation, conv.strides, conv.padding, conv.dilation_rate, conv.use_bias,
+                    conv.data_format, conv._dtype_name]
+        if self.padding_layer is not None:
+            settings += [self.padding_layer.padding, self.padding_layer.data_format]
+        if norm is not None:
+            settings += [norm.axis, norm._dtype_name, norm.gamma is None, norm.beta is None]
+        if act is not None:
+            settings += [getattr(act, name, None) for name in ("activation", "max_value", "negative_slope", "threshold")]
+        return tuple(settings)
 
     def __call__(self, x):
         """The chain's output for ``x``, or None when the fold does not apply to this input
-        (the caller then runs ``layers`` one by one)."""
+        or the layers' settings changed since it was worked out (the caller then runs
+        ``layers`` one by one)."""
         if type(x) is not np.ndarray or x.dtype != np.float32 or x.ndim != self.conv.rank + 2:
+            return None
+        if self._settings() != self._signature:
             return None
         scale, bias = self._epilogue()
         conv = self.conv
