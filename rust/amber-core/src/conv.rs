@@ -137,8 +137,9 @@ pub fn depthwise_conv2d_f32_fused(
 /// The gradients of `depthwise_conv2d_f32` for the output gradient `grad` (the output's
 /// shape): the input's into `dx` and the kernel's into `dkernel` (each optional, shaped as
 /// `x` and `kernel`, every element overwritten). Each output gradient is scattered back
-/// along the taps that produced it (padded taps contribute nothing). One thread: the kernel
-/// gradient is one sum over every output pixel.
+/// along the taps that produced it (padded taps contribute nothing). Groups of images run on
+/// several threads when there is enough work; the kernel gradient is summed per group, then
+/// over the groups in order.
 #[allow(clippy::too_many_arguments)]
 pub fn depthwise_conv2d_backward_f32(
     x: &[f32],
@@ -173,15 +174,83 @@ pub fn depthwise_conv2d_backward_f32(
     if let Some(dkernel) = dkernel.as_deref_mut() {
         dkernel.fill(0.0);
     }
+    let batch = x_shape[0];
+    let image_len = x_shape[1] * x_shape[2] * x_shape[3];
+    if batch == 0 || image_len == 0 {
+        return Ok(()); // no input values: every tap is padding, both gradients stay zero
+    }
     let problem = Problem { x, x_shape, kernel, kernel_shape, geometry, out_spatial: [out_h, out_w], scale: None, bias: None, act: Activation::Linear };
-    match active_isa() {
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { backward_avx512(&problem, grad, dx, dkernel) },
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { backward_avx2(&problem, grad, dx, dkernel) },
-        _ => backward_generic(&problem, grad, dx, dkernel),
+    let isa = active_isa();
+    // Images in groups of `BACKWARD_IMAGES`, the same groups whatever the thread count: each
+    // group's kernel gradient is summed on its own and the groups' sums added in order, so
+    // the bits do not depend on how many threads ran them. The input gradients of different
+    // images are disjoint.
+    let groups = batch.div_ceil(BACKWARD_IMAGES);
+    let work = grad.len() * kernel_shape[0] * kernel_shape[1];
+    let threads = max_threads().min(groups).min(work / (1 << 21)).max(1);
+    let grad_image_len = out_h * out_w * expected[3];
+    let kernel_len = kernel.len();
+    let mut partials = vec![0f32; if dkernel.is_some() { groups * kernel_len } else { 0 }];
+    let run_group = |group: usize, dx: Option<&mut [f32]>, dk: Option<&mut [f32]>| {
+        let first = group * BACKWARD_IMAGES;
+        let count = BACKWARD_IMAGES.min(batch - first);
+        let mut part = Problem { x: &x[first * image_len..(first + count) * image_len], ..problem };
+        part.x_shape[0] = count;
+        let g = &grad[first * grad_image_len..(first + count) * grad_image_len];
+        run_backward(&part, g, dx, dk, isa);
+    };
+    let dx_groups: Vec<Option<&mut [f32]>> = match dx {
+        Some(dx) => dx.chunks_mut(BACKWARD_IMAGES * image_len).map(Some).collect(),
+        None => (0..groups).map(|_| None).collect(),
+    };
+    let dk_groups: Vec<Option<&mut [f32]>> = if partials.is_empty() {
+        (0..groups).map(|_| None).collect()
+    } else {
+        partials.chunks_mut(kernel_len).map(Some).collect()
+    };
+    let mut jobs: Vec<(usize, Option<&mut [f32]>, Option<&mut [f32]>)> =
+        dx_groups.into_iter().zip(dk_groups).enumerate().map(|(i, (a, b))| (i, a, b)).collect();
+    if threads == 1 {
+        for (group, dx, dk) in jobs.drain(..) {
+            run_group(group, dx, dk);
+        }
+    } else {
+        let per_thread = groups.div_ceil(threads);
+        std::thread::scope(|scope| {
+            let mut rest = jobs;
+            while !rest.is_empty() {
+                let tail = rest.split_off(per_thread.min(rest.len()));
+                let mine = std::mem::replace(&mut rest, tail);
+                let run_group = &run_group;
+                scope.spawn(move || {
+                    for (group, dx, dk) in mine {
+                        run_group(group, dx, dk);
+                    }
+                });
+            }
+        });
+    }
+    if let Some(dkernel) = dkernel {
+        for part in partials.chunks(kernel_len) {
+            for (total, &value) in dkernel.iter_mut().zip(part) {
+                *total += value;
+            }
+        }
     }
     Ok(())
+}
+
+/// Images per group of the backward pass (see `depthwise_conv2d_backward_f32`).
+const BACKWARD_IMAGES: usize = 2;
+
+fn run_backward(problem: &Problem<'_>, grad: &[f32], dx: Option<&mut [f32]>, dkernel: Option<&mut [f32]>, isa: Isa) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { backward_avx512(problem, grad, dx, dkernel) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { backward_avx2(problem, grad, dx, dkernel) },
+        _ => backward_generic(problem, grad, dx, dkernel),
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -681,6 +750,41 @@ mod tests {
             let err = depthwise_conv2d_backward_f32(&x, x_shape, &kernel, kernel_shape, g, &grad[1..], out_shape, None, None).unwrap_err();
             assert!(err.to_string().contains("`grad` has"), "{err}");
         }
+    }
+
+    #[test]
+    fn backward_over_image_groups_equals_the_groups_one_by_one() {
+        // Large enough to run on several threads where the machine has several cores; the
+        // result must be the groups' own results, summed in order, bit for bit.
+        let x_shape = [7, 64, 64, 32];
+        let kernel_shape = [3, 3, 32, 1];
+        let g = DepthwiseGeometry { strides: [1, 1], dilation: [1, 1], pads: [[1, 1], [1, 1]] };
+        let x = values(x_shape.iter().product(), 7);
+        let kernel = values(kernel_shape.iter().product(), 8);
+        let grad = values(x_shape.iter().product(), 9);
+        let mut dx = vec![f32::NAN; x.len()];
+        let mut dk = vec![f32::NAN; kernel.len()];
+        depthwise_conv2d_backward_f32(&x, x_shape, &kernel, kernel_shape, g, &grad, x_shape, Some(&mut dx), Some(&mut dk)).unwrap();
+        let image = 64 * 64 * 32;
+        let mut dk_sum = vec![0f32; kernel.len()];
+        for first in (0..7).step_by(BACKWARD_IMAGES) {
+            let count = BACKWARD_IMAGES.min(7 - first);
+            let shape = [count, 64, 64, 32];
+            let (xs, gs) = (&x[first * image..(first + count) * image], &grad[first * image..(first + count) * image]);
+            let mut dx_part = vec![0f32; count * image];
+            let mut dk_part = vec![0f32; kernel.len()];
+            depthwise_conv2d_backward_f32(xs, shape, &kernel, kernel_shape, g, gs, shape, Some(&mut dx_part), Some(&mut dk_part)).unwrap();
+            assert_eq!(dx_part, dx[first * image..(first + count) * image]);
+            for (total, value) in dk_sum.iter_mut().zip(&dk_part) {
+                *total += value;
+            }
+        }
+        assert_eq!(dk_sum, dk);
+        // No input values at all: both gradients are zero (no chunk of zero length).
+        let mut dk_empty = vec![f32::NAN; 1];
+        let pads = DepthwiseGeometry { strides: [1, 1], dilation: [1, 1], pads: [[1, 1], [1, 1]] };
+        depthwise_conv2d_backward_f32(&[], [1, 0, 1, 1], &[0.5], [1, 1, 1, 1], pads, &[1.0; 6], [1, 2, 3, 1], None, Some(&mut dk_empty)).unwrap();
+        assert!(dk_empty.iter().all(|&v| v == 0.0));
     }
 
     #[test]
