@@ -69,7 +69,9 @@ def numpy_paths():
     fused = importlib.import_module("amber.ops.fused")
     saved = conv._depthwise_native, fused.channel_scale_shift, fused.clipped_relu
 
-    def per_tap(args, original_out):
+    def per_tap(args, original_out, bias=None, activation="linear", scale=None):
+        # The folds (which pass an epilogue) are off in this variant: a plain forward only.
+        assert bias is None and scale is None and activation == "linear"
         x, weights, strides, dilation, pads = args  # 4-D: 1-D convolutions come as height 1
         out = (1,) * (x.ndim - 2 - len(original_out)) + tuple(original_out)
         xp = conv._pad_spatial(x, pads)

@@ -232,7 +232,7 @@ def test_chains_that_must_not_fold_run_layer_by_layer(monkeypatch, fold_calls):
     np.testing.assert_array_equal(y, layer_by_layer(model, x, monkeypatch))
 
 
-def test_float64_inputs_fall_back_to_the_layers(monkeypatch, fold_calls):
+def test_float64_inputs_are_cast_by_the_model_and_refused_by_a_fold_itself(monkeypatch, fold_calls):
     model = amber_blocks_model()
     x = np.random.default_rng(11).normal(size=(2, 10, 10, 3))
     got = np.asarray(model(x))  # the model's float32 input casts x first, so it folds

@@ -386,11 +386,8 @@ def _release_schedule(plan, flat_outputs):
     keep = {id(t) for t in flat_outputs}
     last = {}
     for index, entry in enumerate(plan):
-        # A fold entry reads only its chain's input (`args`); its third field is the chain.
-        kwargs = {} if entry[4] is inference_fold.FOLD else dict(entry[2])
-        for value in tree.flatten([list(entry[1]), kwargs]):
-            if isinstance(value, KerasTensor):
-                last[id(value)] = index
+        for tensor_id in inference_fold.tensors_read(entry):
+            last[tensor_id] = index
     schedule = [[] for _ in plan]
     for tensor_id, index in last.items():
         if tensor_id not in keep:

@@ -215,19 +215,25 @@ def fold_chain(layers, consumers_of_output):
 FOLD = object()
 
 
+def tensors_read(entry):
+    """The ids of the graph tensors a Functional plan entry reads (a FOLD entry reads only
+    its chain's input; its third field is the chain, not keyword arguments)."""
+    from amber.layers import tree
+    from amber.layers.keras_tensor import KerasTensor
+
+    kwargs = {} if entry[4] is FOLD else dict(entry[2])
+    return [id(value) for value in tree.flatten([list(entry[1]), kwargs]) if isinstance(value, KerasTensor)]
+
+
 def fold_plan(plan, flat_outputs):
     """A Functional model's execution plan with each foldable chain replaced by one FOLD
     entry at the convolution's place (its input is ready there; the chain's consumers all
     come after the chain's last layer, hence after it). The plan itself is returned when
     nothing folds."""
-    from amber.layers import tree
-    from amber.layers.keras_tensor import KerasTensor
-
     readers = {}
-    for index, (_, args, kwargs, _, _) in enumerate(plan):
-        for value in tree.flatten([list(args), dict(kwargs)]):
-            if isinstance(value, KerasTensor):
-                readers.setdefault(id(value), []).append(index)
+    for index, entry in enumerate(plan):
+        for tensor_id in tensors_read(entry):
+            readers.setdefault(tensor_id, []).append(index)
     for tensor in flat_outputs:
         readers.setdefault(id(tensor), []).append(None)
     folded, swallowed = [], set()

@@ -216,11 +216,10 @@ def _depthwise_core(x, kernel, strides, dilation, pads):
     multiplier = kernel.shape[-1] // channels
     weights = kernel.reshape(tuple(window) + (channels, multiplier))
     span = [(k - 1) * d + 1 for k, d in zip(window, dilation)]
-    padded = [n + a + b for n, (a, b) in zip(x.shape[1:-1], pads)]
-    if any(n < w for n, w in zip(padded, span)):
+    padded, out = _window_output(x.shape[1:-1], pads, span, strides)
+    if out is None:
         raise ValueError(f"conv: the dilated kernel window {tuple(span)} is larger than the input of "
                          f"(padded) spatial shape {tuple(padded)}")
-    out = tuple((n - w) // s + 1 for n, w, s in zip(padded, span, strides))
     tap_list = list(itertools.product(*(range(k) for k in window)))
 
     def reads(tap):
@@ -271,14 +270,26 @@ def _native_depthwise_args(x, weights, strides, dilation, pads):
             tuple(dilation), tuple(tuple(p) for p in pads))
 
 
-def _depthwise_native(args, out):
-    """The native float32 depthwise forward, shaped (batch, *out, channels * multiplier)."""
+def _window_output(spatial, pads, span, strides):
+    """The padded spatial shape, and the output's (None when a dilated window ``span`` does
+    not fit the padded input)."""
+    padded = [n + a + b for n, (a, b) in zip(spatial, pads)]
+    if any(n < w for n, w in zip(padded, span)):
+        return padded, None
+    return padded, tuple((n - w) // s + 1 for n, w, s in zip(padded, span, strides))
+
+
+def _depthwise_native(args, out, bias=None, activation="linear", scale=None):
+    """The native float32 depthwise forward, shaped (batch, *out, channels * multiplier), with
+    ``activation(y * scale + bias)`` applied in the kernel when given (inference)."""
     from amber import _native
 
     x, weights, strides, dilation, pads = args
     channels, multiplier = weights.shape[-2:]
     y = np.empty((x.shape[0],) + tuple(out) + (channels * multiplier,), np.float32)
-    _native.depthwise_conv2d_f32(x, weights, y if y.ndim == 4 else y[:, None], strides, dilation, pads)
+    bias, scale = (None if v is None else np.require(v, np.float32, ("C", "A")) for v in (bias, scale))
+    _native.depthwise_conv2d_f32(x, weights, y if y.ndim == 4 else y[:, None], strides, dilation, pads,
+                                 bias, activation, scale)
     return y
 
 
@@ -357,18 +368,11 @@ def conv_bias_activation(x, kernel, bias, activation, strides, padding, dilation
     if depthwise:
         if rank not in (1, 2) or any(a < 0 or b < 0 for a, b in pads):
             return None
-        padded = [n + a + b for n, (a, b) in zip(x.shape[1:-1], pads)]
-        if any(n < w for n, w in zip(padded, span)):
+        _, out = _window_output(x.shape[1:-1], pads, span, strides)
+        if out is None:
             return None  # the recorded op raises the error
-        out = tuple((n - w) // s + 1 for n, w, s in zip(padded, span, strides))
-        from amber import _native
-
-        xs, weights, strides2, dilation2, pads2 = _native_depthwise_args(x, kernel, strides, dilation, pads)
-        y = np.empty((x.shape[0],) + out + (kernel.shape[-2] * kernel.shape[-1],), np.float32)
-        bias, scale = (None if v is None else np.require(v, np.float32, ("C", "A")) for v in (bias, scale))
-        _native.depthwise_conv2d_f32(xs, weights, y if y.ndim == 4 else y[:, None], strides2, dilation2, pads2,
-                                     bias, activation, scale)
-        return y
+        return _depthwise_native(_native_depthwise_args(x, kernel, strides, dilation, pads), out, bias,
+                                 activation, scale)
     xp = _pad_spatial(x, pads)
     if any(n < w for n, w in zip(xp.shape[1:-1], span)):
         return None
