@@ -56,6 +56,27 @@ pub(crate) struct Problem<T> {
 unsafe impl<T: Send> Send for Problem<T> {}
 unsafe impl<T: Sync> Sync for Problem<T> {}
 
+impl<T: Copy> Problem<T> {
+    /// The products of the first `j` columns of C and of the rest (`0 < j < n`).
+    ///
+    /// Safety: `j < n`, so both parts address elements of the original views.
+    pub(crate) unsafe fn split_columns(self, j: usize) -> (Self, Self) {
+        let mut left = self;
+        left.n = j;
+        let mut right = self;
+        right.n = self.n - j;
+        right.b.ptr = self.b.ptr.add(j * self.b.cs);
+        right.c.ptr = self.c.ptr.add(j * self.c.cs);
+        if !self.bias.is_null() {
+            right.bias = self.bias.add(j);
+        }
+        if !self.scale.is_null() {
+            right.scale = self.scale.add(j);
+        }
+        (left, right)
+    }
+}
+
 /// Below this many flops one thread is faster than waking another. 1M made single small
 /// products faster (24x784->64 22 -> 13 us) but `fit` on the guide MLP no faster in wall
 /// time at twice the CPU time (its batch-32 products then ran on both cores).
@@ -144,7 +165,7 @@ const SHARED_B_BYTES: usize = 32 << 20;
 /// Whether B is packed once for all chunks (see `SHARED_B_BYTES`).
 pub(crate) fn shares_packed_b<T>(kernel: &Kernel<T>, p: &Problem<T>, streamed_b: bool) -> bool {
     let bytes = p.k.saturating_mul(p.n.div_ceil(kernel.nr) * kernel.nr).saturating_mul(std::mem::size_of::<T>());
-    !streamed_b && should_pack_b(kernel, p.m, &p.b) && bytes <= SHARED_B_BYTES
+    !streamed_b && should_pack_b(kernel, &p.b, p.m, p.n, p.k) && bytes <= SHARED_B_BYTES
 }
 
 /// Columns packed as one unit of the shared packing: whole rows of up to this many values,
@@ -274,7 +295,7 @@ pub(crate) fn split<T>(kernel: &Kernel<T>, p: &Problem<T>, threads: usize, share
             let mut packed = 0;
             // Each chunk packs its B columns, or reads them from memory when B is too large
             // for the caches: in place, B is then fetched again by every row of chunks.
-            let packs_b = !(shared_b && rows > 1) && should_pack_b(kernel, chunk_m.min(p.m), &p.b);
+            let packs_b = !(shared_b && rows > 1) && should_pack_b(kernel, &p.b, chunk_m.min(p.m), chunk_n.min(p.n), p.k);
             if packs_b || b_bytes > CACHED_B_BYTES {
                 packed += p.k * chunk_n;
             }
@@ -292,10 +313,59 @@ pub(crate) fn split<T>(kernel: &Kernel<T>, p: &Problem<T>, threads: usize, share
     (best.1, best.2)
 }
 
-/// Packing B costs a pass over it; it pays back only when several A micro-panels reuse it.
-/// With few rows (small batches) B is read in place when its rows are contiguous.
-fn should_pack_b<T>(kernel: &Kernel<T>, m: usize, b: &Strided<T>) -> bool {
-    b.cs != 1 || m > 4 * kernel.mr
+/// Whether an `m x k` by `k x n` product copies B into panels. Packing costs a pass over B;
+/// it pays back only when several A micro-panels reuse it, or when it is the layout already:
+/// - B without unit column stride (a transposed view) is always packed;
+/// - B already in the panel layout (`already_packed`) and aligned is read in place, at any
+///   number of rows: 32x784->64 packed 24-25 us, in place 19.6 (one thread, pinned);
+/// - with few rows (small batches) B is read in place, unless it is misaligned (a numpy
+///   array is 16-byte aligned) and small enough to copy cheaply: from four row panels on,
+///   copying it to an aligned buffer beats vector loads that straddle cache lines
+///   (16x784->64 level, 24x784->64 in place 23.4 us, packed 21.5-22).
+pub(crate) fn should_pack_b<T>(kernel: &Kernel<T>, b: &Strided<T>, m: usize, n: usize, k: usize) -> bool {
+    if b.cs != 1 {
+        return true;
+    }
+    let aligned = b_aligned(kernel, b);
+    if aligned && already_packed(kernel, n, b) {
+        return false;
+    }
+    let small = k.saturating_mul(n).saturating_mul(std::mem::size_of::<T>()) <= CACHED_B_BYTES;
+    m > 4 * kernel.mr || (!aligned && small && m > 3 * kernel.mr)
+}
+
+/// Whether every row of B read in place starts on a `kernel.align` boundary, so no vector
+/// load of it straddles two cache lines. Straddling loads cost the microkernel, whose limit
+/// is its loads, up to 1.8x: 1x784->64 2.7 us aligned, 4.5 us 16 bytes off; 8x1024->1024
+/// 210 and 330 us.
+pub(crate) fn b_aligned<T>(kernel: &Kernel<T>, b: &Strided<T>) -> bool {
+    let align = kernel.align;
+    (b.ptr as usize).is_multiple_of(align) && (b.rs * std::mem::size_of::<T>()).is_multiple_of(align)
+}
+
+/// Whether B is in the panel layout already: one whole micro-panel wide (`n == nr`, as a
+/// 64-unit Dense kernel on the main tile) with unit column stride and rows `nr` apart.
+/// Packing would copy it unchanged.
+fn already_packed<T>(kernel: &Kernel<T>, n: usize, b: &Strided<T>) -> bool {
+    b.cs == 1 && b.rs == kernel.nr && n == kernel.nr
+}
+
+/// Columns to split off the front of a product so that the rest reads B in place at aligned
+/// rows (`b_aligned`), or None. Only for B read in place (few rows, unit column stride) whose
+/// rows share one misalignment. The split-off columns run as a narrow product of their own
+/// (about 5 us at depth 512), which pays when each B row is read by two or more row panels
+/// and three panels or more are left: 16x512->1024 16 bytes off 275-294 -> 216-224 us,
+/// 8x512->256 30 -> 25 us; with one row panel (1x512->256 12 -> 13.5 us) or narrow B
+/// (16x512->128 22 -> 26 us) it cost more than it saved.
+pub(crate) fn alignment_peel<T>(kernel: &Kernel<T>, p: &Problem<T>) -> Option<usize> {
+    let size = std::mem::size_of::<T>();
+    let address = p.b.ptr as usize;
+    let uniform = address.is_multiple_of(size) && (p.b.rs * size).is_multiple_of(kernel.align);
+    if p.b.cs != 1 || !uniform || b_aligned(kernel, &p.b) || p.m > 4 * kernel.mr {
+        return None;
+    }
+    let peel = (kernel.align - address % kernel.align) / size;
+    (p.m > kernel.mr && p.n >= peel + 3 * kernel.nr).then_some(peel)
 }
 
 /// A B read in place that is larger than this does not stay in cache between depth blocks.
@@ -313,7 +383,7 @@ const STREAM_KC: usize = 32;
 /// order) do not depend on how it is split across threads.
 pub(crate) fn streams_b<T>(kernel: &Kernel<T>, p: &Problem<T>) -> bool {
     let bytes = p.k.saturating_mul(p.n).saturating_mul(std::mem::size_of::<T>());
-    !should_pack_b(kernel, p.m, &p.b) && bytes > CACHED_B_BYTES
+    p.b.cs == 1 && p.m <= 4 * kernel.mr && bytes > CACHED_B_BYTES
 }
 
 /// The microkernels broadcast A one element at a time, so A is read in place whenever one of
@@ -339,7 +409,7 @@ unsafe fn serial<T: Element>(kernel: &Kernel<T>, p: Problem<T>, streamed_b: bool
     }
     let (kc, nc) = if streamed_b { (STREAM_KC.min(k), n) } else { (kernel.kc.min(k), kernel.nc.min(n)) };
     let mc = kernel.mc.min(m);
-    let pack_whole_b = prepacked.is_some() || should_pack_b(kernel, m, &p.b);
+    let pack_whole_b = prepacked.is_some() || should_pack_b(kernel, &p.b, m, n, k);
     let packed_a = should_pack_a(&p.a);
     let micro_by_rows = if packed_a { kernel.by_rows } else { kernel.by_rows_strided };
     let a_len = if packed_a { mc * kc } else { 0 };

@@ -53,6 +53,9 @@ pub struct Kernel<T: 'static> {
     pub nc: usize,
     /// Relative time per (padded) output column, for choosing among an ISA's tiles.
     pub column_cost: usize,
+    /// Bytes of one vector load. B read in place whose rows start at multiples of it never
+    /// has a load straddle two cache lines (see `gemm::b_aligned`).
+    pub align: usize,
     /// `by_rows[r - 1]` computes tiles of `r` rows from packed A, so the last rows of A need
     /// no padding; `by_rows_strided` reads A in place (used when packing A would not pay).
     pub by_rows: &'static [MicroKernel<T>],

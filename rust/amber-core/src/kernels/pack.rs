@@ -50,6 +50,10 @@ pub(crate) unsafe fn pack_a<T: Copy>(a: *const T, rs: usize, cs: usize, mb: usiz
 /// 4096 Dense kernel), and reading it panel by panel touched a new page per row and left
 /// the packing waiting on memory (4x slower for a 32 x 4096 x 4096 product).
 pub(crate) unsafe fn pack_b<T: Copy>(b: *const T, rs: usize, cs: usize, kb: usize, nb: usize, nr: usize, zero: T, dst: *mut T) {
+    if cs == 1 && rs == nr && nb == nr {
+        std::ptr::copy_nonoverlapping(b as *const u8, dst as *mut u8, kb * nr * std::mem::size_of::<T>());
+        return;
+    }
     for p in 0..kb {
         let row = b.add(p * rs);
         let mut j0 = 0;

@@ -640,3 +640,115 @@ fn per_column_scale_in_the_epilogue() {
     .unwrap_err();
     assert!(error.to_string().contains("scale has 3 values, expected 4"), "{error}");
 }
+
+/// A cache line, for buffers that start on a 64-byte boundary.
+#[repr(C, align(64))]
+struct Line([u8; 64]);
+
+/// `values` copied into a buffer at `offset` bytes past a 64-byte boundary: element-aligned
+/// but, unless `offset` is 0, not on a vector boundary (a numpy array is 16-byte aligned).
+/// Returns the backing buffer, which must outlive the pointer.
+fn placed_copy<T: Float>(values: &[T], offset: usize) -> (Vec<Line>, *const T) {
+    let size = std::mem::size_of::<T>();
+    assert_eq!(offset % size, 0);
+    let lines = (values.len() * size + offset).div_ceil(64) + 1;
+    let mut backing: Vec<Line> = (0..lines).map(|_| Line([0; 64])).collect();
+    // Safety: the buffer holds `offset + len * size` bytes, and `offset` keeps `T` aligned.
+    let ptr = unsafe { (backing.as_mut_ptr() as *mut u8).add(offset) } as *mut T;
+    unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), ptr, values.len()) };
+    (backing, ptr as *const T)
+}
+
+/// B on or off a vector boundary takes different paths: read in place when it is in the
+/// panel layout already (`n == nr`, aligned), copied to an aligned buffer when it is small
+/// and read by four or more row panels, or with its first columns split off so the rest is
+/// aligned (`gemm::alignment_peel`). Each gives the bits of the aligned product (the split
+/// does not change any element's order of summation), with the scale and bias of the split
+/// columns kept with them, and that product matches the f64 reference.
+#[test]
+fn b_off_a_vector_boundary_gives_the_aligned_bits() {
+    for isa in supported_isas() {
+        for kernel in <f32 as sealed::Sealed>::tiles(isa) {
+            let nr = kernel.nr;
+            // (m, k, n): n == nr (in place when aligned, at any m), a small B read by many
+            // row panels, a wide B read by a few (the peel: rows a whole number of vectors
+            // apart), one row (in place), several depth
+            // blocks with threads.
+            let cases = [(1, 70, nr), (50, 1100, nr), (3 * kernel.mr + 2, 90, nr + 3), (kernel.mr + 2, 300, 5 * nr + 16), (1, 40, 4 * nr), (260, 700, 3 * nr + 1)];
+            for (m, k, n) in cases {
+                let (ad, _, _) = make::<f32>(m, k, Layout::RowMajor, 41);
+                let (bd, _, _) = make::<f32>(k, n, Layout::RowMajor, 42);
+                let a = MatRef::row_major(&ad, m, k).unwrap();
+                let bias: Vec<f32> = values(n, 43).into_iter().map(|v| v as f32).collect();
+                let scale: Vec<f32> = values(n, 44).into_iter().map(|v| (0.5 + v.abs()) as f32).collect();
+                let mut results = Vec::new();
+                for offset in [0, 4, 16, 32, 48] {
+                    let (_keep, ptr) = placed_copy(&bd, offset);
+                    // Safety: `ptr` addresses `bd.len()` elements of the live `_keep`.
+                    let b = unsafe { MatRef::from_raw_parts(ptr, bd.len(), k, n, n, 1).unwrap() };
+                    let mut out = vec![f32::NAN; m * n];
+                    let view = MatMut::row_major(&mut out, m, n).unwrap();
+                    gemm_scaled_on(isa, a, b, Some(&scale), Some(&bias), Activation::Relu, view).unwrap();
+                    results.push((offset, out));
+                }
+                let b = MatRef::row_major(&bd, k, n).unwrap();
+                let plain = reference(a, b, None, Activation::Linear);
+                let (_, aligned) = &results[0];
+                for (i, (&got, z)) in aligned.iter().zip(&plain).enumerate() {
+                    let z = z * scale[i % n] as f64 + bias[i % n] as f64;
+                    let want = Activation::Relu.apply(z);
+                    assert!((got as f64 - want).abs() <= 4e-7 * (k as f64 + 1.0) * (1.0 + z.abs()), "{isa:?} nr={nr} {m}x{k}x{n}: C[{i}] = {got}, want {want}");
+                }
+                for (offset, out) in &results[1..] {
+                    for (i, (g, w)) in out.iter().zip(aligned).enumerate() {
+                        assert_eq!(g.to_bits(), w.to_bits(), "{isa:?} nr={nr} {m}x{k}x{n}, B {offset} bytes off: C[{i}]");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Which of those paths a product takes (so the test above cannot pass by never taking one).
+#[test]
+fn b_alignment_decides_packing_and_the_peel() {
+    use super::gemm::{alignment_peel, should_pack_b, Problem, Strided, StridedMut};
+    for isa in supported_isas() {
+        let kernel = <f32 as sealed::Sealed>::kernel(isa);
+        let (mr, nr, align) = (kernel.mr, kernel.nr, kernel.align);
+        let (k, n) = (64, 8 * nr);
+        let data = vec![0f32; k * n + 64];
+        let (_keep, base) = placed_copy(&data, 0);
+        let problem = |offset: usize, m: usize, n: usize| Problem {
+            m,
+            n,
+            k,
+            a: Strided { ptr: std::ptr::null(), rs: k, cs: 1 },
+            b: Strided { ptr: base.wrapping_add(offset / 4), rs: n, cs: 1 },
+            c: StridedMut { ptr: std::ptr::null_mut(), rs: n, cs: 1 },
+            scale: std::ptr::null(),
+            bias: std::ptr::null(),
+            act: Activation::Linear,
+        };
+        // B in the panel layout, aligned: read in place even for many rows.
+        let p = problem(0, 300, nr);
+        assert!(!should_pack_b(kernel, &p.b, p.m, p.n, p.k), "{isa:?}");
+        if align > 4 {
+            // The same B off the boundary: copied for many rows, read in place for one.
+            let p = problem(align / 2, 300, nr);
+            assert!(should_pack_b(kernel, &p.b, p.m, p.n, p.k), "{isa:?}");
+            let p = problem(align / 2, 1, nr);
+            assert!(!should_pack_b(kernel, &p.b, p.m, p.n, p.k), "{isa:?}");
+            // A wide B off the boundary read by two row panels: the columns before the next
+            // boundary are split off.
+            let p = problem(4, mr + 1, n);
+            assert_eq!(alignment_peel(kernel, &p), Some((align - 4) / 4), "{isa:?}");
+            // Not for one row panel, an aligned B, or an element-misaligned B.
+            assert_eq!(alignment_peel(kernel, &problem(4, mr, n)), None, "{isa:?}");
+            assert_eq!(alignment_peel(kernel, &problem(0, mr + 1, n)), None, "{isa:?}");
+            let mut odd = problem(4, mr + 1, n);
+            odd.b.ptr = (base as *const u8).wrapping_add(2) as *const f32;
+            assert_eq!(alignment_peel(kernel, &odd), None, "{isa:?}");
+        }
+    }
+}
