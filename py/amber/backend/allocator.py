@@ -1,6 +1,6 @@
-"""How the process's C library allocates large arrays: glibc's malloc told to keep and reuse
-the blocks that a forward pass frees, instead of handing them back to the kernel and faulting
-them in again.
+"""How amber allocates arrays: glibc's malloc told to keep and reuse the blocks that a forward
+pass frees, instead of handing them back to the kernel and faulting them in again; and arrays
+amber keeps (variable values) aligned to cache lines (``empty_aligned``, ``aligned``).
 
 glibc serves blocks from 128 KiB up with a fresh ``mmap`` until it has seen one of that size
 freed, then raises the limit to it (at most 32 MiB), and trims its heap whenever twice that
@@ -17,8 +17,11 @@ Nothing is changed when the user chose for themselves (``MALLOC_MMAP_THRESHOLD_`
 ``AMBER_MALLOC_TUNING=0``, or on a C library that is not glibc (musl, macOS)."""
 
 import ctypes
+import math
 import os
 import sys
+
+import numpy as np
 
 # mallopt's parameters (glibc's malloc.h).
 _M_TRIM_THRESHOLD = -1
@@ -52,3 +55,34 @@ def tune():
     mallopt.restype = ctypes.c_int
     applied = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     return applied
+
+
+# Arrays amber keeps (variable values) start on this boundary: the matmul kernels read a Dense
+# kernel in place with vector loads, and a load that straddles two cache lines costs them up to
+# 1.8x (amber-core `gemm::b_aligned`). numpy itself only aligns to 16 bytes.
+ALIGNMENT = 64
+
+
+def address(array):
+    """The address of ``array``'s first element."""
+    return array.__array_interface__["data"][0]
+
+
+def empty_aligned(shape, dtype):
+    """An uninitialised C-ordered array whose data starts on an ``ALIGNMENT`` boundary."""
+    dtype = np.dtype(dtype)
+    shape = tuple(shape)
+    nbytes = math.prod(shape) * dtype.itemsize
+    raw = np.empty(nbytes + ALIGNMENT, np.uint8)
+    start = -address(raw) % ALIGNMENT
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
+def aligned(array):
+    """``array`` itself when it is C-ordered and starts on an ``ALIGNMENT`` boundary (or is
+    too small to matter), else an aligned copy."""
+    if array.nbytes < ALIGNMENT or (array.flags.c_contiguous and address(array) % ALIGNMENT == 0):
+        return array
+    out = empty_aligned(array.shape, array.dtype)
+    out[...] = array
+    return out

@@ -3,6 +3,7 @@
 import numpy as np
 
 from amber import _native
+from amber.backend import allocator
 from amber.optimizers import fused
 from amber.optimizers.base_optimizer import Optimizer
 
@@ -52,7 +53,7 @@ class Adadelta(Optimizer):
         coefficients = (f32(learning_rate), f32(self.rho), f32(1 - self.rho), f32(self.epsilon))
 
         def adadelta(gradient, value, accumulated_grad, accumulated_delta):
-            new_value = np.empty(value.shape, f32)
+            new_value = allocator.empty_aligned(value.shape, f32)
             _native.adadelta_step_f32(new_value, value, gradient, accumulated_grad,
                                       accumulated_delta, *coefficients)
             return new_value

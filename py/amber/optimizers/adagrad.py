@@ -3,6 +3,7 @@
 import numpy as np
 
 from amber import _native
+from amber.backend import allocator
 from amber.optimizers import fused
 from amber.optimizers.base_optimizer import Optimizer
 
@@ -50,7 +51,7 @@ class Adagrad(Optimizer):
         coefficients = (f32(learning_rate), f32(self.epsilon))
 
         def adagrad(gradient, value, accumulator):
-            new_value = np.empty(value.shape, f32)
+            new_value = allocator.empty_aligned(value.shape, f32)
             _native.adagrad_step_f32(new_value, value, gradient, accumulator, *coefficients)
             return new_value
 

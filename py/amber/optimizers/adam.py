@@ -3,6 +3,7 @@
 import numpy as np
 
 from amber import _native
+from amber.backend import allocator
 from amber.optimizers import fused
 from amber.optimizers.base_optimizer import Optimizer
 
@@ -94,7 +95,7 @@ class Adam(Optimizer):
         coefficients = (f32(alpha), *(constants or self._constants())[2:])
 
         def adam(gradient, value, m, v, v_hat):
-            new_value = np.empty(value.shape, f32)
+            new_value = allocator.empty_aligned(value.shape, f32)
             _native.adam_step_f32(new_value, value, gradient, m, v, v_hat, *coefficients)
             return new_value
 

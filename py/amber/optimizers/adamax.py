@@ -3,6 +3,7 @@
 import numpy as np
 
 from amber import _native
+from amber.backend import allocator
 from amber.optimizers import fused
 from amber.optimizers.base_optimizer import Optimizer
 
@@ -56,7 +57,7 @@ class Adamax(Optimizer):
                         f32(self.epsilon), self._one_minus_beta_1_power())
 
         def adamax(gradient, value, m, u):
-            new_value = np.empty(value.shape, f32)
+            new_value = allocator.empty_aligned(value.shape, f32)
             _native.adamax_step_f32(new_value, value, gradient, m, u, *coefficients)
             return new_value
 

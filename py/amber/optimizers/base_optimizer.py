@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 
 from amber import _native
+from amber.backend import allocator
 from amber.optimizers import flat_state
 from amber.optimizers.schedules import learning_rate_schedule as lr_schedules
 
@@ -539,7 +540,7 @@ class Optimizer:
             # The variables are laid end to end for the update rule's flat kernel: decay them
             # in one pass into a fresh flat array, which the rule then reads without gathering.
             values = state.values(variables)
-            decayed = np.empty_like(values)
+            decayed = allocator.empty_aligned(values.shape, values.dtype)
             _native.weight_decay_f32(decayed, values, wd, lr)
             state.assign_values(variables, decayed)
             return
@@ -548,7 +549,7 @@ class Optimizer:
                 value = variable.value
                 if value.dtype == np.float32:
                     # One fused pass, same float32 roundings; the old value is never written.
-                    decayed = np.empty(value.shape, np.float32)
+                    decayed = allocator.empty_aligned(value.shape, np.float32)
                     _native.weight_decay_f32(decayed, self._c_float32(value), wd, lr)
                     variable._replace(decayed)
                 else:

@@ -3,6 +3,7 @@
 import numpy as np
 
 from amber import _native
+from amber.backend import allocator
 from amber.optimizers import fused
 from amber.optimizers.base_optimizer import Optimizer
 
@@ -93,7 +94,7 @@ class Ftrl(Optimizer):
                         f32(self.l1_regularization_strength), f32(2) * l2)
 
         def ftrl(gradient, value, accumulator, linear):
-            new_value = np.empty(value.shape, f32)
+            new_value = allocator.empty_aligned(value.shape, f32)
             _native.ftrl_step_f32(new_value, value, gradient, accumulator, linear, *coefficients)
             return new_value
 

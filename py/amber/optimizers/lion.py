@@ -3,6 +3,7 @@
 import numpy as np
 
 from amber import _native
+from amber.backend import allocator
 from amber.optimizers import fused
 from amber.optimizers.base_optimizer import Optimizer
 
@@ -51,7 +52,7 @@ class Lion(Optimizer):
         coefficients = (f32(learning_rate), beta_1, f32(1) - beta_1, beta_2, f32(1) - beta_2)
 
         def lion(gradient, value, m):
-            new_value = np.empty(value.shape, f32)
+            new_value = allocator.empty_aligned(value.shape, f32)
             _native.lion_step_f32(new_value, value, gradient, m, *coefficients)
             return new_value
 

@@ -3,6 +3,7 @@
 import numpy as np
 
 from amber import _native
+from amber.backend import allocator
 from amber.optimizers import fused
 from amber.optimizers.base_optimizer import Optimizer
 
@@ -93,7 +94,7 @@ class Nadam(Optimizer):
         scalars = self._step_scalars(learning_rate)
 
         def nadam(gradient, value, m, v):
-            new_value = np.empty(value.shape, f32)
+            new_value = allocator.empty_aligned(value.shape, f32)
             _native.nadam_step_f32(new_value, value, gradient, m, v, *scalars)
             return new_value
 

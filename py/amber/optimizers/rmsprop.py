@@ -3,6 +3,7 @@
 import numpy as np
 
 from amber import _native
+from amber.backend import allocator
 from amber.optimizers import fused
 from amber.optimizers.base_optimizer import Optimizer
 
@@ -75,7 +76,7 @@ class RMSprop(Optimizer):
                         f32(self.momentum))
 
         def rmsprop(gradient, value, velocity, average_gradient, momentum):
-            new_value = np.empty(value.shape, f32)
+            new_value = allocator.empty_aligned(value.shape, f32)
             _native.rmsprop_step_f32(new_value, value, gradient, velocity, average_gradient,
                                      momentum, *coefficients)
             return new_value

@@ -3,6 +3,7 @@
 import numpy as np
 
 from amber import _native
+from amber.backend import allocator
 from amber.optimizers import fused
 from amber.optimizers.base_optimizer import Optimizer
 
@@ -60,7 +61,7 @@ class SGD(Optimizer):
         coefficients = (np.float32(learning_rate), np.float32(self.momentum), bool(self.nesterov))
 
         def sgd(gradient, value, momentum):
-            new_value = np.empty(value.shape, np.float32)
+            new_value = allocator.empty_aligned(value.shape, np.float32)
             _native.sgd_step_f32(new_value, value, gradient, momentum, *coefficients)
             return new_value
 

@@ -98,15 +98,17 @@ const CHUNK_OVERHEAD: usize = 4096;
 /// chunk computed by the serial blocked algorithm. Every element of C is summed in the same
 /// order whatever the split, so results do not depend on the thread count.
 ///
+/// `streamed_b` is `streams_b` of the whole product, so the columns split off by
+/// `alignment_peel` are summed in the same depth blocks as the rest.
+///
 /// Safety: the problem's pointers satisfy the `Strided` invariants and C is not aliased.
-pub(crate) unsafe fn run<T: Element>(kernel: &Kernel<T>, problem: Problem<T>, max_threads: usize) {
+pub(crate) unsafe fn run<T: Element>(kernel: &Kernel<T>, problem: Problem<T>, max_threads: usize, streamed_b: bool) {
     let Problem { m, n, k, .. } = problem;
     if m == 0 || n == 0 {
         return;
     }
     let flops = 2usize.saturating_mul(m).saturating_mul(n).saturating_mul(k);
     let threads = max_threads.min(flops / MIN_FLOPS_PER_THREAD).max(1);
-    let streamed_b = streams_b(kernel, &problem);
     if streamed_b && k >= 2 * STREAM_KC {
         depth_halves(kernel, problem, threads);
         return;

@@ -178,15 +178,17 @@ pub fn gemm_scaled_on<T: Float>(
     // Safety: the views checked that every addressed element is inside its slice and that
     // `out` has no aliased elements; `out` is borrowed mutably, so nothing else reads it.
     // A B read in place at a misaligned address (a numpy array is only 16-byte aligned) has
-    // its first columns split off, each part on the tile its width calls for.
+    // its first columns split off, each part on the tile its width calls for, both summed in
+    // the depth blocks of the whole product (the bits do not depend on B's address).
+    let streamed_b = gemm::streams_b(kernel, &problem);
     unsafe {
         match gemm::alignment_peel(kernel, &problem) {
             Some(peel) => {
                 let (left, right) = problem.split_columns(peel);
-                gemm::run(kernel_for::<T>(isa, peel)?, left, max_threads());
-                gemm::run(kernel_for::<T>(isa, n - peel)?, right, max_threads());
+                gemm::run(kernel_for::<T>(isa, peel)?, left, max_threads(), streamed_b);
+                gemm::run(kernel_for::<T>(isa, n - peel)?, right, max_threads(), streamed_b);
             }
-            None => gemm::run(kernel, problem, max_threads()),
+            None => gemm::run(kernel, problem, max_threads(), streamed_b),
         }
     }
     Ok(())

@@ -468,7 +468,8 @@ fn gemm_threads<T: Float>(isa: Isa, a: MatRef<'_, T>, b: MatRef<'_, T>, bias: Op
         act,
     };
     // Safety: the views checked their elements; `out` is ours and unaliased.
-    unsafe { gemm::run(kernel_for::<T>(isa, n).unwrap(), problem, threads) };
+    let kernel = kernel_for::<T>(isa, n).unwrap();
+    unsafe { gemm::run(kernel, problem, threads, gemm::streams_b(kernel, &problem)) };
     out
 }
 
@@ -672,9 +673,17 @@ fn b_off_a_vector_boundary_gives_the_aligned_bits() {
             let nr = kernel.nr;
             // (m, k, n): n == nr (in place when aligned, at any m), a small B read by many
             // row panels, a wide B read by a few (the peel: rows a whole number of vectors
-            // apart), one row (in place), several depth
+            // apart; the second one over 1 MB, streamed), one row (in place), several depth
             // blocks with threads.
-            let cases = [(1, 70, nr), (50, 1100, nr), (3 * kernel.mr + 2, 90, nr + 3), (kernel.mr + 2, 300, 5 * nr + 16), (1, 40, 4 * nr), (260, 700, 3 * nr + 1)];
+            let cases = [
+                (1, 70, nr),
+                (50, 1100, nr),
+                (3 * kernel.mr + 2, 90, nr + 3),
+                (kernel.mr + 2, 300, 5 * nr + 16),
+                (kernel.mr + 2, 1500, 3 * nr + 16),
+                (1, 40, 4 * nr),
+                (260, 700, 3 * nr + 1),
+            ];
             for (m, k, n) in cases {
                 let (ad, _, _) = make::<f32>(m, k, Layout::RowMajor, 41);
                 let (bd, _, _) = make::<f32>(k, n, Layout::RowMajor, 42);
